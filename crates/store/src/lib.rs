@@ -1,1 +1,425 @@
-//! placeholder
+//! Durable state for ipvlan-rs: a redb file written by one committer thread
+//! that groups concurrent changes into one transaction (group commit).
+//!
+//! Job: make a list of key/value changes durable, in the order they were
+//! submitted, and say when each is. Owners (the IPAM, the driver) keep their
+//! working state in memory, apply a change there first, submit the matching
+//! [`Op`]s while still holding their own lock (so submission order is apply
+//! order), and answer the engine only once the [`Commit`] resolves.
+//!
+//! Invariants:
+//! - Changes commit in submission order, each batch in one redb write
+//!   transaction with immediate durability: when a `Commit` resolves `Ok`,
+//!   that change and every change submitted before it are on disk.
+//! - A failed commit is fatal: every later submission fails too, because the
+//!   owners' memory already holds changes the disk does not. The process
+//!   should exit and reload from disk ([`Store::failed`]).
+//! - The file carries a schema version; a file from a newer schema is refused.
+//!
+//! Knows nothing of Docker, IP addresses or links: tables hold bytes.
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use tokio::sync::oneshot;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA_KEY: &str = "schema";
+/// Most changes a single transaction groups.
+const MAX_BATCH: usize = 4096;
+
+/// A store failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The state file could not be opened, read or written.
+    #[error("state file {path}: {message}")]
+    Io {
+        /// The state file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The state file was written by a newer release.
+    #[error("state file {path} has schema {found}, newer than the {supported} this release reads")]
+    NewerSchema {
+        /// The state file.
+        path: PathBuf,
+        /// Schema found on disk.
+        found: u64,
+        /// Newest schema this build understands.
+        supported: u64,
+    },
+    /// An earlier commit failed; nothing more is accepted.
+    #[error("state store stopped after an earlier write failure: {0}")]
+    Failed(String),
+    /// The committer thread is gone (shutdown).
+    #[error("state store is closed")]
+    Closed,
+}
+
+/// One change to a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or replace `key` in `table`.
+    Put {
+        /// Table name (one of those given to [`Store::open`]).
+        table: &'static str,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `table` (no-op if absent).
+    Delete {
+        /// Table name.
+        table: &'static str,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+struct Batch {
+    ops: Vec<Op>,
+    reply: Reply,
+}
+
+/// Resolves when a submitted change is durable (or failed).
+#[must_use = "a change is only durable once its Commit resolves"]
+pub struct Commit(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Commit {
+    /// Wait for durability from async code.
+    pub async fn durable(self) -> Result<(), StoreError> {
+        self.0.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Wait for durability from blocking code.
+    pub fn wait(self) -> Result<(), StoreError> {
+        self.0.blocking_recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    fn ready(result: Result<(), StoreError>) -> Commit {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(result);
+        Commit(rx)
+    }
+}
+
+/// A key/value snapshot of one table, read at start-up.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The durable store. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    submit: std::sync::Mutex<Option<mpsc::Sender<Batch>>>,
+    failed: Arc<AtomicBool>,
+    committer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Open (or create) the state file at `path` with the given tables.
+    ///
+    /// `schema` is the owner's current schema version: a new file is stamped
+    /// with it, an older file is accepted (the owner migrates while loading),
+    /// a newer one is refused. Fails if another process holds the file.
+    pub fn open(path: &Path, schema: u64, tables: &[&'static str]) -> Result<Store, StoreError> {
+        let io = |e: &dyn std::fmt::Display| StoreError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+        }
+        let db = Database::create(path).map_err(|e| io(&e))?;
+        restrict_permissions(path).map_err(|e| io(&e))?;
+        let txn = db.begin_write().map_err(|e| io(&e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| io(&e))?;
+            let found = meta.get(SCHEMA_KEY).map_err(|e| io(&e))?.map(|v| v.value());
+            match found {
+                Some(found) if found > schema => {
+                    return Err(StoreError::NewerSchema {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: schema,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(SCHEMA_KEY, schema).map_err(|e| io(&e))?;
+                }
+            }
+            for name in tables {
+                txn.open_table(table(name)).map_err(|e| io(&e))?;
+            }
+        }
+        txn.commit().map_err(|e| io(&e))?;
+
+        let db = Arc::new(db);
+        let failed = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let committer = {
+            let (db, failed, path) = (db.clone(), failed.clone(), path.to_path_buf());
+            thread::Builder::new()
+                .name("state-commit".into())
+                .spawn(move || commit_loop(&db, &path, &rx, &failed))
+                .map_err(|e| io(&e))?
+        };
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+            submit: std::sync::Mutex::new(Some(tx)),
+            failed,
+            committer: std::sync::Mutex::new(Some(committer)),
+        })
+    }
+
+    /// The schema version stamped in the file.
+    pub fn schema(&self) -> Result<u64, StoreError> {
+        let io = |e: &dyn std::fmt::Display| StoreError::Io {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let txn = self.db.begin_read().map_err(|e| io(&e))?;
+        let meta = txn.open_table(META).map_err(|e| io(&e))?;
+        Ok(meta
+            .get(SCHEMA_KEY)
+            .map_err(|e| io(&e))?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Every row of `table`, in key order.
+    pub fn load(&self, name: &'static str) -> Result<Rows, StoreError> {
+        let io = |e: &dyn std::fmt::Display| StoreError::Io {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let txn = self.db.begin_read().map_err(|e| io(&e))?;
+        let t = txn.open_table(table(name)).map_err(|e| io(&e))?;
+        let mut rows = Vec::new();
+        for entry in t.iter().map_err(|e| io(&e))? {
+            let (k, v) = entry.map_err(|e| io(&e))?;
+            rows.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(rows)
+    }
+
+    /// Queue `ops` for commit, after everything submitted before.
+    ///
+    /// Call while holding the lock that ordered the in-memory change, then
+    /// await the returned [`Commit`] without it.
+    pub fn submit(&self, ops: Vec<Op>) -> Commit {
+        if self.failed.load(Ordering::Acquire) {
+            return Commit::ready(Err(StoreError::Failed("see the earlier error".into())));
+        }
+        if ops.is_empty() {
+            return Commit::ready(Ok(()));
+        }
+        let (reply, rx) = oneshot::channel();
+        let guard = match self.submit.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match guard.as_ref() {
+            Some(tx) if tx.send(Batch { ops, reply }).is_ok() => Commit(rx),
+            _ => Commit::ready(Err(StoreError::Closed)),
+        }
+    }
+
+    /// Whether a write has failed (the process should restart and reload).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Commit what is queued, stop the committer and release the file.
+    pub fn close(&self) {
+        let sender = match self.submit.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(sender);
+        let handle = match self.committer.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+fn commit_loop(db: &Database, path: &Path, rx: &mpsc::Receiver<Batch>, failed: &AtomicBool) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        let mut ops = batches[0].ops.len();
+        while ops < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(b) => {
+                    ops += b.ops.len();
+                    batches.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = if failed.load(Ordering::Acquire) {
+            Err(StoreError::Failed("see the earlier error".into()))
+        } else {
+            write_batch(db, &batches).map_err(|message| {
+                failed.store(true, Ordering::Release);
+                tracing::error!(path = %path.display(), %message, "state commit failed; refusing further changes");
+                StoreError::Io { path: path.to_path_buf(), message }
+            })
+        };
+        for b in batches {
+            let _ = b.reply.send(result.clone());
+        }
+    }
+}
+
+fn write_batch(db: &Database, batches: &[Batch]) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    for op in batches.iter().flat_map(|b| &b.ops) {
+        match op {
+            Op::Put {
+                table: name,
+                key,
+                value,
+            } => {
+                let mut t = txn.open_table(table(name)).map_err(|e| e.to_string())?;
+                t.insert(key.as_slice(), value.as_slice())
+                    .map_err(|e| e.to_string())?;
+            }
+            Op::Delete { table: name, key } => {
+                let mut t = txn.open_table(table(name)).map_err(|e| e.to_string())?;
+                t.remove(key.as_slice()).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str, v: &str) -> Op {
+        Op::Put {
+            table: "t",
+            key: k.as_bytes().to_vec(),
+            value: v.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn changes_survive_reopen_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let s = Store::open(&path, 1, &["t"]).unwrap();
+            s.submit(vec![put("a", "1"), put("b", "2")]).wait().unwrap();
+            s.submit(vec![
+                put("a", "3"),
+                Op::Delete {
+                    table: "t",
+                    key: b"b".to_vec(),
+                },
+            ])
+            .wait()
+            .unwrap();
+        }
+        let s = Store::open(&path, 1, &["t"]).unwrap();
+        assert_eq!(s.load("t").unwrap(), vec![(b"a".to_vec(), b"3".to_vec())]);
+        assert_eq!(s.schema().unwrap(), 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        drop(Store::open(&path, 3, &["t"]).unwrap());
+        let err = Store::open(&path, 2, &["t"]).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema {
+                    found: 3,
+                    supported: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(Store::open(&path, 4, &["t"]).is_ok());
+    }
+
+    #[test]
+    fn second_open_of_a_live_file_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let _live = Store::open(&path, 1, &["t"]).unwrap();
+        assert!(Store::open(&path, 1, &["t"]).is_err());
+    }
+
+    #[test]
+    fn file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let _s = Store::open(&path, 1, &["t"]).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_submissions_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.redb"), 1, &["t"]).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.submit(vec![put(&format!("k{i:03}"), "v")])
+                    .durable()
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.load("t").unwrap().len(), 200);
+    }
+
+    #[test]
+    fn closed_store_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.redb"), 1, &["t"]).unwrap();
+        s.close();
+        assert!(matches!(
+            s.submit(vec![put("a", "1")]).wait(),
+            Err(StoreError::Closed)
+        ));
+    }
+}
