@@ -1,1 +1,844 @@
-//! placeholder
+//! The ipvlan-rs network driver: networks, endpoints and the kernel links
+//! behind them (ipvlan and macvlan slaves, 802.1Q and dummy parents).
+//!
+//! Job: answer the engine's NetworkDriver calls. Options are parsed and
+//! checked before any netlink call ("validate first, act second").
+//!
+//! Invariants:
+//! - A network or endpoint the engine was told exists is in the store first.
+//! - Links this driver creates carry recognisable names: container links
+//!   `ivr` + 12 characters of the endpoint ID, dummy parents `ivd` + 12 of
+//!   the network ID; created 802.1Q parents carry the alias `ipvlan-rs:<network>`.
+//!   At start, [`Driver::reconcile`] removes such links that belong to
+//!   nothing and re-creates created parents that went missing.
+//! - Parents are shared only by networks whose link kind and ipvlan mode
+//!   agree (the kernel ties the ipvlan mode to the parent and refuses
+//!   macvlan beside ipvlan); a parent is deleted only by its creator, with
+//!   the last network on it.
+//! - Leave and Delete* of unknown IDs succeed: the engine replays them after
+//!   crashes.
+//!
+//! Knows nothing of HTTP; talks to the kernel only through rtnetlink.
+
+pub mod link;
+pub mod options;
+mod state;
+
+pub use link::{Link, LinkError, Netlink};
+pub use options::{LinkKind, NetworkOptions, OptionError, ParentSpec};
+pub use state::{CreatedParent, EndpointRecord, NetworkRecord, Subnet};
+
+use ipnet::IpNet;
+use protocol::network::{
+    CreateEndpointRequest, CreateNetworkRequest, InterfaceName, JoinRequest, JoinResponse,
+    RouteType, StaticRoute,
+};
+use state::{ENDPOINTS, NETWORKS, TABLES};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use store::{Op, Store, StoreError};
+use tokio::sync::Mutex;
+
+/// Name prefix of container links in the host namespace.
+pub const SLAVE_PREFIX: &str = "ivr";
+/// Name prefix of dummy parents.
+pub const DUMMY_PREFIX: &str = "ivd";
+/// Alias prefix of parents this driver created.
+pub const ALIAS_PREFIX: &str = "ipvlan-rs:";
+/// Schema of the state file: 1 = networks + endpoints tables.
+pub const SCHEMA: u64 = 1;
+
+/// A driver call that could not be served. Messages name the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A bad `-o` option.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// The parent does not exist and cannot be created.
+    #[error("parent interface {0} does not exist")]
+    NoParent(String),
+    /// The base of a `name.vid` parent does not exist.
+    #[error("parent interface {base} of 802.1Q link {name} does not exist")]
+    NoVlanBase {
+        /// The base name.
+        base: String,
+        /// The `name.vid` parent.
+        name: String,
+    },
+    /// `parent=auto` on a host without a default route.
+    #[error("parent=auto: the host has no default route to take the interface from")]
+    NoDefaultRoute,
+    /// The parent is the loopback interface.
+    #[error("loopback interface {0} is not a valid parent link")]
+    Loopback(String),
+    /// Another network on the same parent wants another kind or mode.
+    #[error(
+        "parent interface {parent} is already used by network {other} as {other_kind}; network {network} asks for {kind}, and a parent carries one ipvlan mode (and no macvlan beside ipvlan)"
+    )]
+    ParentConflict {
+        /// The parent.
+        parent: String,
+        /// The conflicting network.
+        other: String,
+        /// What it uses.
+        other_kind: String,
+        /// The network asking.
+        network: String,
+        /// What it asks for.
+        kind: String,
+    },
+    /// macvlan passthru needs the parent alone.
+    #[error(
+        "parent interface {parent} is already used by network {other}; macvlan passthru needs the parent to itself"
+    )]
+    Passthru {
+        /// The parent.
+        parent: String,
+        /// The other network.
+        other: String,
+    },
+    /// The network ID exists with different options.
+    #[error("network {0} already exists with a different configuration")]
+    Exists(String),
+    /// No such network.
+    #[error("network {0} not found")]
+    NoNetwork(String),
+    /// No such endpoint.
+    #[error("endpoint {endpoint} not found on network {network}")]
+    NoEndpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// The network.
+        network: String,
+    },
+    /// IPv4 is enabled but no IPv4 pool was given.
+    #[error("ipv4 pool is empty")]
+    NoIpv4Pool,
+    /// A user MAC on an ipvlan network.
+    #[error(
+        "ipvlan interfaces do not support custom mac address assignment (got {0}); use -o kind=macvlan"
+    )]
+    MacOnIpvlan(String),
+    /// A netlink call failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The container link could not be created on the parent.
+    #[error("failed to create the container link on parent {parent}: {source}{hint}")]
+    JoinFailed {
+        /// The parent.
+        parent: String,
+        /// The kernel's answer.
+        #[source]
+        source: LinkError,
+        /// What usually causes it.
+        hint: &'static str,
+    },
+    /// The state could not be made durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state file holds something this build cannot read.
+    #[error("corrupt driver state: {0}")]
+    Corrupt(String),
+}
+
+/// Driver settings.
+#[derive(Debug, Clone, Default)]
+pub struct DriverConfig {
+    /// Parent used when a network names none (`None`: dummy parent).
+    pub default_parent: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    networks: HashMap<String, NetworkRecord>,
+    endpoints: HashMap<String, EndpointRecord>,
+}
+
+/// The network driver. Share it behind an `Arc`.
+pub struct Driver {
+    state: Mutex<State>,
+    store: Store,
+    netlink: Netlink,
+    config: DriverConfig,
+}
+
+/// Host-side name of an endpoint's link.
+pub fn slave_name(endpoint_id: &str) -> String {
+    format!(
+        "{SLAVE_PREFIX}{}",
+        endpoint_id.chars().take(12).collect::<String>()
+    )
+}
+
+/// A host-side link name for `endpoint_id` that no other live endpoint
+/// uses: 12-character windows of the ID in turn (IDs sharing a prefix
+/// still get distinct links), then a counter.
+fn unique_slave_name(endpoint_id: &str, taken: &std::collections::HashSet<&str>) -> String {
+    let chars: Vec<char> = endpoint_id.chars().collect();
+    let windows = chars
+        .chunks(12)
+        .map(|w| format!("{SLAVE_PREFIX}{}", w.iter().collect::<String>()));
+    let counter = (0u64..).map(|n| format!("{SLAVE_PREFIX}x{n:011x}"));
+    windows
+        .chain(counter)
+        .find(|name| !taken.contains(name.as_str()))
+        .unwrap_or_else(|| slave_name(endpoint_id))
+}
+
+/// Name of a network's dummy parent.
+pub fn dummy_name(network_id: &str) -> String {
+    format!(
+        "{DUMMY_PREFIX}{}",
+        network_id.chars().take(12).collect::<String>()
+    )
+}
+
+fn put<T: serde::Serialize>(table: &'static str, key: &str, value: &T) -> Op {
+    Op::Put {
+        table,
+        key: key.as_bytes().to_vec(),
+        value: serde_json::to_vec(value).unwrap_or_default(),
+    }
+}
+
+fn delete(table: &'static str, key: &str) -> Op {
+    Op::Delete {
+        table,
+        key: key.as_bytes().to_vec(),
+    }
+}
+
+/// The gateway of the subnet that holds `address`, if the subnet has one.
+fn gateway_for(subnets: &[Subnet], address: Option<&IpNet>) -> Option<IpAddr> {
+    let address = address?.addr();
+    subnets
+        .iter()
+        .find(|s| s.pool.contains(&address))
+        .and_then(|s| s.gateway)
+}
+
+/// The Join answer for an endpoint: L2 kinds use the subnet's gateway, L3
+/// kinds a connected default route; internal networks get no default route.
+/// The gateway service (`docker_gwbridge`) is always off.
+pub fn join_response(network: &NetworkRecord, endpoint: &EndpointRecord) -> JoinResponse {
+    let mut resp = JoinResponse {
+        interface_name: Some(InterfaceName {
+            src_name: endpoint.link.clone(),
+            dst_prefix: "eth".into(),
+        }),
+        disable_gateway_service: true,
+        ..JoinResponse::default()
+    };
+    if network.internal {
+        return resp;
+    }
+    if network.options.kind.is_l3() {
+        let defaults = [
+            (endpoint.address.is_some(), "0.0.0.0/0"),
+            (endpoint.address_ipv6.is_some(), "::/0"),
+        ];
+        for (has, dst) in defaults {
+            if has && let Ok(destination) = dst.parse() {
+                resp.static_routes.push(StaticRoute {
+                    destination,
+                    route_type: RouteType::Connected,
+                    next_hop: None,
+                });
+            }
+        }
+    } else {
+        resp.gateway = gateway_for(&network.ipv4, endpoint.address.as_ref());
+        resp.gateway_ipv6 = gateway_for(&network.ipv6, endpoint.address_ipv6.as_ref());
+    }
+    resp
+}
+
+impl Driver {
+    /// Open the state file at `path`, connect to netlink (on the current
+    /// tokio runtime) and load the state. Call [`Driver::reconcile`] next.
+    pub fn open(path: &Path, config: DriverConfig) -> Result<Driver, DriverError> {
+        let store = Store::open(path, SCHEMA, TABLES)?;
+        let mut state = State::default();
+        for (k, v) in store.load(NETWORKS)? {
+            let n: NetworkRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("network {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.networks.insert(n.id.clone(), n);
+        }
+        for (k, v) in store.load(ENDPOINTS)? {
+            let e: EndpointRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("endpoint {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.endpoints.insert(e.id.clone(), e);
+        }
+        tracing::info!(
+            path = %path.display(),
+            networks = state.networks.len(),
+            endpoints = state.endpoints.len(),
+            "driver state loaded"
+        );
+        Ok(Driver {
+            state: Mutex::new(state),
+            store,
+            netlink: Netlink::connect()?,
+            config,
+        })
+    }
+
+    /// The netlink handle (also used for host routes).
+    pub fn netlink(&self) -> &Netlink {
+        &self.netlink
+    }
+
+    /// Bring the kernel in line with the state after a start or a crash:
+    /// re-create created parents that are missing, delete container links
+    /// and dummy parents that belong to no endpoint or network.
+    pub async fn reconcile(&self) -> Result<(), DriverError> {
+        let state = self.state.lock().await;
+        let links = self.netlink.list().await?;
+        let by_name: HashMap<&str, &Link> = links.iter().map(|l| (l.name.as_str(), l)).collect();
+        for net in state.networks.values() {
+            if let Some(created) = &net.created_parent
+                && !by_name.contains_key(net.parent.as_str())
+            {
+                tracing::warn!(network = %net.id, parent = %net.parent, "created parent missing; re-creating");
+                if let Err(e) = self.create_parent(&net.id, &net.parent, created).await {
+                    tracing::error!(network = %net.id, parent = %net.parent, error = %e, "could not re-create parent");
+                }
+            }
+        }
+        let live_slaves: std::collections::HashSet<&str> =
+            state.endpoints.values().map(|e| e.link.as_str()).collect();
+        let live_dummies: std::collections::HashSet<String> =
+            state.networks.keys().map(|id| dummy_name(id)).collect();
+        for l in &links {
+            let orphan_slave = l.name.starts_with(SLAVE_PREFIX)
+                && link::is_slave_kind(l.kind.as_deref())
+                && !live_slaves.contains(l.name.as_str());
+            let orphan_dummy = l.name.starts_with(DUMMY_PREFIX)
+                && l.kind.as_deref() == Some("dummy")
+                && !live_dummies.contains(&l.name);
+            let orphan_vlan = l.kind.as_deref() == Some("vlan")
+                && l.alias
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix(ALIAS_PREFIX))
+                    .is_some_and(|_| {
+                        !state
+                            .networks
+                            .values()
+                            .any(|n| n.parent == l.name && n.created_parent.is_some())
+                    });
+            if orphan_slave || orphan_dummy || orphan_vlan {
+                tracing::info!(link = %l.name, kind = ?l.kind, "removing link that belongs to no endpoint or network");
+                self.netlink.delete(l.index, &l.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_parent(
+        &self,
+        network: &str,
+        name: &str,
+        created: &CreatedParent,
+    ) -> Result<(), DriverError> {
+        let alias = format!("{ALIAS_PREFIX}{network}");
+        match created {
+            CreatedParent::Dummy => self.netlink.create_dummy(name, &alias).await?,
+            CreatedParent::Vlan { base, vid } => {
+                let base_link =
+                    self.netlink
+                        .get(base)
+                        .await?
+                        .ok_or_else(|| DriverError::NoVlanBase {
+                            base: base.clone(),
+                            name: name.to_string(),
+                        })?;
+                self.netlink
+                    .create_vlan(name, base_link.index, *vid, &alias)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse and check network options without touching anything
+    /// (GwAllocCheck, AllocateNetwork).
+    pub fn check_options(
+        &self,
+        generic: &BTreeMap<String, String>,
+    ) -> Result<NetworkOptions, DriverError> {
+        Ok(NetworkOptions::parse(
+            generic,
+            self.config.default_parent.as_deref(),
+        )?)
+    }
+
+    /// `CreateNetwork`: resolve the parent (creating an 802.1Q or dummy
+    /// parent when needed) and record the network.
+    pub async fn create_network(&self, req: &CreateNetworkRequest) -> Result<(), DriverError> {
+        let id = req.network_id.as_str();
+        let options = self.check_options(&req.options.generic)?;
+        if req.options.enable_ipv4.unwrap_or(true)
+            && req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0)
+        {
+            return Err(DriverError::NoIpv4Pool);
+        }
+        let mut state = self.state.lock().await;
+        let (parent, created_parent) = match &options.parent {
+            ParentSpec::None => (dummy_name(id), Some(CreatedParent::Dummy)),
+            ParentSpec::Auto => {
+                let name = self
+                    .netlink
+                    .default_route_interface()
+                    .await?
+                    .ok_or(DriverError::NoDefaultRoute)?;
+                (name, None)
+            }
+            ParentSpec::Named { name } => (name.clone(), None),
+        };
+        let record = NetworkRecord {
+            id: id.to_string(),
+            internal: req.options.internal || options.parent == ParentSpec::None,
+            options,
+            parent,
+            created_parent,
+            ipv4: req.ipv4_data.iter().map(Subnet::from_ipam).collect(),
+            ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
+        };
+        if let Some(existing) = state.networks.get(id) {
+            // the engine re-creates Swarm networks with the same ID
+            let same = existing.options == record.options
+                && existing.ipv4 == record.ipv4
+                && existing.ipv6 == record.ipv6;
+            if same {
+                tracing::info!(
+                    network = id,
+                    "network already known with the same configuration"
+                );
+                return Ok(());
+            }
+            if state.endpoints.values().any(|e| e.network_id == id) {
+                return Err(DriverError::Exists(id.to_string()));
+            }
+        }
+        self.check_parent_sharing(&state, &record)?;
+        let mut record = record;
+        let existing_link = self.netlink.get(&record.parent).await?;
+        match existing_link {
+            Some(l) if l.loopback => return Err(DriverError::Loopback(record.parent)),
+            Some(_) => {
+                // another network of ours may have created it: share its ownership
+                if record.created_parent.is_none() {
+                    record.created_parent = state
+                        .networks
+                        .values()
+                        .find(|n| n.parent == record.parent)
+                        .and_then(|n| n.created_parent.clone());
+                }
+            }
+            None => {
+                let created = match &record.created_parent {
+                    Some(c) => c.clone(),
+                    None => match options::vlan_parts(&record.parent) {
+                        Some((base, vid)) => CreatedParent::Vlan {
+                            base: base.to_string(),
+                            vid,
+                        },
+                        None => return Err(DriverError::NoParent(record.parent)),
+                    },
+                };
+                self.create_parent(id, &record.parent, &created).await?;
+                tracing::info!(network = id, parent = %record.parent, kind = ?created, "created parent link");
+                record.created_parent = Some(created);
+            }
+        }
+        let commit = self.store.submit(vec![put(NETWORKS, id, &record)]);
+        if let Err(e) = commit.durable().await {
+            self.remove_parent_if_unused(&state, &record).await;
+            return Err(e.into());
+        }
+        tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
+        state.networks.insert(id.to_string(), record);
+        Ok(())
+    }
+
+    fn check_parent_sharing(
+        &self,
+        state: &State,
+        record: &NetworkRecord,
+    ) -> Result<(), DriverError> {
+        for other in state
+            .networks
+            .values()
+            .filter(|n| n.parent == record.parent && n.id != record.id)
+        {
+            let (mine, theirs) = (&record.options.kind, &other.options.kind);
+            let agree = match (mine, theirs) {
+                (
+                    LinkKind::IpVlan { mode: a, flag: fa },
+                    LinkKind::IpVlan { mode: b, flag: fb },
+                ) => a == b && fa == fb,
+                (LinkKind::MacVlan { mode: a }, LinkKind::MacVlan { mode: b }) => {
+                    if *a == options::MacvlanMode::Passthru || *b == options::MacvlanMode::Passthru
+                    {
+                        return Err(DriverError::Passthru {
+                            parent: record.parent.clone(),
+                            other: other.id.clone(),
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !agree {
+                return Err(DriverError::ParentConflict {
+                    parent: record.parent.clone(),
+                    other: other.id.clone(),
+                    other_kind: theirs.to_string(),
+                    network: record.id.clone(),
+                    kind: mine.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_parent_if_unused(&self, state: &State, record: &NetworkRecord) {
+        let Some(_) = &record.created_parent else {
+            return;
+        };
+        if state
+            .networks
+            .values()
+            .any(|n| n.parent == record.parent && n.id != record.id)
+        {
+            return;
+        }
+        match self.netlink.delete_by_name(&record.parent).await {
+            Ok(true) => {
+                tracing::info!(network = %record.id, parent = %record.parent, "deleted created parent link")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(network = %record.id, parent = %record.parent, error = %e, "could not delete parent link")
+            }
+        }
+    }
+
+    /// `DeleteNetwork`: delete leftover endpoint links, the parent if this
+    /// driver created it and no other network uses it, and the records.
+    pub async fn delete_network(&self, id: &str) -> Result<(), DriverError> {
+        let mut state = self.state.lock().await;
+        let Some(record) = state.networks.get(id).cloned() else {
+            tracing::debug!(network = id, "delete of unknown network ignored");
+            return Ok(());
+        };
+        let endpoints: Vec<EndpointRecord> = state
+            .endpoints
+            .values()
+            .filter(|e| e.network_id == id)
+            .cloned()
+            .collect();
+        for e in &endpoints {
+            self.netlink.delete_by_name(&e.link).await?;
+        }
+        let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
+        ops.push(delete(NETWORKS, id));
+        self.store.submit(ops).durable().await?;
+        for e in &endpoints {
+            state.endpoints.remove(&e.id);
+        }
+        state.networks.remove(id);
+        self.remove_parent_if_unused(&state, &record).await;
+        tracing::info!(network = id, "network deleted");
+        Ok(())
+    }
+
+    /// `CreateEndpoint`: record the endpoint's addresses.
+    pub async fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<(), DriverError> {
+        let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        let mut state = self.state.lock().await;
+        let network = state
+            .networks
+            .get(nid)
+            .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?;
+        let user_mac = req
+            .interface
+            .mac_address
+            .or(req.options.mac_address().ok().flatten());
+        if let (Some(mac), LinkKind::IpVlan { .. }) = (user_mac, &network.options.kind) {
+            return Err(DriverError::MacOnIpvlan(mac.to_string()));
+        }
+        if req.options.has_port_mappings() {
+            tracing::warn!(
+                endpoint = eid,
+                "{} networks do not publish ports; -p is ignored",
+                network.options.kind.name()
+            );
+        }
+        let link = match state.endpoints.get(eid) {
+            Some(existing) => existing.link.clone(),
+            None => {
+                let taken = state.endpoints.values().map(|e| e.link.as_str()).collect();
+                unique_slave_name(eid, &taken)
+            }
+        };
+        let record = EndpointRecord {
+            id: eid.to_string(),
+            network_id: nid.to_string(),
+            link,
+            address: req.interface.address,
+            address_ipv6: req.interface.address_ipv6,
+        };
+        if state.endpoints.get(eid) == Some(&record) {
+            return Ok(());
+        }
+        self.store
+            .submit(vec![put(ENDPOINTS, eid, &record)])
+            .durable()
+            .await?;
+        tracing::info!(network = nid, endpoint = eid, address = ?record.address, address_ipv6 = ?record.address_ipv6, "endpoint created");
+        state.endpoints.insert(eid.to_string(), record);
+        Ok(())
+    }
+
+    /// `EndpointOperInfo`: what `docker inspect` shows of the endpoint.
+    pub async fn endpoint_info(
+        &self,
+        nid: &str,
+        eid: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>, DriverError> {
+        let state = self.state.lock().await;
+        let e = state
+            .endpoints
+            .get(eid)
+            .filter(|e| e.network_id == nid)
+            .ok_or_else(|| DriverError::NoEndpoint {
+                endpoint: eid.to_string(),
+                network: nid.to_string(),
+            })?;
+        let mut info = BTreeMap::new();
+        info.insert(
+            "link".to_string(),
+            serde_json::Value::String(e.link.clone()),
+        );
+        if let Some(n) = state.networks.get(nid) {
+            info.insert("parent".to_string(), n.parent.clone().into());
+            info.insert("kind".to_string(), n.options.kind.to_string().into());
+        }
+        Ok(info)
+    }
+
+    /// `Join`: create the container's link on the parent; the engine moves
+    /// it into the container.
+    pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, DriverError> {
+        let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        let state = self.state.lock().await;
+        let network = state
+            .networks
+            .get(nid)
+            .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?;
+        let endpoint = state
+            .endpoints
+            .get(eid)
+            .filter(|e| e.network_id == nid)
+            .ok_or_else(|| DriverError::NoEndpoint {
+                endpoint: eid.to_string(),
+                network: nid.to_string(),
+            })?;
+        let parent = self
+            .netlink
+            .get(&network.parent)
+            .await?
+            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
+        if !parent.up {
+            self.netlink.set_up(parent.index).await?;
+        }
+        // a link left by an earlier attempt (the engine retries) is replaced
+        self.netlink.delete_by_name(&endpoint.link).await?;
+        if let Err(e) = self
+            .netlink
+            .create_slave(
+                &endpoint.link,
+                parent.index,
+                &network.options.kind,
+                network.options.mtu,
+            )
+            .await
+        {
+            let hint = if e.errno() == Some(16) {
+                " (EBUSY: the parent carries links of another kind, e.g. macvlan beside ipvlan)"
+            } else if e.errno() == Some(95) {
+                " (EOPNOTSUPP: the kernel lacks this link kind; try modprobe ipvlan or -o kind=macvlan)"
+            } else {
+                ""
+            };
+            return Err(DriverError::JoinFailed {
+                parent: network.parent.clone(),
+                source: e,
+                hint,
+            });
+        }
+        tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
+        Ok(join_response(network, endpoint))
+    }
+
+    /// `Leave`: nothing to do; the engine moves the link back to the host
+    /// and DeleteEndpoint removes it.
+    pub async fn leave(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
+        tracing::debug!(network = nid, endpoint = eid, "left");
+        Ok(())
+    }
+
+    /// `DeleteEndpoint`: delete the link if it is still in the host
+    /// namespace, and forget the endpoint. Unknown endpoints succeed.
+    pub async fn delete_endpoint(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
+        let mut state = self.state.lock().await;
+        let link = state
+            .endpoints
+            .get(eid)
+            .map(|e| e.link.clone())
+            .unwrap_or_else(|| slave_name(eid));
+        if self.netlink.delete_by_name(&link).await? {
+            tracing::debug!(endpoint = eid, %link, "deleted host-side link");
+        }
+        if state.endpoints.contains_key(eid) {
+            self.store
+                .submit(vec![delete(ENDPOINTS, eid)])
+                .durable()
+                .await?;
+            state.endpoints.remove(eid);
+            tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
+        }
+        Ok(())
+    }
+
+    /// The known network records (for tests and diagnostics).
+    pub async fn networks(&self) -> Vec<NetworkRecord> {
+        self.state.lock().await.networks.values().cloned().collect()
+    }
+
+    /// Whether the store has failed (the process should restart).
+    pub fn failed(&self) -> bool {
+        self.store.failed()
+    }
+
+    /// Flush and close the state file.
+    pub fn close(&self) {
+        self.store.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slave_names_fit_and_stay_unique() {
+        let a = "2d8f9f27cfc80e68eb2a47f12e21c334c81901d1abdf85fff2ba94fb012ff37c";
+        assert_eq!(slave_name(a), "ivr2d8f9f27cfc8");
+        assert!(slave_name(a).len() <= 15);
+        let mut taken = std::collections::HashSet::new();
+        taken.insert("ivr2d8f9f27cfc8");
+        let b = unique_slave_name(a, &taken);
+        assert_eq!(b, "ivr0e68eb2a47f1");
+        taken.insert(&b);
+        let short = unique_slave_name("2d8f9f27cfc8", &taken);
+        assert!(short.starts_with("ivrx") && short.len() == 15, "{short}");
+    }
+
+    fn network(kind: LinkKind, internal: bool) -> NetworkRecord {
+        NetworkRecord {
+            id: "n".into(),
+            options: NetworkOptions {
+                parent: ParentSpec::Named {
+                    name: "eth0".into(),
+                },
+                kind,
+                mtu: None,
+            },
+            parent: "eth0".into(),
+            created_parent: None,
+            internal,
+            ipv4: vec![
+                Subnet {
+                    pool: "10.1.0.0/24".parse().unwrap(),
+                    gateway: Some("10.1.0.1".parse().unwrap()),
+                },
+                Subnet {
+                    pool: "10.2.0.0/24".parse().unwrap(),
+                    gateway: None,
+                },
+            ],
+            ipv6: vec![Subnet {
+                pool: "fd00::/64".parse().unwrap(),
+                gateway: Some("fd00::1".parse().unwrap()),
+            }],
+        }
+    }
+
+    fn endpoint(v4: &str, v6: Option<&str>) -> EndpointRecord {
+        EndpointRecord {
+            id: "e".into(),
+            network_id: "n".into(),
+            link: "ivre".into(),
+            address: Some(v4.parse().unwrap()),
+            address_ipv6: v6.map(|a| a.parse().unwrap()),
+        }
+    }
+
+    const L2: LinkKind = LinkKind::IpVlan {
+        mode: options::IpvlanMode::L2,
+        flag: options::IpvlanFlag::Bridge,
+    };
+    const L3: LinkKind = LinkKind::IpVlan {
+        mode: options::IpvlanMode::L3,
+        flag: options::IpvlanFlag::Bridge,
+    };
+
+    #[test]
+    fn l2_join_returns_the_subnet_gateway() {
+        let r = join_response(
+            &network(L2, false),
+            &endpoint("10.1.0.5/24", Some("fd00::5/64")),
+        );
+        assert_eq!(r.gateway, Some("10.1.0.1".parse().unwrap()));
+        assert_eq!(r.gateway_ipv6, Some("fd00::1".parse().unwrap()));
+        assert!(r.static_routes.is_empty() && r.disable_gateway_service);
+        assert_eq!(r.interface_name.unwrap().dst_prefix, "eth");
+        // a subnet without gateway: no default route
+        let r = join_response(&network(L2, false), &endpoint("10.2.0.5/24", None));
+        assert_eq!(r.gateway, None);
+    }
+
+    #[test]
+    fn l3_join_returns_connected_default_routes() {
+        let r = join_response(
+            &network(L3, false),
+            &endpoint("10.1.0.5/24", Some("fd00::5/64")),
+        );
+        assert_eq!(r.gateway, None);
+        let routes: Vec<String> = r
+            .static_routes
+            .iter()
+            .map(|s| s.destination.to_string())
+            .collect();
+        assert_eq!(routes, ["0.0.0.0/0", "::/0"]);
+        assert!(
+            r.static_routes
+                .iter()
+                .all(|s| s.route_type == RouteType::Connected && s.next_hop.is_none())
+        );
+        assert!(r.disable_gateway_service);
+    }
+
+    #[test]
+    fn internal_join_has_no_default_route() {
+        for kind in [L2, L3] {
+            let r = join_response(&network(kind, true), &endpoint("10.1.0.5/24", None));
+            assert!(r.gateway.is_none() && r.static_routes.is_empty() && r.disable_gateway_service);
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Kernel links over rtnetlink: create, find, list and delete the parents
+//! and slaves this driver manages. No shell-outs.
+
+use crate::options::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode};
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::link::{
+    InfoData, InfoIpVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
+};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::{
+    Handle, LinkDummy, LinkIpVlan, LinkMacVlan, LinkUnspec, LinkVlan, RouteMessageBuilder,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A netlink request the kernel refused, or that could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct LinkError {
+    what: String,
+    message: String,
+    errno: Option<i32>,
+}
+
+impl LinkError {
+    fn new(what: impl Into<String>, err: &rtnetlink::Error) -> LinkError {
+        let errno = match err {
+            rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+            _ => None,
+        };
+        let message = match errno {
+            Some(e) => std::io::Error::from_raw_os_error(e).to_string(),
+            None => err.to_string(),
+        };
+        LinkError {
+            what: what.into(),
+            message,
+            errno,
+        }
+    }
+
+    /// The kernel's errno, if the kernel answered with one.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
+    }
+
+    /// Whether the kernel said the link does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.errno == Some(19) // ENODEV
+    }
+
+    /// Whether the kernel said the link already exists.
+    pub fn is_exists(&self) -> bool {
+        self.errno == Some(17) // EEXIST
+    }
+}
+
+/// What the driver needs to know of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// `ipvlan`, `macvlan`, `vlan`, `dummy`, `veth`... (`None`: physical).
+    pub kind: Option<String>,
+    /// ipvlan mode of an ipvlan slave.
+    pub ipvlan_mode: Option<IpvlanMode>,
+    /// Index of the lower link (the parent of a slave or VLAN).
+    pub parent: Option<u32>,
+    /// The interface alias (`ip link set ... alias`).
+    pub alias: Option<String>,
+    /// Whether the link is the loopback interface.
+    pub loopback: bool,
+    /// Whether the link is administratively up.
+    pub up: bool,
+    /// MTU.
+    pub mtu: Option<u32>,
+}
+
+impl Link {
+    fn from_message(msg: &LinkMessage) -> Link {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            ipvlan_mode: None,
+            parent: None,
+            alias: None,
+            loopback: msg.header.flags.contains(LinkFlags::Loopback),
+            up: msg.header.flags.contains(LinkFlags::Up),
+            mtu: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Link(p) => link.parent = Some(*p),
+                LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
+                LinkAttribute::Mtu(m) => link.mtu = Some(*m),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(k) => link.kind = Some(k.to_string()),
+                            LinkInfo::Data(InfoData::IpVlan(data)) => {
+                                for d in data {
+                                    if let InfoIpVlan::Mode(m) = d {
+                                        link.ipvlan_mode = match m {
+                                            IpVlanMode::L2 => Some(IpvlanMode::L2),
+                                            IpVlanMode::L3 => Some(IpvlanMode::L3),
+                                            IpVlanMode::L3S => Some(IpvlanMode::L3s),
+                                            _ => None,
+                                        };
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A handle on the host's netlink socket.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Open a netlink socket in the calling thread's network namespace and
+    /// drive it on the current tokio runtime.
+    pub fn connect() -> Result<Netlink, LinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| LinkError {
+            what: "opening a netlink socket".into(),
+            message: e.to_string(),
+            errno: e.raw_os_error(),
+        })?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// The link named `name`, if it exists.
+    pub async fn get(&self, name: &str) -> Result<Option<Link>, LinkError> {
+        let mut stream = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match stream.try_next().await {
+            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
+            Err(e) => {
+                let err = LinkError::new(format!("looking up link {name}"), &e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Every link of the namespace.
+    pub async fn list(&self) -> Result<Vec<Link>, LinkError> {
+        let stream = self.handle.link().get().execute();
+        let msgs: Vec<LinkMessage> = stream
+            .try_collect()
+            .await
+            .map_err(|e| LinkError::new("listing links", &e))?;
+        Ok(msgs.iter().map(Link::from_message).collect())
+    }
+
+    /// Create a container link of `kind` named `name` on the parent.
+    pub async fn create_slave(
+        &self,
+        name: &str,
+        parent: u32,
+        kind: &LinkKind,
+        mtu: Option<u32>,
+    ) -> Result<(), LinkError> {
+        let msg = match kind {
+            LinkKind::IpVlan { mode, flag } => {
+                let mode = match mode {
+                    IpvlanMode::L2 => IpVlanMode::L2,
+                    IpvlanMode::L3 => IpVlanMode::L3,
+                    IpvlanMode::L3s => IpVlanMode::L3S,
+                };
+                let flag = match flag {
+                    IpvlanFlag::Bridge => IpVlanFlags::empty(),
+                    IpvlanFlag::Private => IpVlanFlags::Private,
+                    IpvlanFlag::Vepa => IpVlanFlags::Vepa,
+                };
+                let b = LinkIpVlan::new(name, parent, mode).flag(flag);
+                match mtu {
+                    Some(m) => b.mtu(m).build(),
+                    None => b.build(),
+                }
+            }
+            LinkKind::MacVlan { mode } => {
+                let mode = match mode {
+                    MacvlanMode::Bridge => MacVlanMode::Bridge,
+                    MacvlanMode::Private => MacVlanMode::Private,
+                    MacvlanMode::Vepa => MacVlanMode::Vepa,
+                    MacvlanMode::Passthru => MacVlanMode::Passthrough,
+                };
+                let b = LinkMacVlan::new(name, parent, mode);
+                match mtu {
+                    Some(m) => b.mtu(m).build(),
+                    None => b.build(),
+                }
+            }
+        };
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("creating {} link {name}", kind.name()), &e))
+    }
+
+    /// Create an 802.1Q link `name` with `vid` on `base`, up, tagged with `alias`.
+    pub async fn create_vlan(
+        &self,
+        name: &str,
+        base: u32,
+        vid: u16,
+        alias: &str,
+    ) -> Result<(), LinkError> {
+        let msg = LinkVlan::new(name, base, vid).up().build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("creating 802.1Q link {name}"), &e))?;
+        self.set_alias(name, alias).await
+    }
+
+    /// Create a dummy link `name`, up, tagged with `alias`.
+    pub async fn create_dummy(&self, name: &str, alias: &str) -> Result<(), LinkError> {
+        let msg = LinkDummy::new(name).up().build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("creating dummy link {name}"), &e))?;
+        self.set_alias(name, alias).await
+    }
+
+    async fn set_alias(&self, name: &str, alias: &str) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_name(name).alias(alias).build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("tagging link {name}"), &e))
+    }
+
+    /// Bring a link up.
+    pub async fn set_up(&self, index: u32) -> Result<(), LinkError> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("bringing up link {index}"), &e))
+    }
+
+    /// Delete the link named `name`; `Ok(false)` if there was none.
+    pub async fn delete_by_name(&self, name: &str) -> Result<bool, LinkError> {
+        match self.get(name).await? {
+            None => Ok(false),
+            Some(link) => self.delete(link.index, name).await,
+        }
+    }
+
+    /// Delete the link with `index`; `Ok(false)` if it was already gone.
+    pub async fn delete(&self, index: u32, name: &str) -> Result<bool, LinkError> {
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let err = LinkError::new(format!("deleting link {name}"), &e);
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// The interface of the default route (IPv4 first, then IPv6).
+    pub async fn default_route_interface(&self) -> Result<Option<String>, LinkError> {
+        for route in self.routes().await? {
+            if route.header.destination_prefix_length != 0 || route.header.table != 254 {
+                continue;
+            }
+            let oif = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            if let Some(oif) = oif {
+                let links = self.list().await?;
+                if let Some(l) = links.into_iter().find(|l| l.index == oif) {
+                    return Ok(Some(l.name));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Destinations of the host's routes, both families.
+    pub async fn route_prefixes(&self) -> Result<Vec<IpNet>, LinkError> {
+        let mut out = Vec::new();
+        for route in self.routes().await? {
+            let dst = route.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+                RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                _ => None,
+            });
+            if let Some(dst) = dst
+                && let Ok(net) = IpNet::new(dst, route.header.destination_prefix_length)
+            {
+                out.push(net);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn routes(&self) -> Result<Vec<RouteMessage>, LinkError> {
+        let mut all = Vec::new();
+        for msg in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut got: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(msg)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| LinkError::new("listing routes", &e))?;
+            all.append(&mut got);
+        }
+        Ok(all)
+    }
+}
+
+/// Whether a link's kind is one this driver makes for containers.
+pub fn is_slave_kind(kind: Option<&str>) -> bool {
+    matches!(kind, Some("ipvlan" | "macvlan"))
+}

@@ -1,0 +1,444 @@
+//! Network options (`docker network create -o ...`) parsed into typed
+//! configuration before anything touches the kernel.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `-o parent=`.
+pub const PARENT: &str = "parent";
+/// `-o ipvlan_mode=`.
+pub const IPVLAN_MODE: &str = "ipvlan_mode";
+/// `-o ipvlan_flag=`.
+pub const IPVLAN_FLAG: &str = "ipvlan_flag";
+/// `-o kind=`.
+pub const KIND: &str = "kind";
+/// `-o macvlan_mode=`.
+pub const MACVLAN_MODE: &str = "macvlan_mode";
+/// Every option key a network accepts.
+pub const KNOWN_KEYS: &[&str] = &[
+    PARENT,
+    IPVLAN_MODE,
+    IPVLAN_FLAG,
+    KIND,
+    MACVLAN_MODE,
+    protocol::options::MTU,
+];
+
+/// A network option that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// A key this driver does not know.
+    #[error("unknown option {key:?}: valid options are {}", KNOWN_KEYS.join(", "))]
+    Unknown {
+        /// The key.
+        key: String,
+    },
+    /// A value outside the allowed set.
+    #[error("requested {what} '{value}' is not valid, allowed: {allowed}")]
+    Invalid {
+        /// What the option sets.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// The allowed values.
+        allowed: &'static str,
+    },
+    /// An option that only applies to the other link kind.
+    #[error("option {key:?} applies to kind={applies_to}, but this network is kind={kind}")]
+    WrongKind {
+        /// The key.
+        key: &'static str,
+        /// The kind the key applies to.
+        applies_to: &'static str,
+        /// This network's kind.
+        kind: &'static str,
+    },
+    /// A parent name the kernel cannot have.
+    #[error("invalid parent interface name {name:?}: {why}")]
+    BadParentName {
+        /// The name.
+        name: String,
+        /// Why it is invalid.
+        why: &'static str,
+    },
+    /// The loopback interface.
+    #[error("loopback interface is not a valid {0} parent link")]
+    Loopback(&'static str),
+    /// An MTU that is not a number in range.
+    #[error("invalid mtu {0:?}: expected a number from 68 to 65535")]
+    Mtu(String),
+}
+
+/// The ipvlan mode: a property of the parent, shared by all its slaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanMode {
+    /// Switching on the parent; the container's default route goes via a gateway.
+    L2,
+    /// Routing on the parent; connected default route.
+    L3,
+    /// Like L3, with netfilter on the host (symmetric).
+    L3s,
+}
+
+/// The ipvlan flag: how slaves of one parent reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanFlag {
+    /// Slaves talk to each other directly.
+    Bridge,
+    /// Slaves cannot talk to each other.
+    Private,
+    /// Traffic between slaves goes out through the parent.
+    Vepa,
+}
+
+/// The macvlan mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    /// Slaves talk to each other directly.
+    Bridge,
+    /// Slaves cannot talk to each other.
+    Private,
+    /// Traffic between slaves goes out through the parent.
+    Vepa,
+    /// One slave takes over the parent exclusively.
+    Passthru,
+}
+
+/// The kind of link a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LinkKind {
+    /// An ipvlan slave (shares the parent's MAC address).
+    IpVlan {
+        /// L2, L3 or L3S.
+        mode: IpvlanMode,
+        /// Bridge, private or VEPA.
+        flag: IpvlanFlag,
+    },
+    /// A macvlan slave (its own MAC address).
+    MacVlan {
+        /// Bridge, private, VEPA or passthru.
+        mode: MacvlanMode,
+    },
+}
+
+impl LinkKind {
+    /// `ipvlan` or `macvlan`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkKind::IpVlan { .. } => "ipvlan",
+            LinkKind::MacVlan { .. } => "macvlan",
+        }
+    }
+
+    /// Whether containers route (L3/L3S) rather than switch.
+    pub fn is_l3(&self) -> bool {
+        matches!(
+            self,
+            LinkKind::IpVlan {
+                mode: IpvlanMode::L3 | IpvlanMode::L3s,
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkKind::IpVlan { mode, flag } => {
+                write!(f, "ipvlan {} {}", mode.as_str(), flag.as_str())
+            }
+            LinkKind::MacVlan { mode } => write!(f, "macvlan {}", mode.as_str()),
+        }
+    }
+}
+
+macro_rules! str_enum {
+    ($ty:ident, $what:literal, $allowed:literal, { $($text:literal => $variant:ident),* }) => {
+        impl $ty {
+            /// The option value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+
+            fn parse(value: &str) -> Result<Self, OptionError> {
+                match value.to_ascii_lowercase().as_str() {
+                    $($text => Ok($ty::$variant),)*
+                    _ => Err(OptionError::Invalid { what: $what, value: value.to_string(), allowed: $allowed }),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(IpvlanMode, "ipvlan mode", "l2 (the default), l3, l3s", { "l2" => L2, "l3" => L3, "l3s" => L3s });
+str_enum!(IpvlanFlag, "ipvlan flag", "bridge (the default), private, vepa", { "bridge" => Bridge, "private" => Private, "vepa" => Vepa });
+str_enum!(MacvlanMode, "macvlan mode", "bridge (the default), private, vepa, passthru", { "bridge" => Bridge, "private" => Private, "vepa" => Vepa, "passthru" => Passthru });
+
+/// How the parent interface was named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ParentSpec {
+    /// No parent: a dummy link of our own, and the network is internal.
+    None,
+    /// `auto`: the interface of the host's default route.
+    Auto,
+    /// An interface name; `name.vid` may be created as an 802.1Q link.
+    Named {
+        /// The interface name.
+        name: String,
+    },
+}
+
+/// The network configuration parsed from the options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkOptions {
+    /// The parent as the user named it.
+    pub parent: ParentSpec,
+    /// The kind of link containers get.
+    pub kind: LinkKind,
+    /// MTU of container links (`None`: the parent's).
+    pub mtu: Option<u32>,
+}
+
+/// Split `name.vid` into the base interface and VLAN ID, if it has that form.
+pub fn vlan_parts(name: &str) -> Option<(&str, u16)> {
+    let (base, vid) = name.rsplit_once('.')?;
+    let vid: u16 = vid.parse().ok()?;
+    (!base.is_empty() && (1..=4094).contains(&vid)).then_some((base, vid))
+}
+
+/// Check an interface name against the kernel's rules (`dev_valid_name`).
+pub fn check_ifname(name: &str) -> Result<(), OptionError> {
+    let bad = |why| {
+        Err(OptionError::BadParentName {
+            name: name.to_string(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 15 {
+        return bad("longer than 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("reserved name");
+    }
+    if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return bad("contains '/', ':', white space or a control character");
+    }
+    Ok(())
+}
+
+impl NetworkOptions {
+    /// Parse the generic options of CreateNetwork. `default_parent` applies
+    /// when the options name none (plugin setting).
+    pub fn parse(
+        generic: &BTreeMap<String, String>,
+        default_parent: Option<&str>,
+    ) -> Result<Self, OptionError> {
+        if let Some(key) = generic.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            return Err(OptionError::Unknown { key: key.clone() });
+        }
+        let get = |k: &str| generic.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let kind_name = get(KIND).unwrap_or("ipvlan").to_ascii_lowercase();
+        let kind = match kind_name.as_str() {
+            "ipvlan" => {
+                if get(MACVLAN_MODE).is_some() {
+                    return Err(OptionError::WrongKind {
+                        key: MACVLAN_MODE,
+                        applies_to: "macvlan",
+                        kind: "ipvlan",
+                    });
+                }
+                LinkKind::IpVlan {
+                    mode: get(IPVLAN_MODE)
+                        .map(IpvlanMode::parse)
+                        .transpose()?
+                        .unwrap_or(IpvlanMode::L2),
+                    flag: get(IPVLAN_FLAG)
+                        .map(IpvlanFlag::parse)
+                        .transpose()?
+                        .unwrap_or(IpvlanFlag::Bridge),
+                }
+            }
+            "macvlan" => {
+                for key in [IPVLAN_MODE, IPVLAN_FLAG] {
+                    if get(key).is_some() {
+                        return Err(OptionError::WrongKind {
+                            key,
+                            applies_to: "ipvlan",
+                            kind: "macvlan",
+                        });
+                    }
+                }
+                LinkKind::MacVlan {
+                    mode: get(MACVLAN_MODE)
+                        .map(MacvlanMode::parse)
+                        .transpose()?
+                        .unwrap_or(MacvlanMode::Bridge),
+                }
+            }
+            _ => {
+                return Err(OptionError::Invalid {
+                    what: "kind",
+                    value: kind_name,
+                    allowed: "ipvlan (the default), macvlan",
+                });
+            }
+        };
+        let parent = match get(PARENT).or(default_parent.map(str::trim).filter(|p| !p.is_empty())) {
+            None => ParentSpec::None,
+            Some(p) if p.eq_ignore_ascii_case("auto") => ParentSpec::Auto,
+            Some("lo") => return Err(OptionError::Loopback(kind.name())),
+            Some(p) => {
+                check_ifname(p)?;
+                ParentSpec::Named {
+                    name: p.to_string(),
+                }
+            }
+        };
+        let mtu = get(protocol::options::MTU)
+            .map(|m| {
+                m.parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| OptionError::Mtu(m.into()))
+            })
+            .transpose()?;
+        Ok(NetworkOptions { parent, kind, mtu })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<NetworkOptions, OptionError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NetworkOptions::parse(&map, None)
+    }
+
+    #[test]
+    fn defaults_are_ipvlan_l2_bridge_without_parent() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(
+            o.kind,
+            LinkKind::IpVlan {
+                mode: IpvlanMode::L2,
+                flag: IpvlanFlag::Bridge
+            }
+        );
+        assert_eq!(o.parent, ParentSpec::None);
+        assert_eq!(o.mtu, None);
+    }
+
+    #[test]
+    fn every_mode_and_flag_parses() {
+        for (m, mode) in [
+            ("l2", IpvlanMode::L2),
+            ("L3", IpvlanMode::L3),
+            ("l3s", IpvlanMode::L3s),
+        ] {
+            for (f, flag) in [
+                ("bridge", IpvlanFlag::Bridge),
+                ("private", IpvlanFlag::Private),
+                ("vepa", IpvlanFlag::Vepa),
+            ] {
+                let o =
+                    parse(&[("parent", "eth0"), ("ipvlan_mode", m), ("ipvlan_flag", f)]).unwrap();
+                assert_eq!(o.kind, LinkKind::IpVlan { mode, flag });
+            }
+        }
+        for (m, mode) in [
+            ("bridge", MacvlanMode::Bridge),
+            ("private", MacvlanMode::Private),
+            ("vepa", MacvlanMode::Vepa),
+            ("passthru", MacvlanMode::Passthru),
+        ] {
+            let o = parse(&[("kind", "macvlan"), ("macvlan_mode", m)]).unwrap();
+            assert_eq!(o.kind, LinkKind::MacVlan { mode });
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_value_and_the_allowed_ones() {
+        let err = parse(&[("ipvlan_mode", "l4")]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "requested ipvlan mode 'l4' is not valid, allowed: l2 (the default), l3, l3s"
+        );
+        let err = parse(&[("ipvlan_flag", "open")]).unwrap_err().to_string();
+        assert!(err.contains("'open'") && err.contains("private"), "{err}");
+        let err = parse(&[("kind", "bridge")]).unwrap_err().to_string();
+        assert!(err.contains("'bridge'") && err.contains("macvlan"), "{err}");
+        let err = parse(&[("foo", "bar")]).unwrap_err().to_string();
+        assert!(err.contains("\"foo\"") && err.contains("parent"), "{err}");
+        let err = parse(&[("kind", "macvlan"), ("ipvlan_mode", "l3")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ipvlan_mode") && err.contains("kind=macvlan"),
+            "{err}"
+        );
+        let err = parse(&[("macvlan_mode", "vepa")]).unwrap_err().to_string();
+        assert!(err.contains("macvlan_mode"), "{err}");
+        for bad in ["0", "67", "65536", "big"] {
+            let err = parse(&[("com.docker.network.driver.mtu", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+        assert_eq!(
+            parse(&[("com.docker.network.driver.mtu", "1400")])
+                .unwrap()
+                .mtu,
+            Some(1400)
+        );
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(
+            parse(&[("parent", "auto")]).unwrap().parent,
+            ParentSpec::Auto
+        );
+        assert_eq!(
+            parse(&[("parent", "eth0.10")]).unwrap().parent,
+            ParentSpec::Named {
+                name: "eth0.10".into()
+            }
+        );
+        let err = parse(&[("parent", "lo")]).unwrap_err().to_string();
+        assert_eq!(err, "loopback interface is not a valid ipvlan parent link");
+        for bad in ["averyveryverylongname", "a/b", "a b", ".."] {
+            let err = parse(&[("parent", bad)]).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+        let map = BTreeMap::new();
+        let o = NetworkOptions::parse(&map, Some("hp0")).unwrap();
+        assert_eq!(o.parent, ParentSpec::Named { name: "hp0".into() });
+    }
+
+    #[test]
+    fn vlan_names() {
+        assert_eq!(vlan_parts("eth0.10"), Some(("eth0", 10)));
+        assert_eq!(vlan_parts("bond0.4094"), Some(("bond0", 4094)));
+        assert_eq!(vlan_parts("eth0.0"), None);
+        assert_eq!(vlan_parts("eth0.4095"), None);
+        assert_eq!(vlan_parts("eth0"), None);
+        assert_eq!(vlan_parts(".10"), None);
+    }
+}

@@ -1,0 +1,143 @@
+#!/bin/bash
+# Fetch what the VM rig needs into the cache, WITHOUT installing anything
+# system-wide: `apt-get download` + `dpkg -x` of
+#   - qemu-system-x86 and the libraries this host lacks (installing bookworm's
+#     qemu-system-x86 would remove this image's qemu-utils 10 from backports),
+#   - busybox-static,
+#   - the current linux-image-<abi>-cloud-amd64 (resolved through the meta
+#     package linux-image-cloud-amd64: old ABI packages leave the archive).
+# Idempotent: a second run only checks that the cache is complete, that qemu
+# runs and that the apt package lists did not change since the last resolution.
+#
+# Usage: setup.sh
+# Env:   IPVLAN_RS_CACHE  cache root (default /var/cache/ipvlan-rs-test; this uses <root>/vm)
+#        APT_UPDATE=1     run `apt-get update` first (otherwise only when a lookup or download fails)
+#        REFRESH=1        re-resolve the packages even if nothing seems to have changed
+#        KFLAVOUR         kernel flavour (default cloud-amd64)
+set -euo pipefail
+PROG=setup.sh
+# shellcheck source=common.sh
+. "$(dirname "$(readlink -f "$0")")/common.sh"
+KFLAVOUR=${KFLAVOUR:-cloud-amd64}
+T0=$(date +%s.%N)
+
+command -v apt-get >/dev/null && command -v dpkg >/dev/null || die "needs apt-get and dpkg (a Debian host)"
+mkdir -p "$VM_CACHE/debs" || die "cannot create $VM_CACHE (set IPVLAN_RS_CACHE to a writable directory)"
+cd "$VM_CACHE"
+exec 9>"$VM_CACHE/.setup.lock"
+flock 9   # one setup at a time; run.sh does not take this lock
+
+# What the package resolution depends on: the apt lists, the flavour, this script.
+fingerprint() {
+  { echo "$KFLAVOUR"; sha256sum < "$VM_RIG_DIR/setup.sh"
+    stat -c '%n %s %Y' /var/lib/apt/lists/*_Packages* 2>/dev/null || true
+  } | sha256sum | cut -c1-32
+}
+
+busybox_ok() { [[ -x $BUSYBOX ]] && "$BUSYBOX" true 2>/dev/null; }
+qemu_ok() { [[ -x $QEMU_BIN ]] && qemu --version >/dev/null 2>&1; }
+cache_ok() {
+  [[ -f qemu/.stamp && -f kernel/.stamp && -f busybox/.stamp ]] && kernel_image >/dev/null && busybox_ok && qemu_ok
+}
+summary() {
+  note "kernel $(kernel_version), $(qemu --version | head -1), $("$BUSYBOX" | head -1 | cut -d' ' -f1-2)"
+  note "cache $VM_CACHE ($(du -sh --exclude=debs . | cut -f1) unpacked, $(du -sh debs | cut -f1) .debs), $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+}
+
+if [[ ${REFRESH:-0} != 1 && ${APT_UPDATE:-0} != 1 && -f setup.stamp ]] &&
+   [[ $(cat setup.stamp) == "$(fingerprint)" ]] && cache_ok; then
+  note "cache up to date"; summary; exit 0
+fi
+
+APTOPT=(-o APT::Sandbox::User=root -o Debug::NoLocking=1)
+UPDATED=0
+apt_update() {
+  note "apt-get update"
+  apt-get update -qq || note "apt-get update failed (continuing)"
+  UPDATED=1
+}
+
+# resolve(): fill Q_FILES K_FILES B_FILES (deb file names) and SPEC_OF[file]=package
+declare -A SPEC_OF
+resolve() {
+  local kpkg qpkgs out line url file
+  kpkg=$(apt-cache depends "linux-image-$KFLAVOUR" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  [[ -n $kpkg ]] || { note "cannot resolve linux-image-$KFLAVOUR"; return 1; }
+  # qemu-system-x86 plus whatever of its dependencies the host does not have
+  out=$(apt-get "${APTOPT[@]}" install --no-install-recommends -y --dry-run qemu-system-x86 2>&1) ||
+    { note "apt-get --dry-run install qemu-system-x86 failed: $out"; return 1; }
+  qpkgs=$(awk '/^Inst /{print $2}' <<<"$out")
+  # already installed system-wide (not expected): still take our own copy of its own packages
+  [[ -n $qpkgs ]] || qpkgs="qemu-system-x86 qemu-system-common qemu-system-data seabios ipxe-qemu"
+  Q_FILES=(); K_FILES=(); B_FILES=(); SPEC_OF=()
+  # shellcheck disable=SC2086
+  out=$(apt-get "${APTOPT[@]}" download --print-uris $qpkgs busybox-static "$kpkg" 2>&1) ||
+    { note "package lookup failed: $out"; return 1; }
+  while read -r url file _; do
+    [[ $url == \'http* || $url == \'file* ]] || continue
+    local pkg=${file%%_*}
+    SPEC_OF[$file]=$pkg
+    case $pkg in
+      busybox-static) B_FILES+=("$file");;
+      "$kpkg")        K_FILES+=("$file");;
+      *)              Q_FILES+=("$file");;
+    esac
+  done <<<"$out"
+  [[ ${#K_FILES[@]} -eq 1 && ${#B_FILES[@]} -eq 1 && ${#Q_FILES[@]} -ge 1 ]] ||
+    { note "unexpected lookup result: $out"; return 1; }
+}
+
+download() {
+  local f specs=()
+  for f in "${Q_FILES[@]}" "${K_FILES[@]}" "${B_FILES[@]}"; do
+    [[ -s debs/$f ]] || specs+=("${SPEC_OF[$f]}")
+  done
+  [[ ${#specs[@]} -eq 0 ]] && return 0
+  note "downloading ${#specs[@]} packages: ${specs[*]}"
+  ( cd debs && apt-get "${APTOPT[@]}" download -qq "${specs[@]}" ) || { note "apt-get download failed"; return 1; }
+  for f in "${Q_FILES[@]}" "${K_FILES[@]}" "${B_FILES[@]}"; do
+    [[ -s debs/$f ]] || { note "expected debs/$f after download"; return 1; }
+  done
+}
+
+# unpack a component into a fresh directory and swap it in (only if its set of .debs changed)
+unpack() {
+  local comp=$1 want f; shift
+  want=$(printf '%s\n' "$@" | sort)
+  if [[ -f $comp/.stamp && $(cat "$comp/.stamp") == "$want" ]]; then return 0; fi
+  note "unpacking $comp"
+  rm -rf "$comp.new" "$comp.old"; mkdir "$comp.new"
+  for f in "$@"; do dpkg -x "debs/$f" "$comp.new"; done
+  echo "$want" > "$comp.new/.stamp"
+  [[ -e $comp ]] && mv "$comp" "$comp.old"
+  mv "$comp.new" "$comp"; rm -rf "$comp.old"
+}
+
+[[ ${APT_UPDATE:-0} == 1 ]] && apt_update
+if ! { resolve && download; }; then
+  if [[ $UPDATED == 0 ]]; then apt_update; fi
+  if ! { resolve && download; }; then
+    if cache_ok; then
+      note "WARNING: package lookup/download failed; keeping the existing cache"; summary; exit 0
+    fi
+    die "could not fetch the packages (network? apt sources?); see the messages above"
+  fi
+fi
+
+unpack qemu "${Q_FILES[@]}"
+unpack kernel "${K_FILES[@]}"
+unpack busybox "${B_FILES[@]}"
+
+# drop .debs that are no longer part of the set (e.g. the previous kernel)
+for f in debs/*.deb; do
+  [[ -n ${SPEC_OF[${f#debs/}]:-} ]] || { note "removing stale $f"; rm -f "$f"; }
+done
+
+kernel_image >/dev/null || die "no vmlinuz/modules in $KERNEL_ROOT"
+busybox_ok || die "busybox does not run: $BUSYBOX"
+qemu_ok || { qemu --version >&2 || true; die "qemu does not run: $QEMU_BIN (missing libraries? try REFRESH=1)"; }
+for m in ipvlan macvlan 8021q dummy veth; do
+  [[ -n $(find "$(kernel_moddir)/kernel" -name "$m.ko*" -print -quit) ]] || die "kernel $(kernel_version) has no $m module"
+done
+fingerprint > setup.stamp
+summary

@@ -1,0 +1,20 @@
+#!/bin/bash
+# make test-vm: the driver's ipvlan / 802.1Q / dummy cases on a real Debian
+# kernel under qemu (this host's kernel lacks those link kinds).
+# Fetches what it needs (tests/rig/vm/setup.sh), builds the guest program
+# static, boots it, and fails on any FAIL, a timeout or a missing piece.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+"$ROOT/tests/rig/vm/setup.sh"
+cd "$ROOT"
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
+  --target x86_64-unknown-linux-gnu -p ipvlan-rs-vm-guest
+BIN=target/x86_64-unknown-linux-gnu/release/ipvlan-rs-vm-guest
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+VM_TIMEOUT=${VM_TIMEOUT:-300} VM_LOG="$LOG" "$ROOT/tests/rig/vm/run.sh" "$BIN" "$@"
+# every case line must be PASS and there must be cases at all
+pass=$(grep -c '^CASE .*: PASS' "$LOG" || true)
+fail=$(grep -c '^CASE .*: FAIL' "$LOG" || true)
+echo "vm: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

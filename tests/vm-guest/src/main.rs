@@ -1,0 +1,554 @@
+//! Kernel tests of the ipvlan-rs driver on a kernel that has ipvlan, 802.1Q
+//! and dummy links: run as `/test` inside the qemu VM (tests/rig/vm).
+//!
+//! Each case prints `CASE <name>: PASS` or `CASE <name>: FAIL <why>`; the
+//! process exits non-zero if any case failed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ipvlan_driver::options::IpvlanMode;
+use ipvlan_driver::{Driver, DriverConfig, Netlink};
+use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest, JoinResponse};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)*) => { if !$cond { return Err(format!($($fmt)*)); } };
+}
+
+struct Rig {
+    nl: Netlink,
+    state: std::path::PathBuf,
+    driver: Option<Driver>,
+    next: u32,
+}
+
+impl Rig {
+    fn driver(&self) -> &Driver {
+        self.driver.as_ref().unwrap()
+    }
+
+    fn reopen(&mut self) {
+        if let Some(d) = self.driver.take() {
+            d.close();
+        }
+        self.driver = Some(Driver::open(&self.state, DriverConfig::default()).unwrap());
+    }
+
+    fn id(&mut self, tag: &str) -> String {
+        // random-looking like the engine's IDs: distinct from the first character
+        self.next += 1;
+        format!(
+            "{:08x}{tag}{:0>55}",
+            self.next.wrapping_mul(0x9e37_79b9),
+            self.next
+        )
+    }
+
+    async fn dummy(&self, name: &str) -> Result {
+        self.nl
+            .create_dummy(name, "test-parent")
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn network(
+        &self,
+        id: &str,
+        opts: serde_json::Value,
+        subnet: &str,
+        gw: Option<&str>,
+    ) -> Result {
+        let mut v4 = json!({"AddressSpace": "local", "Pool": subnet});
+        if let Some(g) = gw {
+            v4["Gateway"] = json!(g);
+        }
+        let req: CreateNetworkRequest = serde_json::from_value(json!({
+            "NetworkID": id, "Options": {"com.docker.network.generic": opts}, "IPv4Data": [v4], "IPv6Data": []
+        }))
+        .unwrap();
+        self.driver()
+            .create_network(&req)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn endpoint(&self, nid: &str, eid: &str, addr: &str) -> Result<JoinResponse> {
+        let req: CreateEndpointRequest = serde_json::from_value(json!({
+            "NetworkID": nid, "EndpointID": eid, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""}
+        }))
+        .unwrap();
+        self.driver()
+            .create_endpoint(&req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let join: JoinRequest =
+            serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid, "SandboxKey": ""}))
+                .unwrap();
+        self.driver().join(&join).await.map_err(|e| e.to_string())
+    }
+
+    async fn exists(&self, name: &str) -> bool {
+        self.nl.get(name).await.unwrap().is_some()
+    }
+}
+
+fn ip(args: &str) -> Result {
+    let out = Command::new("/usr/local/sbin/ip")
+        .args(args.split_whitespace())
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+async fn modes_and_flags(rig: &mut Rig) -> Result {
+    for (mi, mode) in ["l2", "l3", "l3s"].iter().enumerate() {
+        for (fi, flag) in ["bridge", "private", "vepa"].iter().enumerate() {
+            let parent = format!("pm{mi}{fi}");
+            rig.dummy(&parent).await?;
+            let nid = rig.id("n");
+            rig.network(
+                &nid,
+                json!({"parent": parent, "ipvlan_mode": mode, "ipvlan_flag": flag}),
+                "10.50.0.0/24",
+                Some("10.50.0.1/24"),
+            )
+            .await?;
+            let eid = rig.id("e");
+            let resp = rig.endpoint(&nid, &eid, "10.50.0.2/24").await?;
+            let link = ipvlan_driver::slave_name(&eid);
+            let got = rig
+                .nl
+                .get(&link)
+                .await
+                .unwrap()
+                .ok_or(format!("{link} missing after Join"))?;
+            check!(
+                got.kind.as_deref() == Some("ipvlan"),
+                "{link} kind {:?}",
+                got.kind
+            );
+            let want = match *mode {
+                "l2" => IpvlanMode::L2,
+                "l3" => IpvlanMode::L3,
+                _ => IpvlanMode::L3s,
+            };
+            check!(
+                got.ipvlan_mode == Some(want),
+                "{link} mode {:?}, want {mode}",
+                got.ipvlan_mode
+            );
+            let parent_index = rig.nl.get(&parent).await.unwrap().unwrap().index;
+            check!(got.parent == Some(parent_index), "{link} not on {parent}");
+            if *mode == "l2" {
+                check!(
+                    resp.gateway.map(|g| g.to_string()) == Some("10.50.0.1".into()),
+                    "l2 gateway {:?}",
+                    resp.gateway
+                );
+                check!(
+                    resp.static_routes.is_empty(),
+                    "l2 routes {:?}",
+                    resp.static_routes
+                );
+            } else {
+                check!(resp.gateway.is_none(), "{mode} must not set a gateway");
+                check!(
+                    resp.static_routes.len() == 1
+                        && resp.static_routes[0].destination.to_string() == "0.0.0.0/0",
+                    "{mode} routes {:?}",
+                    resp.static_routes
+                );
+            }
+            check!(resp.disable_gateway_service, "gateway service not disabled");
+            rig.driver()
+                .delete_endpoint(&nid, &eid)
+                .await
+                .map_err(|e| e.to_string())?;
+            check!(!rig.exists(&link).await, "{link} left after DeleteEndpoint");
+            rig.driver()
+                .delete_network(&nid)
+                .await
+                .map_err(|e| e.to_string())?;
+            check!(
+                rig.exists(&parent).await,
+                "user parent {parent} was deleted"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn vlan_parent(rig: &mut Rig) -> Result {
+    rig.dummy("vb0").await?;
+    let nid = rig.id("n");
+    rig.network(&nid, json!({"parent": "vb0.10"}), "10.51.0.0/24", None)
+        .await?;
+    let vlan = rig
+        .nl
+        .get("vb0.10")
+        .await
+        .unwrap()
+        .ok_or("vb0.10 not created")?;
+    check!(
+        vlan.kind.as_deref() == Some("vlan"),
+        "vb0.10 kind {:?}",
+        vlan.kind
+    );
+    check!(vlan.up, "vb0.10 not up");
+    let eid = rig.id("e");
+    rig.endpoint(&nid, &eid, "10.51.0.2/24").await?;
+    // a second network on the same created parent shares it
+    let nid2 = rig.id("n");
+    rig.network(&nid2, json!({"parent": "vb0.10"}), "10.52.0.0/24", None)
+        .await?;
+    rig.driver()
+        .delete_endpoint(&nid, &eid)
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver()
+        .delete_network(&nid)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(
+        rig.exists("vb0.10").await,
+        "vb0.10 deleted while another network uses it"
+    );
+    rig.driver()
+        .delete_network(&nid2)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(
+        !rig.exists("vb0.10").await,
+        "created vb0.10 left after its last network"
+    );
+    check!(rig.exists("vb0").await, "base vb0 deleted");
+    // a VLAN link the user made is never deleted
+    ip("link add link vb0 name vb0.20 type vlan id 20")?;
+    let nid3 = rig.id("n");
+    rig.network(&nid3, json!({"parent": "vb0.20"}), "10.53.0.0/24", None)
+        .await?;
+    rig.driver()
+        .delete_network(&nid3)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(rig.exists("vb0.20").await, "user's vb0.20 was deleted");
+    let nid4 = rig.id("n");
+    let err = rig
+        .network(&nid4, json!({"parent": "nobase.30"}), "10.54.0.0/24", None)
+        .await
+        .unwrap_err();
+    check!(err.contains("nobase"), "missing base: {err}");
+    Ok(())
+}
+
+async fn dummy_parent(rig: &mut Rig) -> Result {
+    let nid = rig.id("d");
+    rig.network(&nid, json!({}), "10.55.0.0/24", Some("10.55.0.1/24"))
+        .await?;
+    let dummy = ipvlan_driver::dummy_name(&nid);
+    check!(
+        rig.nl
+            .get(&dummy)
+            .await
+            .unwrap()
+            .and_then(|l| l.kind)
+            .as_deref()
+            == Some("dummy"),
+        "{dummy} not a dummy link"
+    );
+    let eid = rig.id("e");
+    let resp = rig.endpoint(&nid, &eid, "10.55.0.2/24").await?;
+    check!(
+        resp.gateway.is_none() && resp.static_routes.is_empty(),
+        "internal network got a route: {resp:?}"
+    );
+    rig.driver()
+        .delete_endpoint(&nid, &eid)
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver()
+        .delete_network(&nid)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(
+        !rig.exists(&dummy).await,
+        "{dummy} left after DeleteNetwork"
+    );
+    Ok(())
+}
+
+async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
+    rig.dummy("sp0").await?;
+    let (a, b, c, d) = (rig.id("n"), rig.id("n"), rig.id("n"), rig.id("n"));
+    rig.network(
+        &a,
+        json!({"parent": "sp0", "ipvlan_mode": "l2"}),
+        "10.56.0.0/24",
+        None,
+    )
+    .await?;
+    let err = rig
+        .network(
+            &b,
+            json!({"parent": "sp0", "ipvlan_mode": "l3"}),
+            "10.57.0.0/24",
+            None,
+        )
+        .await
+        .unwrap_err();
+    check!(
+        err.contains("sp0") && err.contains("l3"),
+        "mode conflict: {err}"
+    );
+    rig.network(
+        &c,
+        json!({"parent": "sp0", "ipvlan_mode": "l2"}),
+        "10.58.0.0/24",
+        None,
+    )
+    .await?;
+    let err = rig
+        .network(
+            &d,
+            json!({"parent": "sp0", "kind": "macvlan"}),
+            "10.59.0.0/24",
+            None,
+        )
+        .await
+        .unwrap_err();
+    check!(err.contains("macvlan"), "kind conflict: {err}");
+    // the kernel agrees: macvlan beside ipvlan slaves is refused
+    let eid = rig.id("e");
+    rig.endpoint(&a, &eid, "10.56.0.2/24").await?;
+    check!(
+        ip("link add mvx link sp0 type macvlan mode bridge").is_err(),
+        "kernel took macvlan beside ipvlan"
+    );
+    rig.driver()
+        .delete_endpoint(&a, &eid)
+        .await
+        .map_err(|e| e.to_string())?;
+    for n in [&a, &c] {
+        rig.driver()
+            .delete_network(n)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Two endpoints of one network in two namespaces ping each other.
+async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
+    let parent = format!("tp{n}");
+    rig.dummy(&parent).await?;
+    let nid = rig.id("n");
+    rig.network(
+        &nid,
+        json!({"parent": parent, "ipvlan_mode": mode}),
+        "10.60.0.0/24",
+        None,
+    )
+    .await?;
+    let mut links = Vec::new();
+    for i in 0..2 {
+        let eid = rig.id("e");
+        rig.endpoint(&nid, &eid, &format!("10.60.0.{}/24", i + 2))
+            .await?;
+        let info = rig
+            .driver()
+            .endpoint_info(&nid, &eid)
+            .await
+            .map_err(|e| e.to_string())?;
+        links.push(info["link"].as_str().unwrap_or_default().to_string());
+    }
+    for (i, link) in links.iter().enumerate() {
+        let ns = format!("t{n}{i}");
+        ip(&format!("netns add {ns}"))?;
+        ip(&format!("link set {link} netns {ns}"))?;
+        ip(&format!("-n {ns} link set {link} name eth0"))?;
+        ip(&format!("-n {ns} addr add 10.60.0.{}/24 dev eth0", i + 2))?;
+        ip(&format!("-n {ns} link set eth0 up"))?;
+    }
+    let out = Command::new("/usr/local/sbin/ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("t{n}0"),
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "10.60.0.3",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        out.status.success(),
+        "ping over ipvlan {mode}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..2 {
+        ip(&format!("netns del t{n}{i}"))?;
+    }
+    Ok(())
+}
+
+async fn reconcile_after_crash(rig: &mut Rig) -> Result {
+    rig.dummy("rc0").await?;
+    let nid = rig.id("n");
+    rig.network(&nid, json!({"parent": "rc0.7"}), "10.61.0.0/24", None)
+        .await?;
+    let eid = rig.id("e");
+    rig.endpoint(&nid, &eid, "10.61.0.2/24").await?;
+    // a link left by a crash between link creation and reply: no endpoint owns it
+    let rc = rig.nl.get("rc0.7").await.unwrap().unwrap();
+    let stray = "ivr0000deadbeef";
+    let kind = ipvlan_driver::LinkKind::IpVlan {
+        mode: IpvlanMode::L2,
+        flag: ipvlan_driver::options::IpvlanFlag::Bridge,
+    };
+    rig.nl
+        .create_slave(stray, rc.index, &kind, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    // the created parent vanished while the plugin was down
+    let live = rig
+        .driver()
+        .endpoint_info(&nid, &eid)
+        .await
+        .map_err(|e| e.to_string())?["link"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ip("link del rc0.7")?;
+    rig.reopen();
+    rig.driver().reconcile().await.map_err(|e| e.to_string())?;
+    check!(!rig.exists(stray).await, "stray {stray} survived reconcile");
+    check!(
+        rig.exists("rc0.7").await,
+        "created parent rc0.7 not re-created"
+    );
+    // the endpoint is still known: Join works again after the restart
+    let join: JoinRequest =
+        serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid})).unwrap();
+    rig.driver().join(&join).await.map_err(|e| e.to_string())?;
+    check!(rig.exists(&live).await, "{live} missing after re-Join");
+    rig.driver()
+        .delete_endpoint(&nid, &eid)
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver()
+        .delete_network(&nid)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(!rig.exists("rc0.7").await, "rc0.7 left");
+    Ok(())
+}
+
+async fn prefix_collision(rig: &mut Rig) -> Result {
+    rig.dummy("pc0").await?;
+    let nid = rig.id("n");
+    rig.network(&nid, json!({"parent": "pc0"}), "10.62.0.0/24", None)
+        .await?;
+    let (a, b) = ("abcdef012345aaaa", "abcdef012345bbbb");
+    rig.endpoint(&nid, a, "10.62.0.2/24").await?;
+    rig.endpoint(&nid, b, "10.62.0.3/24").await?;
+    let la = rig
+        .driver()
+        .endpoint_info(&nid, a)
+        .await
+        .map_err(|e| e.to_string())?["link"]
+        .clone();
+    let lb = rig
+        .driver()
+        .endpoint_info(&nid, b)
+        .await
+        .map_err(|e| e.to_string())?["link"]
+        .clone();
+    check!(la != lb, "same link {la} for two endpoints");
+    for l in [&la, &lb] {
+        check!(
+            rig.exists(l.as_str().unwrap_or_default()).await,
+            "{l} missing"
+        );
+    }
+    for e in [a, b] {
+        rig.driver()
+            .delete_endpoint(&nid, e)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    rig.driver()
+        .delete_network(&nid)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let dir = Path::new("/tmp/ipvlan-rs-state");
+    let _ = std::fs::remove_dir_all(dir);
+    let state = dir.join("driver.redb");
+    let mut rig = Rig {
+        nl: Netlink::connect().unwrap(),
+        driver: Some(Driver::open(&state, DriverConfig::default()).unwrap()),
+        state,
+        next: 0,
+    };
+    let mut failed = 0;
+    macro_rules! case {
+        ($name:literal, $e:expr) => {{
+            let start = std::time::Instant::now();
+            match $e.await {
+                Ok(()) => println!("CASE {}: PASS ({} ms)", $name, start.elapsed().as_millis()),
+                Err(why) => {
+                    failed += 1;
+                    println!("CASE {}: FAIL {why}", $name);
+                }
+            }
+        }};
+    }
+    case!(
+        "ipvlan_every_mode_and_flag_joins_on_its_parent",
+        modes_and_flags(&mut rig)
+    );
+    case!(
+        "vlan_parent_created_shared_and_deleted_only_if_created",
+        vlan_parent(&mut rig)
+    );
+    case!(
+        "no_parent_makes_an_internal_network_on_a_dummy",
+        dummy_parent(&mut rig)
+    );
+    case!(
+        "shared_parent_refuses_other_modes_and_kinds",
+        shared_parent_conflicts(&mut rig)
+    );
+    case!("l2_endpoints_ping_each_other", traffic(&mut rig, "l2", 1));
+    case!("l3_endpoints_ping_each_other", traffic(&mut rig, "l3", 2));
+    case!(
+        "endpoints_sharing_an_id_prefix_get_distinct_links",
+        prefix_collision(&mut rig)
+    );
+    case!(
+        "reconcile_removes_strays_and_recreates_created_parents",
+        reconcile_after_crash(&mut rig)
+    );
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
