@@ -1,1 +1,149 @@
-fn main() {}
+//! `ipvlan-rs`: a Docker managed (v2) network plugin that gives containers
+//! IPVLAN or MACVLAN links on a host interface, with its own IPAM.
+//!
+//! This binary wires the pieces: settings, logging, the state stores, the
+//! unix socket and the HTTP router. All protocol knowledge lives in the
+//! `protocol` crate, addresses in `ipam`, links in `ipvlan-driver`.
+//!
+//! Invariants: the socket is mode 0600; a live socket of another instance
+//! is never taken over; every acknowledged change is on disk first; the
+//! Docker API is never called (the engine starts plugins before it serves
+//! its API).
+
+mod config;
+mod routes;
+mod server;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use config::Config;
+use ipam::{Ipam, IpamConfig};
+use ipvlan_driver::{Driver, DriverConfig};
+use server::App;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), socket = %config.socket.display(), state_dir = %config.state_dir.display(), scope = %config.scope, "starting");
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state dir {}", config.state_dir.display()))?;
+    std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting state dir {}", config.state_dir.display()))?;
+
+    let ipam = Ipam::open(
+        &config.state_dir.join("ipam.redb"),
+        IpamConfig {
+            default_pools: config.default_pools.clone(),
+        },
+        Arc::new(routes::ProcRoutes),
+    )
+    .context("opening the IPAM state")?;
+    let default_parent = Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
+    let driver = Driver::open(
+        &config.state_dir.join("driver.redb"),
+        DriverConfig { default_parent },
+    )
+    .context("opening the driver state")?;
+    if let Err(e) = driver.reconcile().await {
+        tracing::error!(error = %e, "reconciling links with the kernel failed; continuing");
+    }
+
+    let listener = bind(&config.socket)?;
+    let app = Arc::new(App {
+        ipam: Arc::new(ipam),
+        driver: Arc::new(driver),
+        scope: config.scope,
+        max_body: config.max_body,
+        fatal: tokio::sync::Notify::new(),
+    });
+    tracing::info!(socket = %config.socket.display(), "serving");
+    let shutdown = {
+        let app = app.clone();
+        async move {
+            let (mut term, mut int) = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(t), Ok(i)) => (t, i),
+                _ => return false,
+            };
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); false }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); false }
+                _ = app.fatal.notified() => { tracing::error!("state store failed: exiting so the engine restarts the plugin"); true }
+            }
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
+    let serve =
+        axum::serve(listener, server::router(app.clone())).with_graceful_shutdown(async move {
+            let fatal = shutdown.await;
+            let _ = tx.send(fatal);
+        });
+    let served = serve.await;
+    let _ = std::fs::remove_file(&config.socket);
+    app.ipam.close();
+    app.driver.close();
+    served.context("serving the plugin socket")?;
+    if rx.await.unwrap_or(false) {
+        bail!("stopped after a state store failure");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Bind the plugin socket: replace a stale file left by a crash, refuse a
+/// socket another process still answers on.
+fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating socket dir {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another process is serving on {}; refusing to take it over",
+                path.display()
+            );
+        }
+        tracing::warn!(socket = %path.display(), "removing stale socket");
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(listener)
+}

@@ -1,0 +1,68 @@
+# ipvlan-rs: build, bundle, install and test the Docker network plugin.
+# `make install` and `make test` are the two commands a newcomer needs.
+
+PLUGIN_NAME ?= org/ipvlan-rs
+PLUGIN_TAG  ?= latest
+DOCKER      ?= docker
+REGISTRY    ?=
+VERSION     ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+TARGET      := x86_64-unknown-linux-gnu
+BINARY      := target/$(TARGET)/release/ipvlan-rs
+BUNDLE      := target/bundle
+PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
+
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build bundle create enable install push test test-unit test-vm e2e bench lint clean
+
+all: build
+
+## build: the static release binary (runs in a FROM scratch rootfs)
+build:
+	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) -p ipvlan-rs
+	@file $(BINARY) 2>/dev/null | grep -q 'statically linked' || { echo "$(BINARY) is not static" >&2; exit 1; }
+
+## bundle: target/bundle/{config.json,rootfs/} for `docker plugin create`
+bundle: build
+	rm -rf $(BUNDLE)
+	mkdir -p $(BUNDLE)/rootfs/run/docker/plugins $(BUNDLE)/rootfs/var/lib/ipvlan-rs $(BUNDLE)/rootfs/etc
+	install -m 0755 $(BINARY) $(BUNDLE)/rootfs/ipvlan-rs
+	: > $(BUNDLE)/rootfs/etc/hosts
+	: > $(BUNDLE)/rootfs/etc/resolv.conf
+	cp config.json $(BUNDLE)/config.json
+
+## create: (re)create the plugin in the engine from the bundle
+create: bundle
+	-$(DOCKER) plugin disable -f $(PLUGIN_REF):$(PLUGIN_TAG) 2>/dev/null
+	-$(DOCKER) plugin rm -f $(PLUGIN_REF):$(PLUGIN_TAG) 2>/dev/null
+	$(DOCKER) plugin create $(PLUGIN_REF):$(PLUGIN_TAG) $(BUNDLE)
+
+## enable: enable the created plugin
+enable:
+	$(DOCKER) plugin enable $(PLUGIN_REF):$(PLUGIN_TAG)
+
+## install: build + bundle + create + enable in the local engine (re-runnable)
+install: create enable
+	@echo "installed $(PLUGIN_REF):$(PLUGIN_TAG); try: docker network create -d $(PLUGIN_REF):$(PLUGIN_TAG) --ipam-driver $(PLUGIN_REF):$(PLUGIN_TAG) --subnet 192.168.50.0/24 -o parent=eth0 mynet"
+
+## push: push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) (create it first with REGISTRY set)
+push:
+	$(DOCKER) plugin push $(PLUGIN_REF):$(PLUGIN_TAG)
+
+## test: every test: unit, conformance, kernel (netns), kernel-in-VM
+test: lint test-unit test-vm
+
+test-unit:
+	tests/require-root.sh
+	cargo test --workspace --locked
+
+## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
+test-vm:
+	tests/vm-guest/run.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+clean:
+	cargo clean

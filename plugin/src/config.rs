@@ -1,0 +1,50 @@
+//! Command line and environment settings.
+
+use clap::Parser;
+use ipam::DefaultPool;
+use protocol::network::Scope;
+use std::path::PathBuf;
+
+/// Docker managed network plugin: IPVLAN and MACVLAN networks with their own IPAM.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ipvlan-rs", version, about)]
+pub struct Config {
+    /// Unix socket to serve the plugin API on.
+    #[arg(
+        long,
+        env = "SOCKET",
+        default_value = "/run/docker/plugins/ipvlan-rs.sock"
+    )]
+    pub socket: PathBuf,
+
+    /// Directory of the durable state (ipam.redb, driver.redb).
+    #[arg(long, env = "STATE_DIR", default_value = "/var/lib/ipvlan-rs")]
+    pub state_dir: PathBuf,
+
+    /// Log filter: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// `local`: each node allocates addresses; `global`: the Swarm manager does.
+    #[arg(long, env = "SCOPE", default_value = "local")]
+    pub scope: Scope,
+
+    /// Parent interface for networks that name none (empty: a dummy parent,
+    /// which makes the network internal).
+    #[arg(long, env = "DEFAULT_PARENT", default_value = "")]
+    pub default_parent: String,
+
+    /// Ranges pools are carved from when a network gives no --subnet:
+    /// comma-separated BASE/LEN:SIZE.
+    #[arg(
+        long,
+        env = "DEFAULT_POOLS",
+        default_value = "172.30.0.0/16:24,fdc9:b4a1:7e2d::/48:64",
+        value_delimiter = ','
+    )]
+    pub default_pools: Vec<DefaultPool>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY", default_value_t = 1 << 20)]
+    pub max_body: usize,
+}

@@ -1,0 +1,256 @@
+//! The HTTP edge: one route per protocol call, each decoding the body,
+//! calling the domain and encoding the answer.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use ipam::Ipam;
+use ipvlan_driver::Driver;
+use protocol::ipam::{AddressSpacesResponse, RequestAddressResponse, RequestPoolResponse};
+use protocol::network::{
+    AllocateNetworkResponse, CapabilitiesResponse, CreateEndpointResponse, EndpointInfoResponse,
+    GwAllocCheckResponse, Scope,
+};
+use protocol::{ActivateResponse, Call, EmptyResponse, ErrorResponse, Request};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// What the handlers share.
+pub struct App {
+    /// The address allocator.
+    pub ipam: Arc<Ipam>,
+    /// The network driver.
+    pub driver: Arc<Driver>,
+    /// The `Scope` answered in GetCapabilities.
+    pub scope: Scope,
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Notified when a state store failed: the process must restart.
+    pub fatal: Notify,
+}
+
+/// A failed call: 500 with `{"Err": m, "Error": m}`.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The body did not decode.
+    #[error(transparent)]
+    Decode(#[from] protocol::DecodeError),
+    /// The IPAM refused.
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
+    /// The driver refused.
+    #[error(transparent)]
+    Driver(#[from] ipvlan_driver::DriverError),
+    /// The body was too large or unreadable.
+    #[error("request body rejected: {0}")]
+    Body(String),
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(ErrorResponse::new(message))).into_response()
+}
+
+/// The router. Every path goes through [`dispatch`], which maps it to a
+/// [`Call`]; unknown paths get 404 (the engine reads that as "not
+/// implemented"), other methods than POST 405.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: Body) -> Response {
+    let Some(call) = Call::from_path(uri.path()) else {
+        tracing::debug!(path = uri.path(), "unknown path");
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!("{} is not a call this plugin implements", uri.path()),
+        );
+    };
+    if method != Method::POST {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} takes POST, not {method}", call.path()),
+        );
+    }
+    let span = tracing::info_span!(
+        "call",
+        call = call.method(),
+        network = tracing::field::Empty,
+        endpoint = tracing::field::Empty,
+        pool = tracing::field::Empty
+    );
+    async move {
+        let result = match axum::body::to_bytes(body, app.max_body).await {
+            Ok(bytes) => handle(&app, call, &bytes).await,
+            Err(e) => Err(CallError::Body(format!(
+                "{e} (limit {} bytes)",
+                app.max_body
+            ))),
+        };
+        match result {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(error = %e, "call failed");
+                if app.ipam.failed() || app.driver.failed() {
+                    app.fatal.notify_one();
+                }
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn ok<T: Serialize>(value: T) -> Result<Response, CallError> {
+    Ok((StatusCode::OK, axum::Json(value)).into_response())
+}
+
+fn record_ids(req: &Request) {
+    let span = tracing::Span::current();
+    let (network, endpoint, pool) = match req {
+        Request::CreateNetwork(r) => (Some(r.network_id.as_str()), None, None),
+        Request::AllocateNetwork(r) => (Some(r.network_id.as_str()), None, None),
+        Request::FreeNetwork(r) | Request::DeleteNetwork(r) => {
+            (Some(r.network_id.as_str()), None, None)
+        }
+        Request::CreateEndpoint(r) => (
+            Some(r.network_id.as_str()),
+            Some(r.endpoint_id.as_str()),
+            None,
+        ),
+        Request::Join(r) => (
+            Some(r.network_id.as_str()),
+            Some(r.endpoint_id.as_str()),
+            None,
+        ),
+        Request::ProgramExternalConnectivity(r) => (
+            Some(r.network_id.as_str()),
+            Some(r.endpoint_id.as_str()),
+            None,
+        ),
+        Request::EndpointOperInfo(r)
+        | Request::DeleteEndpoint(r)
+        | Request::Leave(r)
+        | Request::RevokeExternalConnectivity(r) => (
+            Some(r.network_id.as_str()),
+            Some(r.endpoint_id.as_str()),
+            None,
+        ),
+        Request::ReleasePool(r) => (None, None, Some(r.pool_id.as_str())),
+        Request::RequestAddress(r) => (None, None, Some(r.pool_id.as_str())),
+        Request::ReleaseAddress(r) => (None, None, Some(r.pool_id.as_str())),
+        _ => (None, None, None),
+    };
+    if let Some(n) = network {
+        span.record("network", n);
+    }
+    if let Some(e) = endpoint {
+        span.record("endpoint", e);
+    }
+    if let Some(p) = pool {
+        span.record("pool", p);
+    }
+}
+
+async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallError> {
+    let req = Request::decode(call, body)?;
+    record_ids(&req);
+    tracing::debug!(?req, "request");
+    match req {
+        Request::Activate => ok(ActivateResponse {
+            implements: vec!["NetworkDriver".into(), "IpamDriver".into()],
+        }),
+        Request::GetCapabilities => ok(CapabilitiesResponse {
+            scope: app.scope,
+            connectivity_scope: Scope::Global,
+            gw_alloc_checker: true,
+        }),
+        Request::GwAllocCheck(r) => {
+            app.driver.check_options(&r.options.generic)?;
+            // like Docker's built-in ipvlan: no gateway unless the user gives one
+            ok(GwAllocCheckResponse {
+                skip_ipv4: true,
+                skip_ipv6: true,
+            })
+        }
+        Request::AllocateNetwork(r) => {
+            app.driver.check_options(&r.options)?;
+            ok(AllocateNetworkResponse { options: r.options })
+        }
+        Request::FreeNetwork(_) => ok(EmptyResponse {}),
+        Request::CreateNetwork(r) => {
+            app.driver.create_network(&r).await?;
+            ok(EmptyResponse {})
+        }
+        Request::DeleteNetwork(r) => {
+            app.driver.delete_network(r.network_id.as_str()).await?;
+            ok(EmptyResponse {})
+        }
+        Request::CreateEndpoint(r) => {
+            app.driver.create_endpoint(&r).await?;
+            ok(CreateEndpointResponse::default())
+        }
+        Request::EndpointOperInfo(r) => {
+            let value = app
+                .driver
+                .endpoint_info(r.network_id.as_str(), r.endpoint_id.as_str())
+                .await?;
+            ok(EndpointInfoResponse { value })
+        }
+        Request::DeleteEndpoint(r) => {
+            app.driver
+                .delete_endpoint(r.network_id.as_str(), r.endpoint_id.as_str())
+                .await?;
+            ok(EmptyResponse {})
+        }
+        Request::Join(r) => ok(app.driver.join(&r).await?),
+        Request::Leave(r) => {
+            app.driver
+                .leave(r.network_id.as_str(), r.endpoint_id.as_str())
+                .await?;
+            ok(EmptyResponse {})
+        }
+        Request::DiscoverNew(n) | Request::DiscoverDelete(n) => {
+            tracing::debug!(node = ?n.node(), "discovery notification");
+            ok(EmptyResponse {})
+        }
+        Request::ProgramExternalConnectivity(_) | Request::RevokeExternalConnectivity(_) => {
+            ok(EmptyResponse {})
+        }
+        Request::IpamGetCapabilities => ok(protocol::ipam::CapabilitiesResponse {
+            requires_mac_address: false,
+            requires_request_replay: false,
+        }),
+        Request::GetDefaultAddressSpaces => ok(AddressSpacesResponse {
+            local_default_address_space: ipam::LOCAL_SPACE.into(),
+            global_default_address_space: ipam::GLOBAL_SPACE.into(),
+        }),
+        Request::RequestPool(r) => {
+            let lease = app.ipam.request_pool(&r).await?;
+            ok(RequestPoolResponse {
+                pool_id: lease.id.to_string(),
+                pool: lease.pool,
+                data: Default::default(),
+            })
+        }
+        Request::ReleasePool(r) => {
+            app.ipam.release_pool(&r).await?;
+            ok(EmptyResponse {})
+        }
+        Request::RequestAddress(r) => {
+            let address = app.ipam.request_address(&r).await?;
+            ok(RequestAddressResponse {
+                address,
+                data: Default::default(),
+            })
+        }
+        Request::ReleaseAddress(r) => {
+            app.ipam.release_address(&r).await?;
+            ok(EmptyResponse {})
+        }
+    }
+}

@@ -1,0 +1,59 @@
+#!/bin/bash
+# Run Debian's docker-registry binary (not its service) on 127.0.0.1:PORT with a
+# config of our own: no auth, filesystem storage in a fresh dir, deletes enabled.
+# 127.0.0.0/8 is an insecure registry by default in dockerd, so
+# `docker push 127.0.0.1:PORT/x` and `docker plugin push/install` work over http.
+#
+# Usage:  tests/rig/docker/registry-start.sh PORT     -> prints REGISTRY=127.0.0.1:PORT
+# Files:  /run/ipvlan-rs-test/registry-PORT/{config.yml,pid},
+#         storage /var/lib/ipvlan-rs-test/registry-PORT, log $LOG_DIR/registry-PORT.log
+# A registry already answering on PORT from an earlier call is reused; stale
+# files of a killed one are replaced (its storage is wiped).
+set -euo pipefail
+HERE=$(dirname "$(readlink -f "$0")")
+. "$HERE/common.sh"
+
+[[ $# -eq 1 && $1 =~ ^[0-9]+$ && $1 -gt 0 && $1 -lt 65536 ]] || die "usage: $0 PORT"
+PORT=$1
+DIR=$RIG_RUN/registry-$PORT
+STORE=$RIG_DATA/registry-$PORT
+LOGF=$RIG_LOG/registry-$PORT.log
+URL=http://127.0.0.1:$PORT/v2/
+REG=$(command -v docker-registry) || die "no docker-registry: run install-engines.sh"
+
+up() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL") == 200 ]]; }
+
+if pid=$(live_pid "$DIR/pid" docker-registry) && up; then
+  log "registry on port $PORT already running (pid $pid)"
+  echo "REGISTRY=127.0.0.1:$PORT"
+  exit 0
+fi
+"$HERE/registry-stop.sh" "$PORT"
+if up || (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  die "port $PORT is taken by something else"
+fi
+
+mkdir -p "$DIR" "$STORE" "$RIG_LOG"
+cat >"$DIR/config.yml" <<CFG
+version: 0.1
+log:
+  level: info
+  fields: {service: registry}
+storage:
+  filesystem: {rootdirectory: $STORE}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$PORT
+  headers:
+    X-Content-Type-Options: [nosniff]
+CFG
+echo "=== $(date -Is) registry on 127.0.0.1:$PORT" >>"$LOGF"
+setsid "$REG" serve "$DIR/config.yml" </dev/null >>"$LOGF" 2>&1 &
+echo $! >"$DIR/pid"
+for ((i = 0; i < 300; i++)); do
+  up && { echo "REGISTRY=127.0.0.1:$PORT"; exit 0; }
+  is_alive "$(cat "$DIR/pid")" || break
+  sleep 0.1
+done
+tail -n 20 "$LOGF" >&2
+die "registry on port $PORT did not answer 200 on $URL"
