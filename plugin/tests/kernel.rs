@@ -1,0 +1,218 @@
+//! Kernel tests on this host through the real binary, inside a network
+//! namespace with a veth parent: macvlan lifecycles (this host's kernel has
+//! no ipvlan; the VM rig covers it), parent=auto, and reconcile after a
+//! kill -9 with a stray link left behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{NetNs, Plugin, sh};
+
+const NET: &str = "7c1f2a9e0b3d4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
+const EP1: &str = "e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80";
+const EP2: &str = "f2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
+
+fn create_network(p: &Plugin, id: &str, generic: &str) -> common::Reply {
+    p.post(
+        "/NetworkDriver.CreateNetwork",
+        &format!(
+            r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.enable_ipv4":true,"com.docker.network.generic":{generic}}},"IPv4Data":[{{"AddressSpace":"local","Pool":"10.70.0.0/24","Gateway":"10.70.0.1/24"}}],"IPv6Data":[]}}"#
+        ),
+    )
+}
+
+fn create_endpoint(p: &Plugin, net: &str, ep: &str, addr: &str, mac: &str) -> common::Reply {
+    p.post(
+        "/NetworkDriver.CreateEndpoint",
+        &format!(
+            r#"{{"NetworkID":"{net}","EndpointID":"{ep}","Interface":{{"Address":"{addr}","AddressIPv6":"","MacAddress":"{mac}"}},"Options":{{}}}}"#
+        ),
+    )
+}
+
+fn endpoint_call(p: &Plugin, call: &str, net: &str, ep: &str) -> common::Reply {
+    p.post(
+        &format!("/NetworkDriver.{call}"),
+        &format!(r#"{{"NetworkID":"{net}","EndpointID":"{ep}"}}"#),
+    )
+}
+
+fn link_of(p: &Plugin, net: &str, ep: &str) -> String {
+    endpoint_call(p, "EndpointOperInfo", net, ep).json()["Value"]["link"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn our_links(ns: &NetNs) -> Vec<String> {
+    ns.links()
+        .into_iter()
+        .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
+        .collect()
+}
+
+#[test]
+fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
+    let ns = NetNs::new("kl");
+    ns.add_veth_parent("hp0");
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
+    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+
+    let r = create_network(
+        &p,
+        NET,
+        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"bridge"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "02:00:00:00:00:02").status,
+        200,
+        "macvlan takes a user MAC"
+    );
+    assert_eq!(
+        create_endpoint(&p, NET, EP2, "10.70.0.3/24", "").status,
+        200
+    );
+    for ep in [EP1, EP2] {
+        let j = p.post("/NetworkDriver.Join", &format!(r#"{{"NetworkID":"{NET}","EndpointID":"{ep}","SandboxKey":"/var/run/docker/netns/x"}}"#));
+        assert_eq!(j.status, 200, "{}", j.body);
+        let v = j.json();
+        assert_eq!(v["Gateway"], "10.70.0.1", "L2 answers the subnet gateway");
+        assert_eq!(v["DisableGatewayService"], true);
+        let link = v["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+        let details = ns
+            .link_details(&link)
+            .unwrap_or_else(|| panic!("{link} not created"));
+        assert!(details.contains("macvlan mode bridge"), "{details}");
+        assert!(details.contains("@hp0"), "{link} not on hp0: {details}");
+        assert_eq!(endpoint_call(&p, "Leave", NET, ep).status, 200);
+        assert!(
+            ns.link_details(&link).is_some(),
+            "Leave must not delete the link"
+        );
+    }
+    let (l1, l2) = (link_of(&p, NET, EP1), link_of(&p, NET, EP2));
+
+    // crash, with a link the plugin never acknowledged left on the parent
+    p.kill9();
+    sh(&[
+        "ip",
+        "-n",
+        &ns.name,
+        "link",
+        "add",
+        "ivr0000deadbeef",
+        "link",
+        "hp0",
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    ]);
+    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let links = our_links(&ns);
+    assert!(
+        !links.contains(&"ivr0000deadbeef".to_string()),
+        "stray link survived reconcile: {links:?}"
+    );
+    assert!(
+        links.contains(&l1) && links.contains(&l2),
+        "live endpoints' links were removed: {links:?}"
+    );
+    // the network and endpoints are still known after the crash
+    assert_eq!(
+        create_network(
+            &p,
+            NET,
+            r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"bridge"}"#
+        )
+        .status,
+        200,
+        "same-config re-create is idempotent"
+    );
+    assert_eq!(link_of(&p, NET, EP1), l1);
+    for ep in [EP1, EP2] {
+        assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
+    }
+    assert!(
+        our_links(&ns).is_empty(),
+        "links left after DeleteEndpoint: {:?}",
+        our_links(&ns)
+    );
+    assert_eq!(
+        endpoint_call(&p, "DeleteEndpoint", NET, EP1).status,
+        200,
+        "unknown endpoints delete quietly"
+    );
+    assert_eq!(
+        p.post(
+            "/NetworkDriver.DeleteNetwork",
+            &format!(r#"{{"NetworkID":"{NET}"}}"#)
+        )
+        .status,
+        200
+    );
+    assert!(
+        ns.link_details("hp0").is_some(),
+        "the user's parent was deleted"
+    );
+}
+
+#[test]
+fn ipvlan_refuses_a_user_mac_and_conflicting_networks_are_refused() {
+    let ns = NetNs::new("km");
+    ns.add_veth_parent("hp0");
+    let p = Plugin::start(Some(&ns.name), &[]);
+    assert_eq!(create_network(&p, NET, r#"{"parent":"hp0"}"#).status, 200);
+    let err = create_endpoint(&p, NET, EP1, "10.70.0.2/24", "02:00:00:00:00:02").assert_error(500);
+    assert!(
+        err.contains("custom mac address") && err.contains("02:00:00:00:00:02"),
+        "{err}"
+    );
+    let other = "a".repeat(64);
+    let err = create_network(&p, &other, r#"{"parent":"hp0","kind":"macvlan"}"#).assert_error(500);
+    assert!(err.contains("hp0") && err.contains(NET), "{err}");
+    let err = create_network(&p, &other, r#"{"parent":"nosuch0"}"#).assert_error(500);
+    assert!(err.contains("nosuch0"), "{err}");
+    let err = create_network(&p, &other, r#"{"parent":"lo"}"#).assert_error(500);
+    assert!(err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn parent_auto_takes_the_default_route_interface() {
+    let ns = NetNs::new("ka");
+    ns.add_veth_parent("up0");
+    sh(&[
+        "ip",
+        "-n",
+        &ns.name,
+        "addr",
+        "add",
+        "10.71.0.5/24",
+        "dev",
+        "up0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &ns.name,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.71.0.1",
+    ]);
+    let p = Plugin::start(Some(&ns.name), &[]);
+    assert_eq!(
+        create_network(&p, NET, r#"{"parent":"auto","kind":"macvlan"}"#).status,
+        200
+    );
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    let info = endpoint_call(&p, "EndpointOperInfo", NET, EP1).json();
+    assert_eq!(info["Value"]["parent"], "up0", "{info}");
+}
