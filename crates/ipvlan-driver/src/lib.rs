@@ -155,6 +155,19 @@ struct State {
     endpoints: HashMap<String, EndpointRecord>,
 }
 
+impl State {
+    /// The endpoint `eid` of network `nid`.
+    fn endpoint(&self, nid: &str, eid: &str) -> Result<&EndpointRecord, DriverError> {
+        self.endpoints
+            .get(eid)
+            .filter(|e| e.network_id == nid)
+            .ok_or_else(|| DriverError::NoEndpoint {
+                endpoint: eid.to_string(),
+                network: nid.to_string(),
+            })
+    }
+}
+
 /// The network driver. Share it behind an `Arc`.
 pub struct Driver {
     state: Mutex<State>,
@@ -611,14 +624,7 @@ impl Driver {
         eid: &str,
     ) -> Result<BTreeMap<String, serde_json::Value>, DriverError> {
         let state = self.state.lock().await;
-        let e = state
-            .endpoints
-            .get(eid)
-            .filter(|e| e.network_id == nid)
-            .ok_or_else(|| DriverError::NoEndpoint {
-                endpoint: eid.to_string(),
-                network: nid.to_string(),
-            })?;
+        let e = state.endpoint(nid, eid)?;
         let mut info = BTreeMap::new();
         info.insert(
             "link".to_string(),
@@ -640,14 +646,7 @@ impl Driver {
             .networks
             .get(nid)
             .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?;
-        let endpoint = state
-            .endpoints
-            .get(eid)
-            .filter(|e| e.network_id == nid)
-            .ok_or_else(|| DriverError::NoEndpoint {
-                endpoint: eid.to_string(),
-                network: nid.to_string(),
-            })?;
+        let endpoint = state.endpoint(nid, eid)?;
         let parent = self
             .netlink
             .get(&network.parent)

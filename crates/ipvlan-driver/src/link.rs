@@ -231,25 +231,36 @@ impl Netlink {
         vid: u16,
         alias: &str,
     ) -> Result<(), LinkError> {
-        let msg = LinkVlan::new(name, base, vid).up().build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| LinkError::new(format!("creating 802.1Q link {name}"), &e))?;
-        self.set_alias(name, alias).await
+        self.add_tagged(
+            LinkVlan::new(name, base, vid).up().build(),
+            "802.1Q",
+            name,
+            alias,
+        )
+        .await
     }
 
     /// Create a dummy link `name`, up, tagged with `alias`.
     pub async fn create_dummy(&self, name: &str, alias: &str) -> Result<(), LinkError> {
-        let msg = LinkDummy::new(name).up().build();
+        self.add_tagged(LinkDummy::new(name).up().build(), "dummy", name, alias)
+            .await
+    }
+
+    /// Add a parent link and tag it with an alias, so a later start can tell
+    /// it was ours (the kernel ignores IFLA_IFALIAS on creation).
+    async fn add_tagged(
+        &self,
+        msg: LinkMessage,
+        what: &str,
+        name: &str,
+        alias: &str,
+    ) -> Result<(), LinkError> {
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(|e| LinkError::new(format!("creating dummy link {name}"), &e))?;
+            .map_err(|e| LinkError::new(format!("creating {what} link {name}"), &e))?;
         self.set_alias(name, alias).await
     }
 
