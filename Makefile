@@ -20,7 +20,7 @@ all: build
 ## build: the static release binary (runs in a FROM scratch rootfs)
 build:
 	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) -p ipvlan-rs
-	@file $(BINARY) 2>/dev/null | grep -q 'statically linked' || { echo "$(BINARY) is not static" >&2; exit 1; }
+	@file $(BINARY) 2>/dev/null | grep -Eq 'statically linked|static-pie linked' || { echo "$(BINARY) is not static" >&2; exit 1; }
 
 ## bundle: target/bundle/{config.json,rootfs/} for `docker plugin create`
 bundle: build
