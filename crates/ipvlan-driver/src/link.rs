@@ -146,23 +146,14 @@ impl Netlink {
 
     /// The link named `name`, if it exists.
     pub async fn get(&self, name: &str) -> Result<Option<Link>, LinkError> {
-        let mut stream = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match stream.try_next().await {
-            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
-            Err(e) => {
-                let err = LinkError::new(format!("looking up link {name}"), &e);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let req = self.handle.link().get().match_name(name.to_string());
+        first_link(req, format!("looking up link {name}")).await
+    }
+
+    /// The link with `index`, if it exists.
+    pub async fn get_by_index(&self, index: u32) -> Result<Option<Link>, LinkError> {
+        let req = self.handle.link().get().match_index(index);
+        first_link(req, format!("looking up link {index}")).await
     }
 
     /// Every link of the namespace.
@@ -318,11 +309,10 @@ impl Netlink {
                 RouteAttribute::Oif(i) => Some(*i),
                 _ => None,
             });
-            if let Some(oif) = oif {
-                let links = self.list().await?;
-                if let Some(l) = links.into_iter().find(|l| l.index == oif) {
-                    return Ok(Some(l.name));
-                }
+            if let Some(oif) = oif
+                && let Some(l) = self.get_by_index(oif).await?
+            {
+                return Ok(Some(l.name));
             }
         }
         Ok(None)
@@ -363,6 +353,24 @@ impl Netlink {
             all.append(&mut got);
         }
         Ok(all)
+    }
+}
+
+/// The one link a filtered get returns; "no such device" is `None`.
+async fn first_link(
+    req: rtnetlink::LinkGetRequest,
+    what: String,
+) -> Result<Option<Link>, LinkError> {
+    match req.execute().try_next().await {
+        Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
+        Err(e) => {
+            let err = LinkError::new(what, &e);
+            if err.is_not_found() {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
     }
 }
 

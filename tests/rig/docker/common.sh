@@ -22,6 +22,18 @@ check_name() {
 
 # Directory to put first on PATH so dockerd, containerd, shims, docker-proxy,
 # docker-init and runc resolve to engine $1 (20|28). Made by install-engines.sh.
+# The files of daemon NAME; dockerd-start.sh and dockerd-stop.sh must agree on them.
+daemon_paths() {
+  EXEC=$RIG_RUN/$1
+  DATA=$RIG_DATA/$1
+  SOCK=$RIG_RUN/$1.sock
+  PIDF=$RIG_RUN/$1.pid
+  CPIDF=$RIG_RUN/$1.containerd.pid
+  STATE=$RIG_RUN/$1.env
+  CDIR=$EXEC/ctrd                 # containerd state; its socket: $CDIR/c.sock
+  CSOCK=$CDIR/c.sock
+}
+
 engine_bin_dir() {
   local d
   case $1 in

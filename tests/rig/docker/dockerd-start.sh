@@ -36,14 +36,7 @@ BIN=$(engine_bin_dir "$ENGINE")
 DOCKER=${DOCKER:-docker}
 TIMEOUT=${START_TIMEOUT:-60}
 
-EXEC=$RIG_RUN/$NAME
-DATA=$RIG_DATA/$NAME
-SOCK=$RIG_RUN/$NAME.sock
-PIDF=$RIG_RUN/$NAME.pid
-CPIDF=$RIG_RUN/$NAME.containerd.pid
-STATE=$RIG_RUN/$NAME.env
-CDIR=$EXEC/ctrd                 # containerd state; its socket: $CDIR/c.sock
-CSOCK=$CDIR/c.sock
+daemon_paths "$NAME"
 LOGF=$RIG_LOG/$NAME.log
 CLOGF=$RIG_LOG/$NAME.containerd.log
 HOST=unix://$SOCK

@@ -18,13 +18,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 [[ $# -eq 1 ]] || die "usage: $0 NAME"
 NAME=$1
 check_name "$NAME"
-EXEC=$RIG_RUN/$NAME
-DATA=$RIG_DATA/$NAME
-SOCK=$RIG_RUN/$NAME.sock
-PIDF=$RIG_RUN/$NAME.pid
-CPIDF=$RIG_RUN/$NAME.containerd.pid
-STATE=$RIG_RUN/$NAME.env
-CSOCK=$EXEC/ctrd/c.sock
+daemon_paths "$NAME"
 
 NETNS='' BRIDGE=''
 # shellcheck disable=SC1090
