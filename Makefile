@@ -60,6 +60,14 @@ test-unit:
 test-vm:
 	tests/vm-guest/run.sh
 
+## bench: benchmarks (not tests): load generators against the release binary;
+## each prints ratios against a baseline of the same run and records its
+## report in BENCHMARKS.md. BENCH=ipam runs one of them.
+BENCH ?= ipam
+bench: build
+	cargo build --release --locked -p ipvlan-rs-bench
+	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -98,6 +98,7 @@ struct PoolRecord {
 
 struct Pool {
     id: PoolId,
+    owner: Owner,
     record: PoolRecord,
     /// Usable dynamic range, inclusive.
     lo: u128,
@@ -105,11 +106,17 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(id: PoolId, record: PoolRecord) -> Result<Pool, IpamError> {
+    fn new(id: PoolId, owner: Owner, record: PoolRecord) -> Result<Pool, IpamError> {
         let range = record.sub_pool.unwrap_or(record.pool);
         let (lo, hi) = usable(&record.pool, &range)
             .ok_or(IpamError::InvalidPool(record.pool, "no usable address"))?;
-        Ok(Pool { id, record, lo, hi })
+        Ok(Pool {
+            id,
+            owner,
+            record,
+            lo,
+            hi,
+        })
     }
 
     fn put(&self) -> Op {
@@ -129,23 +136,74 @@ impl Pool {
     }
 }
 
-/// Allocated addresses of one space; the value is the pool that allocated
-/// the address (released with it).
+/// The pool that allocated an address, as an index into [`Owners`]: every
+/// allocated address carries one, and 4 bytes instead of a `PoolId`'s 16
+/// keep an IPv6 entry near 40 bytes of memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner(u32);
+
+/// Pool IDs by [`Owner`] index. An index lives as long as any address or
+/// pool refers to it: a pool's release frees its addresses, then its index.
+#[derive(Default)]
+struct Owners {
+    ids: Vec<Option<PoolId>>,
+    index: HashMap<PoolId, Owner>,
+    free: Vec<u32>,
+}
+
+impl Owners {
+    fn intern(&mut self, id: &PoolId) -> Owner {
+        if let Some(owner) = self.index.get(id) {
+            return *owner;
+        }
+        let owner = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.ids.get_mut(i as usize) {
+                    *slot = Some(id.clone());
+                }
+                Owner(i)
+            }
+            None => {
+                // more than 4 billion pools cannot be leased at once
+                let i = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+                self.ids.push(Some(id.clone()));
+                Owner(i)
+            }
+        };
+        self.index.insert(id.clone(), owner);
+        owner
+    }
+
+    fn id(&self, owner: Owner) -> Option<&PoolId> {
+        self.ids.get(owner.0 as usize)?.as_ref()
+    }
+
+    /// Called once no address and no pool refers to `owner`.
+    fn forget(&mut self, owner: Owner) {
+        if let Some(id) = self.ids.get_mut(owner.0 as usize).and_then(Option::take) {
+            self.index.remove(&id);
+            self.free.push(owner.0);
+        }
+    }
+}
+
+/// Allocated addresses of one space, each with the pool that allocated it
+/// (released with it).
 #[derive(Default)]
 struct Allocations {
-    v4: BTreeMap<u32, PoolId>,
-    v6: BTreeMap<u128, PoolId>,
+    v4: BTreeMap<u32, Owner>,
+    v6: BTreeMap<u128, Owner>,
 }
 
 impl Allocations {
-    fn get(&self, addr: IpAddr) -> Option<&PoolId> {
+    fn get(&self, addr: IpAddr) -> Option<Owner> {
         match addr {
-            IpAddr::V4(a) => self.v4.get(&u32::from(a)),
-            IpAddr::V6(a) => self.v6.get(&u128::from(a)),
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
         }
     }
 
-    fn insert(&mut self, addr: IpAddr, owner: PoolId) {
+    fn insert(&mut self, addr: IpAddr, owner: Owner) {
         match addr {
             IpAddr::V4(a) => self.v4.insert(u32::from(a), owner),
             IpAddr::V6(a) => self.v6.insert(u128::from(a), owner),
@@ -178,9 +236,9 @@ impl Allocations {
     }
 
     /// Addresses in `net` allocated through `owner`.
-    fn owned_in(&self, net: &IpNet, owner: &PoolId) -> Vec<IpAddr> {
+    fn owned_in(&self, net: &IpNet, owner: Owner) -> Vec<IpAddr> {
         let (lo, hi) = bounds(net);
-        let keep = |o: &PoolId| o == owner;
+        let keep = |o: &Owner| *o == owner;
         match net {
             IpNet::V4(_) => {
                 let (l, h) = (
@@ -260,6 +318,7 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 pub(crate) struct State {
     pools: HashMap<PoolId, Pool>,
     spaces: HashMap<AddressSpace, Allocations>,
+    owners: Owners,
 }
 
 impl State {
@@ -271,7 +330,10 @@ impl State {
             let record: PoolRecord = serde_json::from_slice(&value)
                 .map_err(|e| IpamError::Corrupt(format!("pool {id}: {e}")))?;
             let id = PoolId(id.into());
-            state.pools.insert(id.clone(), Pool::new(id, record)?);
+            let owner = state.owners.intern(&id);
+            state
+                .pools
+                .insert(id.clone(), Pool::new(id, owner, record)?);
         }
         for (key, value) in store.load(ADDRESSES)? {
             let (space, addr) = parse_address_key(&key)
@@ -281,11 +343,8 @@ impl State {
             if !state.pools.contains_key(owner.as_str()) {
                 tracing::warn!(%addr, pool_id = %owner, "allocated address of a released pool kept reserved");
             }
-            state
-                .spaces
-                .entry(space)
-                .or_default()
-                .insert(addr, PoolId(owner.into()));
+            let owner = state.owners.intern(&PoolId(owner.into()));
+            state.spaces.entry(space).or_default().insert(addr, owner);
         }
         Ok(state)
     }
@@ -395,7 +454,9 @@ impl State {
             serial,
             cursor: None,
         };
-        let entry = Pool::new(id.clone(), record)?;
+        // checked before interning, so that a refused pool leaves no owner
+        let mut entry = Pool::new(id.clone(), Owner(u32::MAX), record)?;
+        entry.owner = self.owners.intern(&id);
         let op = entry.put();
         self.pools.insert(id.clone(), entry);
         Ok((PoolLease { id, pool }, vec![op]))
@@ -413,7 +474,7 @@ impl State {
             key: id.as_bytes().to_vec(),
         }];
         if let Some(alloc) = self.spaces.get_mut(&pool.record.space) {
-            for addr in alloc.owned_in(&pool.record.pool, &pool.id) {
+            for addr in alloc.owned_in(&pool.record.pool, pool.owner) {
                 tracing::info!(pool_id = id, %addr, "address left in a released pool freed");
                 alloc.remove(addr);
                 ops.push(Op::Delete {
@@ -422,6 +483,7 @@ impl State {
                 });
             }
         }
+        self.owners.forget(pool.owner);
         Some(ops)
     }
 
@@ -434,7 +496,8 @@ impl State {
     /// Reserve a specific address of the pool.
     pub(crate) fn claim(&mut self, id: &str, addr: IpAddr) -> Result<(IpNet, Vec<Op>), IpamError> {
         let pool = self.pool(id)?;
-        let (net, space, owner) = (pool.record.pool, pool.record.space, pool.id.clone());
+        let (net, space, owner) = (pool.record.pool, pool.record.space, pool.owner);
+        let value = pool.id.as_str().as_bytes().to_vec();
         if !net.contains(&addr) {
             return Err(IpamError::OutOfPool {
                 address: addr,
@@ -465,13 +528,13 @@ impl State {
                 space: space.name().to_string(),
             });
         }
-        alloc.insert(addr, owner.clone());
+        alloc.insert(addr, owner);
         Ok((
             cidr,
             vec![Op::Put {
                 table: ADDRESSES,
                 key: address_key(space, addr),
-                value: owner.as_str().as_bytes().to_vec(),
+                value,
             }],
         ))
     }
@@ -491,7 +554,8 @@ impl State {
             pool.hi,
             pool.cursor(),
         );
-        let (range, owner) = (pool.record.sub_pool.unwrap_or(net), pool.id.clone());
+        let (range, owner) = (pool.record.sub_pool.unwrap_or(net), pool.owner);
+        let value = pool.id.as_str().as_bytes().to_vec();
         let v6 = matches!(net, IpNet::V6(_));
         let alloc = self.spaces.entry(space).or_default();
         let found = if serial {
@@ -509,11 +573,11 @@ impl State {
             address: addr,
             pool: net,
         })?;
-        alloc.insert(addr, owner.clone());
+        alloc.insert(addr, owner);
         let mut ops = vec![Op::Put {
             table: ADDRESSES,
             key: address_key(space, addr),
-            value: owner.as_str().as_bytes().to_vec(),
+            value,
         }];
         if serial && let Some(pool) = self.pools.get_mut(id) {
             let next = if n >= hi { lo } else { n + 1 };
@@ -528,7 +592,7 @@ impl State {
         let space = pool.record.space;
         let alloc = self.spaces.get_mut(&space)?;
         match alloc.get(addr) {
-            Some(owner) if owner == &pool.id => {
+            Some(owner) if owner == pool.owner => {
                 alloc.remove(addr);
                 Some(vec![Op::Delete {
                     table: ADDRESSES,
@@ -536,7 +600,8 @@ impl State {
                 }])
             }
             Some(owner) => {
-                tracing::warn!(pool_id = id, %addr, owner = %owner, "release through another pool ignored");
+                let owner = self.owners.id(owner).map_or("?", PoolId::as_str);
+                tracing::warn!(pool_id = id, %addr, owner, "release through another pool ignored");
                 None
             }
             None => None,

@@ -481,6 +481,9 @@ mod model {
         Specific(usize, u8),
         Release(usize),
         Reopen,
+        /// Release pools p and q, then lease them again in the other order
+        /// (their addresses go with them; owner indices get swapped).
+        Repool(usize, usize),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -489,6 +492,7 @@ mod model {
             2 => (0..3usize, any::<u8>()).prop_map(|(p, o)| Step::Specific(p, o)),
             3 => any::<usize>().prop_map(Step::Release),
             1 => Just(Step::Reopen),
+            1 => (0..3usize, 0..3usize).prop_map(|(p, q)| Step::Repool(p, q)),
         ]
     }
 
@@ -534,6 +538,22 @@ mod model {
                             prop_assert!(!ipam.is_allocated("local", addr));
                         }
                         Step::Release(_) => {}
+                        Step::Repool(p, q) => {
+                            let both = if p == q { vec![p] } else { vec![p, q] };
+                            for &i in &both {
+                                ipam.release_pool(&ReleasePoolRequest { pool_id: ids[i].clone() }).await.unwrap();
+                            }
+                            for (i, addr) in held.iter().filter(|(i, _)| both.contains(i)) {
+                                // an overlapping pool may not hold it either
+                                prop_assert!(!ipam.is_allocated("local", *addr), "{addr} of pool {i} kept");
+                            }
+                            held.retain(|(i, _)| !both.contains(i));
+                            for &i in both.iter().rev() {
+                                let (pool, sub) = specs[i];
+                                let id = ipam.request_pool(&pool_req("local", pool, sub, false)).await.unwrap().id.to_string();
+                                prop_assert_eq!(&id, &ids[i]);
+                            }
+                        }
                         Step::Reopen => {
                             ipam.close();
                             drop(ipam);

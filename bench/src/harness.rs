@@ -1,0 +1,252 @@
+//! What every benchmark needs: the real plugin binary in a process of its
+//! own, keep-alive HTTP/1.1 connections to its socket, and latency sets.
+
+use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::UnixStream;
+
+/// The plugin under test: a child process with a private socket and state dir.
+pub struct PluginProcess {
+    child: Child,
+    /// Socket the plugin serves.
+    pub socket: PathBuf,
+    /// Its state dir (on disk, so commits pay a real fdatasync).
+    pub state_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PluginProcess {
+    /// Starts `binary` with extra environment and waits for its socket.
+    pub fn start(binary: &Path, env: &[(&str, &str)]) -> Result<PluginProcess> {
+        // /var/tmp, not /tmp: a tmpfs would make fdatasync free
+        let dir = tempfile::Builder::new()
+            .prefix("ipvlan-rs-bench.")
+            .tempdir_in("/var/tmp")
+            .context("temp dir in /var/tmp")?;
+        let socket = dir.path().join("p.sock");
+        let state_dir = dir.path().join("state");
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("SOCKET", &socket)
+            .env("STATE_DIR", &state_dir)
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let mut plugin = PluginProcess {
+            child,
+            socket,
+            state_dir,
+            _dir: dir,
+        };
+        plugin.wait_ready()?;
+        Ok(plugin)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("plugin exited during start: {status}");
+            }
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        bail!(
+            "plugin socket {} not ready after 10 s",
+            self.socket.display()
+        )
+    }
+
+    /// Process id of the plugin.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in bytes (VmRSS).
+    pub fn rss(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .context("no VmRSS")?;
+        Ok(kib * 1024)
+    }
+
+    /// CPU time (user + system, all threads) the plugin has used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // fields after the parenthesised command name; utime and stime are 14 and 15
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let total = ticks(11) + ticks(12);
+        let hz = nix_clock_ticks();
+        Ok(Duration::from_micros(total * 1_000_000 / hz))
+    }
+
+    /// Bytes of state files on disk.
+    pub fn state_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.state_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// USER_HZ, the unit of /proc/PID/stat times.
+fn nix_clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(100)
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, sending requests as the engine does.
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    /// Connects to the plugin's socket.
+    pub async fn open(socket: &Path) -> Result<Conn> {
+        let stream = UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("connect {}", socket.display()))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    /// Opens `n` connections.
+    pub async fn open_many(socket: &Path, n: usize) -> Result<Vec<Conn>> {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(Conn::open(socket).await?);
+        }
+        Ok(conns)
+    }
+
+    /// POSTs `body` to `path`; an answer other than 200 is an error naming it.
+    pub async fn post(&mut self, path: &str, body: String) -> Result<Value> {
+        let req = hyper::Request::post(path)
+            .header("Host", "plugin.moby.localhost")
+            .header("Accept", "application/vnd.docker.plugins.v1.2+json")
+            .body(Full::new(Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if status != hyper::StatusCode::OK {
+            bail!(
+                "{path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes).trim()
+            );
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// Latencies of one kind of request, in microseconds.
+#[derive(Default, Clone)]
+pub struct Latencies(Vec<u32>);
+
+impl Latencies {
+    /// Records one sample.
+    pub fn push(&mut self, d: Duration) {
+        self.0
+            .push(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+    }
+
+    /// Adds another set.
+    pub fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `q` quantile (0..=1) in microseconds; 0 when empty.
+    pub fn quantile(&mut self, q: f64) -> u32 {
+        if self.0.is_empty() {
+            return 0;
+        }
+        self.0.sort_unstable();
+        let i = ((self.0.len() - 1) as f64 * q).round() as usize;
+        self.0[i.min(self.0.len() - 1)]
+    }
+}
+
+/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
+/// in `file` (appending the section when absent), so BENCHMARKS.md carries
+/// the numbers a run printed and nothing typed by hand.
+pub fn record_section(file: &Path, name: &str, text: &str) -> Result<()> {
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
+    let old = std::fs::read_to_string(file).unwrap_or_default();
+    let section = format!("{begin}\n{}\n{end}", text.trim_end());
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}{section}{}", &old[..b], &old[e + end.len()..])
+        }
+        _ => format!("{}\n{section}\n", old.trim_end()),
+    };
+    std::fs::write(file, new).with_context(|| format!("write {}", file.display()))
+}
+
+/// A one-line description of the machine and the run, for the record.
+pub fn machine_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{date}; {cores} cores ({cpu}); kernel {}; ipvlan-rs {}",
+        kernel.trim(),
+        env!("CARGO_PKG_VERSION")
+    )
+}

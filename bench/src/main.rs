@@ -1,0 +1,86 @@
+//! ipvlan-rs benchmarks (`make bench`): programs, not tests. Each drives the
+//! real plugin binary over its unix socket, measures a baseline in the same
+//! run, prints ratios against it, and can record its report in
+//! BENCHMARKS.md between markers so that the file only holds measured text.
+
+mod harness;
+mod ipam;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "ipvlan-rs benchmarks")]
+struct Cli {
+    /// The plugin binary to measure (the static release build).
+    #[arg(
+        long,
+        default_value = "target/x86_64-unknown-linux-gnu/release/ipvlan-rs"
+    )]
+    plugin: PathBuf,
+    /// Replace this benchmark's section of FILE with the report.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// RequestAddress + ReleaseAddress at growing numbers of allocated addresses.
+    Ipam {
+        /// Allocated-address levels, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "10,10000,100000,1000000")]
+        levels: Vec<usize>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per measured phase.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// v4, v6 or both.
+        #[arg(long, default_value = "both")]
+        family: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // one thread for the load generator: the plugin gets the other core
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (name, report) = match &cli.bench {
+        Bench::Ipam {
+            levels,
+            clients,
+            seconds,
+            family,
+        } => {
+            let families = match family.as_str() {
+                "v4" => vec![ipam::Family::V4],
+                "v6" => vec![ipam::Family::V6],
+                "both" => vec![ipam::Family::V4, ipam::Family::V6],
+                other => bail!("--family: '{other}' is not v4, v6 or both"),
+            };
+            let mut levels = levels.clone();
+            levels.sort_unstable();
+            let settings = ipam::Settings {
+                levels,
+                clients: (*clients).max(1),
+                phase: Duration::from_secs_f64(seconds.max(0.1)),
+                families,
+            };
+            ("ipam", rt.block_on(ipam::run(&cli.plugin, &settings))?)
+        }
+    };
+    let report = format!("Measured {}.\n\n{report}", harness::machine_line());
+    println!("{report}");
+    if let Some(file) = &cli.record {
+        harness::record_section(file, name, &report)?;
+        eprintln!("recorded in {}", file.display());
+    }
+    Ok(())
+}
