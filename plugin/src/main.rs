@@ -113,6 +113,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
     let served = serve.await;
     let _ = std::fs::remove_file(&config.socket);
+    // links of deleted endpoints go before we do (a crash leaves them to
+    // the next start's reconcile)
+    app.driver.flush_deletions().await;
     app.ipam.close();
     app.driver.close();
     served.context("serving the plugin socket")?;

@@ -16,6 +16,7 @@ mod common;
 use common::{NetNs, Plugin, fixture, kernel_has_ipvlan};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 /// Calls the engine treats as infallible or tolerant: they must succeed
 /// whatever came before (unknown IDs included).
@@ -213,8 +214,8 @@ fn replay(file: &str) {
             "/NetworkDriver.DeleteEndpoint" => {
                 let link = ipvlan_driver::slave_name(&id("EndpointID"));
                 assert!(
-                    ns.link_details(&link).is_none(),
-                    "{link} left after DeleteEndpoint: {ctx}"
+                    ns.link_gone_within(&link, Duration::from_secs(2)),
+                    "{link} left 2 s after DeleteEndpoint: {ctx}"
                 );
             }
             "/NetworkDriver.GetCapabilities" => assert_eq!(v["Scope"], "local", "{ctx}"),
@@ -230,11 +231,14 @@ fn replay(file: &str) {
         println!("  x{n:<3} {err}");
     }
     assert!(joined > 0, "no Join created a link");
-    let leftovers: Vec<String> = ns
-        .links()
-        .into_iter()
-        .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
-        .collect();
+    let leftovers = || -> Vec<String> {
+        ns.links()
+            .into_iter()
+            .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
+            .collect()
+    };
+    common::eventually(Duration::from_secs(2), || leftovers().is_empty());
+    let leftovers = leftovers();
     assert!(
         leftovers.is_empty(),
         "container links left after the replay: {leftovers:?}"

@@ -8,6 +8,7 @@
 mod common;
 
 use common::{NetNs, Plugin, sh};
+use std::time::Duration;
 
 const NET: &str = "7c1f2a9e0b3d4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
 const EP1: &str = "e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80";
@@ -136,9 +137,10 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     for ep in [EP1, EP2] {
         assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
     }
+    common::eventually(Duration::from_secs(2), || our_links(&ns).is_empty());
     assert!(
         our_links(&ns).is_empty(),
-        "links left after DeleteEndpoint: {:?}",
+        "links left 2 s after DeleteEndpoint: {:?}",
         our_links(&ns)
     );
     assert_eq!(
@@ -215,4 +217,77 @@ fn parent_auto_takes_the_default_route_interface() {
     );
     let info = endpoint_call(&p, "EndpointOperInfo", NET, EP1).json();
     assert_eq!(info["Value"]["parent"], "up0", "{info}");
+}
+
+fn join(p: &Plugin, net: &str, ep: &str) -> String {
+    let j = p.post(
+        "/NetworkDriver.Join",
+        &format!(
+            r#"{{"NetworkID":"{net}","EndpointID":"{ep}","SandboxKey":"/var/run/docker/netns/x"}}"#
+        ),
+    );
+    assert_eq!(j.status, 200, "{}", j.body);
+    j.json()["InterfaceName"]["SrcName"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// DeleteEndpoint hands links to the reaper thread: back-to-back deletes
+/// are all gone shortly after (group delete), a link that is not ours is
+/// untouched, and SIGTERM waits for queued deletions.
+#[test]
+fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
+    let ns = NetNs::new("rp");
+    ns.add_veth_parent("hp0");
+    ns.add_veth_parent("bystander0");
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
+    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[("LOG_LEVEL", "debug")]);
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let eps: Vec<String> = (0..16).map(|i| format!("{i:02x}{}", &EP1[2..])).collect();
+    let mut links = Vec::new();
+    for (i, ep) in eps.iter().enumerate() {
+        let addr = format!("10.70.0.{}/24", i + 2);
+        assert_eq!(create_endpoint(&p, NET, ep, &addr, "").status, 200);
+        links.push(join(&p, NET, ep));
+    }
+    for ep in &eps {
+        assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
+    }
+    for link in &links {
+        assert!(
+            ns.link_gone_within(link, Duration::from_secs(2)),
+            "{link} left 2 s after DeleteEndpoint"
+        );
+    }
+    assert!(
+        ns.link_details("bystander0").is_some(),
+        "a link that is not ours was deleted"
+    );
+    let log = p.log_text();
+    assert!(
+        log.contains("deleted container links"),
+        "no group delete in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("group delete failed"),
+        "group delete fell back:\n{log}"
+    );
+
+    // queued at SIGTERM: deleted before the process exits
+    assert_eq!(
+        create_endpoint(&p, NET, EP2, "10.70.0.40/24", "").status,
+        200
+    );
+    let last = join(&p, NET, EP2);
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP2).status, 200);
+    assert!(p.stop().success());
+    assert!(
+        ns.link_details(&last).is_none(),
+        "{last} left after SIGTERM: {}",
+        p.log_text()
+    );
 }

@@ -22,10 +22,12 @@
 
 pub mod link;
 pub mod options;
+mod reaper;
 mod state;
 
 pub use link::{Link, LinkError, Netlink};
 pub use options::{LinkKind, NetworkOptions, OptionError, ParentSpec};
+pub use reaper::REAP_GROUP;
 pub use state::{CreatedParent, EndpointRecord, NetworkRecord, Subnet};
 
 use ipnet::IpNet;
@@ -173,6 +175,7 @@ pub struct Driver {
     state: Mutex<State>,
     store: Store,
     netlink: Netlink,
+    reaper: reaper::Reaper,
     config: DriverConfig,
 }
 
@@ -295,6 +298,7 @@ impl Driver {
             state: Mutex::new(state),
             store,
             netlink: Netlink::connect()?,
+            reaper: reaper::Reaper::start()?,
             config,
         })
     }
@@ -554,6 +558,9 @@ impl Driver {
             .filter(|e| e.network_id == id)
             .cloned()
             .collect();
+        // links of endpoints deleted earlier go first: after DeleteNetwork
+        // nothing of the network is left on the host
+        self.reaper.flush().await;
         for e in &endpoints {
             self.netlink.delete_by_name(&e.link).await?;
         }
@@ -691,18 +698,20 @@ impl Driver {
         Ok(())
     }
 
-    /// `DeleteEndpoint`: delete the link if it is still in the host
-    /// namespace, and forget the endpoint. Unknown endpoints succeed.
+    /// `DeleteEndpoint`: forget the endpoint and hand its link, if it is
+    /// still in the host namespace, to the reaper (see [`reaper`]): the
+    /// answer does not wait for the kernel's delete. Unknown endpoints
+    /// succeed.
     pub async fn delete_endpoint(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
         let mut state = self.state.lock().await;
-        let link = state
+        let name = state
             .endpoints
             .get(eid)
             .map(|e| e.link.clone())
             .unwrap_or_else(|| slave_name(eid));
-        if self.netlink.delete_by_name(&link).await? {
-            tracing::debug!(endpoint = eid, %link, "deleted host-side link");
-        }
+        // looked up now, while the name is still this endpoint's: the
+        // reaper deletes by index, so a later link of the same name is safe
+        let link = self.netlink.get(&name).await?;
         if state.endpoints.contains_key(eid) {
             self.store
                 .submit(vec![delete(ENDPOINTS, eid)])
@@ -711,7 +720,17 @@ impl Driver {
             state.endpoints.remove(eid);
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
         }
+        if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref())) {
+            tracing::debug!(endpoint = eid, link = %name, "host-side link queued for deletion");
+            self.reaper.delete(link.index, name);
+        }
         Ok(())
+    }
+
+    /// Waits until every link handed to the reaper so far is deleted (at
+    /// shutdown, and in tests that look at the host's links).
+    pub async fn flush_deletions(&self) {
+        self.reaper.flush().await;
     }
 
     /// The known network records (for tests and diagnostics).

@@ -40,6 +40,15 @@ impl LinkError {
         }
     }
 
+    /// A failure outside netlink (e.g. a thread that would not start).
+    pub(crate) fn other(what: impl Into<String>, message: impl Into<String>) -> LinkError {
+        LinkError {
+            what: what.into(),
+            message: message.into(),
+            errno: None,
+        }
+    }
+
     /// The kernel's errno, if the kernel answered with one.
     pub fn errno(&self) -> Option<i32> {
         self.errno
@@ -282,6 +291,38 @@ impl Netlink {
             None => Ok(false),
             Some(link) => self.delete(link.index, name).await,
         }
+    }
+
+    /// Put the link with `index` in link group `group`; `Ok(false)` if it
+    /// was already gone.
+    pub async fn set_group(&self, index: u32, group: u32) -> Result<bool, LinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Group(group));
+        match self.handle.link().set(msg).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let err = LinkError::new(format!("moving link {index} to group {group}"), &e);
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Delete every link in link group `group` at once: the kernel
+    /// unregisters them together and waits for one RCU grace period, not
+    /// one per link. Fails (deleting nothing) if the group holds a device
+    /// that cannot be deleted, such as a physical NIC.
+    pub async fn delete_group(&self, group: u32) -> Result<(), LinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        rtnetlink::LinkDelRequest::new_with_message(self.handle.clone(), msg)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("deleting link group {group}"), &e))
     }
 
     /// Delete the link with `index`; `Ok(false)` if it was already gone.

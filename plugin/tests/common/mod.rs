@@ -72,6 +72,12 @@ impl NetNs {
             .collect()
     }
 
+    /// Whether the link `name` is gone within `within` (DeleteEndpoint
+    /// answers before the reaper thread has deleted the link).
+    pub fn link_gone_within(&self, name: &str, within: Duration) -> bool {
+        eventually(within, || self.link_details(name).is_none())
+    }
+
     /// `ip -d link show` of one link, or None.
     pub fn link_details(&self, name: &str) -> Option<String> {
         let out = Command::new("ip")
@@ -332,4 +338,18 @@ pub fn kernel_has_ipvlan() -> bool {
             .is_ok_and(|s| s.success());
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     ok
+}
+
+/// Polls `cond` every 5 ms until it holds (true) or `within` has passed.
+pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

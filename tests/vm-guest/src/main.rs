@@ -173,6 +173,8 @@ async fn modes_and_flags(rig: &mut Rig) -> Result {
                 .delete_endpoint(&nid, &eid)
                 .await
                 .map_err(|e| e.to_string())?;
+            // DeleteEndpoint answers before the reaper thread deletes the link
+            rig.driver().flush_deletions().await;
             check!(!rig.exists(&link).await, "{link} left after DeleteEndpoint");
             rig.driver()
                 .delete_network(&nid)
@@ -214,6 +216,8 @@ async fn vlan_parent(rig: &mut Rig) -> Result {
         .delete_endpoint(&nid, &eid)
         .await
         .map_err(|e| e.to_string())?;
+    // DeleteEndpoint answers before the reaper thread deletes the link
+    rig.driver().flush_deletions().await;
     rig.driver()
         .delete_network(&nid)
         .await
@@ -275,6 +279,8 @@ async fn dummy_parent(rig: &mut Rig) -> Result {
         .delete_endpoint(&nid, &eid)
         .await
         .map_err(|e| e.to_string())?;
+    // DeleteEndpoint answers before the reaper thread deletes the link
+    rig.driver().flush_deletions().await;
     rig.driver()
         .delete_network(&nid)
         .await
@@ -337,6 +343,8 @@ async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
         .delete_endpoint(&a, &eid)
         .await
         .map_err(|e| e.to_string())?;
+    // DeleteEndpoint answers before the reaper thread deletes the link
+    rig.driver().flush_deletions().await;
     for n in [&a, &c] {
         rig.driver()
             .delete_network(n)
@@ -448,6 +456,8 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
         .delete_endpoint(&nid, &eid)
         .await
         .map_err(|e| e.to_string())?;
+    // DeleteEndpoint answers before the reaper thread deletes the link
+    rig.driver().flush_deletions().await;
     rig.driver()
         .delete_network(&nid)
         .await
@@ -489,10 +499,80 @@ async fn prefix_collision(rig: &mut Rig) -> Result {
             .await
             .map_err(|e| e.to_string())?;
     }
+    // DeleteNetwork waits for the links its endpoints handed to the reaper
     rig.driver()
         .delete_network(&nid)
         .await
         .map_err(|e| e.to_string())?;
+    for l in [&la, &lb] {
+        check!(
+            !rig.exists(l.as_str().unwrap_or_default()).await,
+            "{l} left after DeleteNetwork"
+        );
+    }
+    Ok(())
+}
+
+/// Many endpoints deleted back to back: each DeleteEndpoint answers without
+/// waiting for the kernel, the reaper deletes their ipvlan links in
+/// batches (link group delete), and links that are not ours stay.
+async fn batched_deletes(rig: &mut Rig) -> Result {
+    rig.dummy("pd0").await?;
+    rig.dummy("bystander0").await?;
+    let nid = rig.id("n");
+    rig.network(&nid, json!({"parent": "pd0"}), "10.63.0.0/24", None)
+        .await?;
+    let mut endpoints = Vec::new();
+    for i in 0..24 {
+        let eid = rig.id("e");
+        rig.endpoint(&nid, &eid, &format!("10.63.0.{}/24", i + 2))
+            .await?;
+        let link = rig
+            .driver()
+            .endpoint_info(&nid, &eid)
+            .await
+            .map_err(|e| e.to_string())?["link"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        check!(rig.exists(&link).await, "{link} missing after Join");
+        endpoints.push((eid, link));
+    }
+    let start = std::time::Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
+    for (eid, _) in &endpoints {
+        let t = std::time::Instant::now();
+        rig.driver()
+            .delete_endpoint(&nid, eid)
+            .await
+            .map_err(|e| e.to_string())?;
+        slowest = slowest.max(t.elapsed());
+    }
+    let answered = start.elapsed();
+    rig.driver().flush_deletions().await;
+    println!(
+        "  24 DeleteEndpoint answered in {} us (slowest {} us); links gone {} us after the first",
+        answered.as_micros(),
+        slowest.as_micros(),
+        start.elapsed().as_micros()
+    );
+    for (_, link) in &endpoints {
+        check!(
+            !rig.exists(link).await,
+            "{link} left after the reaper's flush"
+        );
+    }
+    check!(
+        rig.exists("bystander0").await,
+        "a link that is not ours was deleted"
+    );
+    check!(rig.exists("pd0").await, "the user's parent was deleted");
+    rig.driver()
+        .delete_network(&nid)
+        .await
+        .map_err(|e| e.to_string())?;
+    ip("link del pd0")?;
+    ip("link del bystander0")?;
     Ok(())
 }
 
@@ -541,6 +621,10 @@ async fn main() -> std::process::ExitCode {
     case!(
         "endpoints_sharing_an_id_prefix_get_distinct_links",
         prefix_collision(&mut rig)
+    );
+    case!(
+        "deleted_endpoints_links_are_reaped_in_batches",
+        batched_deletes(&mut rig)
     );
     case!(
         "reconcile_removes_strays_and_recreates_created_parents",
