@@ -25,6 +25,15 @@ pub struct PluginProcess {
 impl PluginProcess {
     /// Starts `binary` with extra environment and waits for its socket.
     pub fn start(binary: &Path, env: &[(&str, &str)]) -> Result<PluginProcess> {
+        PluginProcess::start_in(None, binary, env)
+    }
+
+    /// Like [`PluginProcess::start`], inside network namespace `netns`.
+    pub fn start_in(
+        netns: Option<&Netns>,
+        binary: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<PluginProcess> {
         // /var/tmp, not /tmp: a tmpfs would make fdatasync free
         let dir = tempfile::Builder::new()
             .prefix("ipvlan-rs-bench.")
@@ -32,7 +41,15 @@ impl PluginProcess {
             .context("temp dir in /var/tmp")?;
         let socket = dir.path().join("p.sock");
         let state_dir = dir.path().join("state");
-        let mut cmd = Command::new(binary);
+        let mut cmd = match netns {
+            // `ip netns exec` execs the binary: the child's pid is the plugin's
+            Some(ns) => {
+                let mut c = Command::new(ip_binary()?);
+                c.args(["netns", "exec", &ns.name]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.env_clear()
             .env("SOCKET", &socket)
             .env("STATE_DIR", &state_dir)
@@ -111,6 +128,75 @@ impl PluginProcess {
             })
             .unwrap_or(0)
     }
+}
+
+fn ip_binary() -> Result<&'static str> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("no ip binary (apt-get install iproute2)")
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new(ip_binary()?).args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A network namespace of the benchmark's own with a veth parent `hp0`,
+/// deleted (with everything in it) on drop.
+pub struct Netns {
+    /// `ip netns` name.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace and its up veth pair `hp0`/`hp0p`.
+    pub fn new(tag: &str) -> Result<Netns> {
+        let name = format!("irsbench-{tag}-{}", std::process::id());
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ip(&[
+            "-n", &ns.name, "link", "add", "hp0", "type", "veth", "peer", "name", "hp0p",
+        ])?;
+        ip(&["-n", &ns.name, "link", "set", "hp0", "up"])?;
+        ip(&["-n", &ns.name, "link", "set", "hp0p", "up"])?;
+        Ok(ns)
+    }
+
+    /// Names of links in the namespace starting with `prefix`.
+    pub fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let out = Command::new(ip_binary()?)
+            .args(["-n", &self.name, "-o", "link", "show"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n.starts_with(prefix))
+            .collect())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A 64-hex ID like the engine's, distinct in its first 12 characters.
+pub fn docker_id(n: u64) -> String {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{:016x}{:048x}", z ^ (z >> 31), n)
 }
 
 /// USER_HZ, the unit of /proc/PID/stat times.

@@ -5,6 +5,7 @@
 
 mod harness;
 mod ipam;
+mod lifecycle;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -44,6 +45,16 @@ enum Bench {
         #[arg(long, default_value = "both")]
         family: String,
     },
+    /// The endpoint lifecycle (RequestAddress ... ReleaseAddress) with real
+    /// links, at growing concurrency.
+    Lifecycle {
+        /// Concurrent clients, one row each.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        clients: Vec<usize>,
+        /// Seconds per row.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -74,6 +85,16 @@ fn main() -> Result<()> {
                 families,
             };
             ("ipam", rt.block_on(ipam::run(&cli.plugin, &settings))?)
+        }
+        Bench::Lifecycle { clients, seconds } => {
+            let settings = lifecycle::Settings {
+                clients: clients.clone(),
+                phase: Duration::from_secs_f64(seconds.max(0.1)),
+            };
+            (
+                "lifecycle",
+                rt.block_on(lifecycle::run(&cli.plugin, &settings))?,
+            )
         }
     };
     let report = format!("Measured {}.\n\n{report}", harness::machine_line());

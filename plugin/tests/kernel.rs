@@ -283,6 +283,17 @@ fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
         200
     );
     let last = join(&p, NET, EP2);
+    // the engine retries a Join: the link left by the first one is replaced
+    let index = |name: &str| {
+        ns.link_details(name)
+            .and_then(|d| d.split(':').next().map(str::to_string))
+    };
+    let first_index = index(&last);
+    assert_eq!(join(&p, NET, EP2), last);
+    assert!(
+        index(&last).is_some() && index(&last) != first_index,
+        "{last} not replaced"
+    );
     assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP2).status, 200);
     assert!(p.stop().success());
     assert!(

@@ -615,12 +615,22 @@ impl Driver {
         if state.endpoints.get(eid) == Some(&record) {
             return Ok(());
         }
-        self.store
-            .submit(vec![put(ENDPOINTS, eid, &record)])
-            .durable()
-            .await?;
-        tracing::info!(network = nid, endpoint = eid, address = ?record.address, address_ipv6 = ?record.address_ipv6, "endpoint created");
+        // Submitted and applied under the lock (commit order = apply
+        // order), awaited without it, so that concurrent calls share one
+        // commit. A failed commit stops the process: memory ahead of the
+        // disk is never served for long.
+        let commit = self.store.submit(vec![put(ENDPOINTS, eid, &record)]);
+        let (address, address_ipv6) = (record.address, record.address_ipv6);
         state.endpoints.insert(eid.to_string(), record);
+        drop(state);
+        commit.durable().await?;
+        tracing::info!(
+            network = nid,
+            endpoint = eid,
+            ?address,
+            ?address_ipv6,
+            "endpoint created"
+        );
         Ok(())
     }
 
@@ -662,18 +672,22 @@ impl Driver {
         if !parent.up {
             self.netlink.set_up(parent.index).await?;
         }
-        // a link left by an earlier attempt (the engine retries) is replaced
-        self.netlink.delete_by_name(&endpoint.link).await?;
-        if let Err(e) = self
-            .netlink
-            .create_slave(
+        let create = || {
+            self.netlink.create_slave(
                 &endpoint.link,
                 parent.index,
                 &network.options.kind,
                 network.options.mtu,
             )
-            .await
-        {
+        };
+        let mut created = create().await;
+        if created.as_ref().is_err_and(LinkError::is_exists) {
+            // a link left by an earlier attempt (the engine retries) is replaced
+            tracing::debug!(endpoint = eid, link = %endpoint.link, "replacing existing link");
+            self.netlink.delete_by_name(&endpoint.link).await?;
+            created = create().await;
+        }
+        if let Err(e) = created {
             let hint = if e.errno() == Some(16) {
                 " (EBUSY: the parent carries links of another kind, e.g. macvlan beside ipvlan)"
             } else if e.errno() == Some(95) {
@@ -712,12 +726,11 @@ impl Driver {
         // looked up now, while the name is still this endpoint's: the
         // reaper deletes by index, so a later link of the same name is safe
         let link = self.netlink.get(&name).await?;
-        if state.endpoints.contains_key(eid) {
-            self.store
-                .submit(vec![delete(ENDPOINTS, eid)])
-                .durable()
-                .await?;
-            state.endpoints.remove(eid);
+        if state.endpoints.remove(eid).is_some() {
+            // as in create_endpoint: applied under the lock, awaited without
+            let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
+            drop(state);
+            commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
         }
         if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref())) {

@@ -1,0 +1,259 @@
+//! The control plane over the socket: the full endpoint lifecycle the
+//! engine drives for `docker run` and its teardown (RequestAddress,
+//! CreateEndpoint, Join, Leave, DeleteEndpoint, ReleaseAddress), with real
+//! macvlan links on a veth parent in a network namespace of the
+//! benchmark's own and durable commits.
+//!
+//! Baseline in the same run: NetworkDriver.GetCapabilities at the same
+//! concurrency (the transport's floor).
+
+use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id};
+use anyhow::{Context, Result, bail};
+use futures::future::try_join_all;
+use serde_json::json;
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Settings of one run.
+pub struct Settings {
+    /// Concurrent clients, one row each.
+    pub clients: Vec<usize>,
+    /// Length of each measured phase.
+    pub phase: Duration,
+}
+
+const CALLS: [&str; 6] = [
+    "RequestAddress",
+    "CreateEndpoint",
+    "Join",
+    "Leave",
+    "DeleteEndpoint",
+    "ReleaseAddress",
+];
+
+#[derive(Default)]
+struct Sample {
+    calls: [Latencies; 6],
+    whole: Latencies,
+}
+
+impl Sample {
+    fn merge(&mut self, other: Sample) {
+        for (mine, theirs) in self.calls.iter_mut().zip(other.calls) {
+            mine.extend(theirs);
+        }
+        self.whole.extend(other.whole);
+    }
+}
+
+struct Network {
+    id: String,
+    pool: String,
+}
+
+/// Runs the benchmark and returns its report (markdown).
+pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
+    let ns = Netns::new("lc")?;
+    let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;
+    let max = s.clients.iter().copied().max().unwrap_or(1).max(1);
+    let mut conns = Conn::open_many(&plugin.socket, max).await?;
+    let net = create_network(&mut conns[0]).await?;
+    let ids = Cell::new(0u64);
+
+    let mut t = String::new();
+    writeln!(
+        t,
+        "Endpoint lifecycles on a macvlan network (veth parent in a netns), {} s per row. \
+         Floor: NetworkDriver.GetCapabilities at the same concurrency.\n",
+        s.phase.as_secs_f64()
+    )?;
+    write!(
+        t,
+        "| clients | lifecycles/s | lifecycle p50 / p99 | floor p50 / p99 | lifecycle p50 / floor p50 |"
+    )?;
+    for c in CALLS {
+        write!(t, " {c} p50 / p99 |")?;
+    }
+    writeln!(t)?;
+    writeln!(
+        t,
+        "|---:|---:|---:|---:|---:{}",
+        "|---:".repeat(CALLS.len()) + "|"
+    )?;
+    let mut single: Option<Sample> = None;
+    for &n in &s.clients {
+        let n = n.max(1);
+        let conns = &mut conns[..n];
+        let deadline = Instant::now() + s.phase;
+        let floors = try_join_all(conns.iter_mut().map(|c| floor_loop(c, deadline))).await?;
+        let mut floor = Latencies::default();
+        floors.into_iter().for_each(|l| floor.extend(l));
+
+        let t0 = Instant::now();
+        let deadline = t0 + s.phase;
+        let samples = try_join_all(
+            conns
+                .iter_mut()
+                .map(|c| lifecycle_loop(c, &net, &ids, deadline)),
+        )
+        .await?;
+        let elapsed = t0.elapsed();
+        let mut all = Sample::default();
+        samples.into_iter().for_each(|x| all.merge(x));
+        let rate = all.whole.len() as f64 / elapsed.as_secs_f64();
+        let (w50, w99) = (all.whole.quantile(0.5), all.whole.quantile(0.99));
+        let (f50, f99) = (floor.quantile(0.5), floor.quantile(0.99));
+        write!(
+            t,
+            "| {n} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x |",
+            f64::from(w50) / f64::from(f50.max(1))
+        )?;
+        for l in &mut all.calls {
+            write!(t, " {} / {} us |", l.quantile(0.5), l.quantile(0.99))?;
+        }
+        writeln!(t)?;
+        eprintln!("lifecycle: {n} clients: {rate:.0}/s");
+        if n == 1 {
+            single = Some(all);
+        }
+    }
+
+    // nothing of the run may stay on the host
+    delete_network(&mut conns[0], &net).await?;
+    let left = ns.links_with_prefix("ivr")?;
+    if !left.is_empty() {
+        bail!("container links left after DeleteNetwork: {left:?}");
+    }
+    if let Some(mut one) = single {
+        let (w99, d99) = (one.whole.quantile(0.99), one.calls[4].quantile(0.99));
+        let verdict = |met: bool| if met { "met" } else { "NOT met" };
+        writeln!(
+            t,
+            "\nGoals (one client): lifecycle p99 <= 2 ms: {} ({w99} us); DeleteEndpoint p99 <= 1 ms: {} ({d99} us).",
+            verdict(w99 <= 2000),
+            verdict(d99 <= 1000),
+        )?;
+    }
+    Ok(t)
+}
+
+async fn create_network(c: &mut Conn) -> Result<Network> {
+    let reply = c
+        .post(
+            "/IpamDriver.RequestPool",
+            json!({"AddressSpace": "local", "Pool": "10.88.0.0/16", "Options": {}, "V6": false})
+                .to_string(),
+        )
+        .await?;
+    let pool = reply["PoolID"].as_str().context("no PoolID")?.to_string();
+    let gw = c
+        .post(
+            "/IpamDriver.RequestAddress",
+            json!({"PoolID": pool, "Address": "",
+                   "Options": {"RequestAddressType": "com.docker.network.gateway"}})
+            .to_string(),
+        )
+        .await?;
+    let gateway = gw["Address"].as_str().context("no gateway")?.to_string();
+    let id = docker_id(u64::MAX);
+    c.post(
+        "/NetworkDriver.CreateNetwork",
+        json!({
+            "NetworkID": id,
+            "Options": {
+                "com.docker.network.enable_ipv4": true,
+                "com.docker.network.enable_ipv6": false,
+                "com.docker.network.generic": {"parent": "hp0", "kind": "macvlan"}
+            },
+            "IPv4Data": [{"AddressSpace": "local", "Pool": "10.88.0.0/16", "Gateway": gateway}],
+            "IPv6Data": []
+        })
+        .to_string(),
+    )
+    .await?;
+    Ok(Network { id, pool })
+}
+
+async fn delete_network(c: &mut Conn, net: &Network) -> Result<()> {
+    c.post(
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": net.id}).to_string(),
+    )
+    .await?;
+    c.post(
+        "/IpamDriver.ReleasePool",
+        json!({"PoolID": net.pool}).to_string(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn floor_loop(c: &mut Conn, deadline: Instant) -> Result<Latencies> {
+    let mut l = Latencies::default();
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        c.post("/NetworkDriver.GetCapabilities", String::new())
+            .await?;
+        l.push(t.elapsed());
+    }
+    Ok(l)
+}
+
+async fn lifecycle_loop(
+    c: &mut Conn,
+    net: &Network,
+    ids: &Cell<u64>,
+    deadline: Instant,
+) -> Result<Sample> {
+    let mut s = Sample::default();
+    while Instant::now() < deadline {
+        let n = ids.get();
+        ids.set(n + 1);
+        let eid = docker_id(n);
+        let (nid, pool) = (net.id.as_str(), net.pool.as_str());
+        let bodies = |addr: &str| -> [String; 6] {
+            let ep = json!({"NetworkID": nid, "EndpointID": eid}).to_string();
+            [
+                String::new(), // RequestAddress: built below, before the address is known
+                json!({"NetworkID": nid, "EndpointID": eid,
+                       "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
+                       "Options": {}})
+                .to_string(),
+                json!({"NetworkID": nid, "EndpointID": eid,
+                       "SandboxKey": "/var/run/docker/netns/bench", "Options": {}})
+                .to_string(),
+                ep.clone(),
+                ep,
+                json!({"PoolID": pool, "Address": addr.split('/').next().unwrap_or(addr)})
+                    .to_string(),
+            ]
+        };
+        let started = Instant::now();
+        let t = Instant::now();
+        let reply = c
+            .post(
+                "/IpamDriver.RequestAddress",
+                json!({"PoolID": pool, "Address": "", "Options": {}}).to_string(),
+            )
+            .await?;
+        s.calls[0].push(t.elapsed());
+        let addr = reply["Address"].as_str().context("no Address")?.to_string();
+        let paths = [
+            "",
+            "/NetworkDriver.CreateEndpoint",
+            "/NetworkDriver.Join",
+            "/NetworkDriver.Leave",
+            "/NetworkDriver.DeleteEndpoint",
+            "/IpamDriver.ReleaseAddress",
+        ];
+        for (i, body) in bodies(&addr).into_iter().enumerate().skip(1) {
+            let t = Instant::now();
+            c.post(paths[i], body).await?;
+            s.calls[i].push(t.elapsed());
+        }
+        s.whole.push(started.elapsed());
+    }
+    Ok(s)
+}
