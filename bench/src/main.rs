@@ -3,6 +3,7 @@
 //! run, prints ratios against it, and can record its report in
 //! BENCHMARKS.md between markers so that the file only holds measured text.
 
+mod footprint;
 mod harness;
 mod ipam;
 mod lifecycle;
@@ -55,6 +56,15 @@ enum Bench {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Binary size, idle RSS, exec to serving (empty and large state).
+    Footprint {
+        /// Start-ups per case.
+        #[arg(long, default_value_t = 20)]
+        starts: usize,
+        /// Endpoints in the large state.
+        #[arg(long, default_value_t = 100_000)]
+        endpoints: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -94,6 +104,16 @@ fn main() -> Result<()> {
             (
                 "lifecycle",
                 rt.block_on(lifecycle::run(&cli.plugin, &settings))?,
+            )
+        }
+        Bench::Footprint { starts, endpoints } => {
+            let settings = footprint::Settings {
+                starts: (*starts).max(1),
+                endpoints: *endpoints,
+            };
+            (
+                "footprint",
+                rt.block_on(footprint::run(&cli.plugin, &settings))?,
             )
         }
     };

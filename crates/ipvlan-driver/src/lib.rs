@@ -155,9 +155,24 @@ pub struct DriverConfig {
 struct State {
     networks: HashMap<String, NetworkRecord>,
     endpoints: HashMap<String, EndpointRecord>,
+    /// Host-side link names of `endpoints`, so that choosing a unique name
+    /// costs the same with 100 000 endpoints as with one.
+    links: std::collections::HashSet<String>,
 }
 
 impl State {
+    fn insert_endpoint(&mut self, e: EndpointRecord) {
+        self.remove_endpoint(&e.id);
+        self.links.insert(e.link.clone());
+        self.endpoints.insert(e.id.clone(), e);
+    }
+
+    fn remove_endpoint(&mut self, eid: &str) -> Option<EndpointRecord> {
+        let e = self.endpoints.remove(eid)?;
+        self.links.remove(&e.link);
+        Some(e)
+    }
+
     /// The endpoint `eid` of network `nid`.
     fn endpoint(&self, nid: &str, eid: &str) -> Result<&EndpointRecord, DriverError> {
         self.endpoints
@@ -190,7 +205,7 @@ pub fn slave_name(endpoint_id: &str) -> String {
 /// A host-side link name for `endpoint_id` that no other live endpoint
 /// uses: 12-character windows of the ID in turn (IDs sharing a prefix
 /// still get distinct links), then a counter.
-fn unique_slave_name(endpoint_id: &str, taken: &std::collections::HashSet<&str>) -> String {
+fn unique_slave_name(endpoint_id: &str, taken: &std::collections::HashSet<String>) -> String {
     let chars: Vec<char> = endpoint_id.chars().collect();
     let windows = chars
         .chunks(12)
@@ -286,7 +301,7 @@ impl Driver {
             let e: EndpointRecord = serde_json::from_slice(&v).map_err(|e| {
                 DriverError::Corrupt(format!("endpoint {}: {e}", String::from_utf8_lossy(&k)))
             })?;
-            state.endpoints.insert(e.id.clone(), e);
+            state.insert_endpoint(e);
         }
         tracing::info!(
             path = %path.display(),
@@ -325,8 +340,7 @@ impl Driver {
                 }
             }
         }
-        let live_slaves: std::collections::HashSet<&str> =
-            state.endpoints.values().map(|e| e.link.as_str()).collect();
+        let live_slaves = &state.links;
         let live_dummies: std::collections::HashSet<String> =
             state.networks.keys().map(|id| dummy_name(id)).collect();
         for l in &links {
@@ -568,7 +582,7 @@ impl Driver {
         ops.push(delete(NETWORKS, id));
         self.store.submit(ops).durable().await?;
         for e in &endpoints {
-            state.endpoints.remove(&e.id);
+            state.remove_endpoint(&e.id);
         }
         state.networks.remove(id);
         self.remove_parent_if_unused(&state, &record).await;
@@ -600,10 +614,7 @@ impl Driver {
         }
         let link = match state.endpoints.get(eid) {
             Some(existing) => existing.link.clone(),
-            None => {
-                let taken = state.endpoints.values().map(|e| e.link.as_str()).collect();
-                unique_slave_name(eid, &taken)
-            }
+            None => unique_slave_name(eid, &state.links),
         };
         let record = EndpointRecord {
             id: eid.to_string(),
@@ -621,7 +632,7 @@ impl Driver {
         // disk is never served for long.
         let commit = self.store.submit(vec![put(ENDPOINTS, eid, &record)]);
         let (address, address_ipv6) = (record.address, record.address_ipv6);
-        state.endpoints.insert(eid.to_string(), record);
+        state.insert_endpoint(record);
         drop(state);
         commit.durable().await?;
         tracing::info!(
@@ -726,7 +737,7 @@ impl Driver {
         // looked up now, while the name is still this endpoint's: the
         // reaper deletes by index, so a later link of the same name is safe
         let link = self.netlink.get(&name).await?;
-        if state.endpoints.remove(eid).is_some() {
+        if state.remove_endpoint(eid).is_some() {
             // as in create_endpoint: applied under the lock, awaited without
             let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
             drop(state);
@@ -772,10 +783,10 @@ mod tests {
         assert_eq!(slave_name(a), "ivr2d8f9f27cfc8");
         assert!(slave_name(a).len() <= 15);
         let mut taken = std::collections::HashSet::new();
-        taken.insert("ivr2d8f9f27cfc8");
+        taken.insert("ivr2d8f9f27cfc8".to_string());
         let b = unique_slave_name(a, &taken);
         assert_eq!(b, "ivr0e68eb2a47f1");
-        taken.insert(&b);
+        taken.insert(b);
         let short = unique_slave_name("2d8f9f27cfc8", &taken);
         assert!(short.starts_with("ivrx") && short.len() == 15, "{short}");
     }
