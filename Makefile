@@ -62,8 +62,9 @@ test-vm:
 
 ## bench: benchmarks (not tests): load generators against the release binary;
 ## each prints ratios against a baseline of the same run and records its
-## report in BENCHMARKS.md. BENCH=ipam runs one of them.
-BENCH ?= ipam
+## report in BENCHMARKS.md. BENCH=ipam runs one of them; `docker` starts
+## private dockerds of the test rig (as root).
+BENCH ?= ipam lifecycle footprint docker
 bench: build
 	cargo build --release --locked -p ipvlan-rs-bench
 	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done

@@ -56,17 +56,40 @@ struct Level {
     state: u64,
 }
 
-/// Runs the benchmark and returns its report (markdown).
-pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
+/// Runs the benchmark and returns its report (markdown); the chart goes to
+/// `chart` (a PNG the report links to, relative to `link_base`).
+pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
     let mut out = String::new();
+    let mut series = Vec::new();
     for family in &s.families {
-        out += &run_family(binary, s, *family).await?;
+        let (text, points) = run_family(binary, s, *family).await?;
+        out += &text;
         out.push('\n');
+        series.push(crate::plot::Series {
+            name: format!("{} plugin CPU per pair", family.pool().0),
+            points,
+        });
+    }
+    if crate::plot::try_chart(
+        chart,
+        "IPAM: cost of RequestAddress + ReleaseAddress vs addresses allocated",
+        "addresses allocated in the pool",
+        "plugin CPU per pair (us)",
+        &series,
+    )
+    .is_some()
+    {
+        let link = chart.strip_prefix(link_base).unwrap_or(chart);
+        out += &format!("![IPAM cost vs allocated addresses]({})\n", link.display());
     }
     Ok(out)
 }
 
-async fn run_family(binary: &Path, s: &Settings, family: Family) -> Result<String> {
+async fn run_family(
+    binary: &Path,
+    s: &Settings,
+    family: Family,
+) -> Result<(String, Vec<(f64, f64)>)> {
     let plugin = PluginProcess::start(binary, &[])?;
     let mut conns = Conn::open_many(&plugin.socket, s.clients).await?;
 
@@ -206,7 +229,11 @@ async fn run_family(binary: &Path, s: &Settings, family: Family) -> Result<Strin
             verdict(per_address <= 64.0),
         )?;
     }
-    Ok(t)
+    let points = levels
+        .iter()
+        .map(|l| (l.allocated as f64, l.cpu_per_pair.as_secs_f64() * 1e6))
+        .collect();
+    Ok((t, points))
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

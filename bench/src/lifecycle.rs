@@ -53,8 +53,9 @@ struct Network {
     pool: String,
 }
 
-/// Runs the benchmark and returns its report (markdown).
-pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
+/// Runs the benchmark and returns its report (markdown); the chart goes to
+/// `chart` (a PNG the report links to, relative to `link_base`).
+pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
     let ns = Netns::new("lc")?;
     let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;
     let max = s.clients.iter().copied().max().unwrap_or(1).max(1);
@@ -83,6 +84,7 @@ pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
         "|---:".repeat(CALLS.len()) + "|"
     )?;
     let mut single: Option<Sample> = None;
+    let (mut p50s, mut p99s, mut floor_p50s) = (Vec::new(), Vec::new(), Vec::new());
     for &n in &s.clients {
         let n = n.max(1);
         let conns = &mut conns[..n];
@@ -105,6 +107,9 @@ pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
         let rate = all.whole.len() as f64 / elapsed.as_secs_f64();
         let (w50, w99) = (all.whole.quantile(0.5), all.whole.quantile(0.99));
         let (f50, f99) = (floor.quantile(0.5), floor.quantile(0.99));
+        p50s.push((n as f64, f64::from(w50) / 1000.0));
+        p99s.push((n as f64, f64::from(w99) / 1000.0));
+        floor_p50s.push((n as f64, f64::from(f50) / 1000.0));
         write!(
             t,
             "| {n} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x |",
@@ -125,6 +130,27 @@ pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
     let left = ns.links_with_prefix("ivr")?;
     if !left.is_empty() {
         bail!("container links left after DeleteNetwork: {left:?}");
+    }
+    let series = [
+        ("lifecycle p50", p50s),
+        ("lifecycle p99", p99s),
+        ("floor (GetCapabilities) p50", floor_p50s),
+    ]
+    .map(|(name, points)| crate::plot::Series {
+        name: name.into(),
+        points,
+    });
+    if crate::plot::try_chart(
+        chart,
+        "Endpoint lifecycle latency vs concurrent clients",
+        "concurrent clients",
+        "ms",
+        &series,
+    )
+    .is_some()
+    {
+        let link = chart.strip_prefix(link_base).unwrap_or(chart);
+        writeln!(t, "\n![lifecycle latency vs clients]({})", link.display())?;
     }
     if let Some(mut one) = single {
         let (w99, d99) = (one.whole.quantile(0.99), one.calls[4].quantile(0.99));

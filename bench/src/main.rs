@@ -3,10 +3,12 @@
 //! run, prints ratios against it, and can record its report in
 //! BENCHMARKS.md between markers so that the file only holds measured text.
 
+mod docker;
 mod footprint;
 mod harness;
 mod ipam;
 mod lifecycle;
+mod plot;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -56,6 +58,16 @@ enum Bench {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// docker run --rm / docker rm -f on the plugin vs the built-in macvlan
+    /// driver vs --network none, on private dockerds (run from the repository root).
+    Docker {
+        /// Engines of the test rig: 20, 28 or both.
+        #[arg(long, value_delimiter = ',', default_value = "20,28")]
+        engines: Vec<String>,
+        /// Rounds per engine (each measures every case once).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
     /// Binary size, idle RSS, exec to serving (empty and large state).
     Footprint {
         /// Start-ups per case.
@@ -73,6 +85,21 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // charts live beside the record file (bench/results/ of the repository)
+    let link_base = cli
+        .record
+        .as_deref()
+        .and_then(|f| f.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    let results_dir = link_base.join("bench/results");
+    std::fs::create_dir_all(&results_dir)?;
     let (name, report) = match &cli.bench {
         Bench::Ipam {
             levels,
@@ -94,7 +121,11 @@ fn main() -> Result<()> {
                 phase: Duration::from_secs_f64(seconds.max(0.1)),
                 families,
             };
-            ("ipam", rt.block_on(ipam::run(&cli.plugin, &settings))?)
+            let chart = results_dir.join("ipam-scale.png");
+            (
+                "ipam",
+                rt.block_on(ipam::run(&cli.plugin, &settings, &chart, &link_base))?,
+            )
         }
         Bench::Lifecycle { clients, seconds } => {
             let settings = lifecycle::Settings {
@@ -103,8 +134,21 @@ fn main() -> Result<()> {
             };
             (
                 "lifecycle",
-                rt.block_on(lifecycle::run(&cli.plugin, &settings))?,
+                rt.block_on(lifecycle::run(
+                    &cli.plugin,
+                    &settings,
+                    &results_dir.join("lifecycle-latency.png"),
+                    &link_base,
+                ))?,
             )
+        }
+        Bench::Docker { engines, rounds } => {
+            let settings = docker::Settings {
+                engines: engines.clone(),
+                rounds: (*rounds).max(1),
+                root: std::env::current_dir()?,
+            };
+            ("docker", docker::run(&settings)?)
         }
         Bench::Footprint { starts, endpoints } => {
             let settings = footprint::Settings {
