@@ -46,6 +46,24 @@ fn link_of(p: &Plugin, net: &str, ep: &str) -> String {
         .to_string()
 }
 
+/// The link group of `link` (`ip -d link show` prints "group N").
+fn link_group(ns: &NetNs, link: &str) -> u32 {
+    let details = ns.link_details(link).unwrap();
+    let mut words = details.split_whitespace();
+    words
+        .find(|w| *w == "group")
+        .and_then(|_| words.next())
+        .map(|g| {
+            if g == "default" {
+                0
+            } else {
+                g.parse()
+                    .unwrap_or_else(|e| panic!("group {g:?} in {details}: {e}"))
+            }
+        })
+        .unwrap_or_else(|| panic!("no group in {details}"))
+}
+
 fn our_links(ns: &NetNs) -> Vec<String> {
     ns.links()
         .into_iter()
@@ -95,29 +113,32 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
         );
     }
     let (l1, l2) = (link_of(&p, NET, EP1), link_of(&p, NET, EP2));
+    let group = link_group(&ns, &l1);
+    assert!(group != 0, "{l1} is in the default link group");
 
-    // crash, with a link the plugin never acknowledged left on the parent
+    // crash, with a link the plugin never acknowledged left on the parent,
+    // and one of another instance (another group) beside it
     p.kill9();
-    sh(&[
-        "ip",
-        "-n",
-        &ns.name,
-        "link",
-        "add",
-        "ivr0000deadbeef",
-        "link",
-        "hp0",
-        "type",
-        "macvlan",
-        "mode",
-        "bridge",
-    ]);
+    let stray = |name: &str, group: u32| {
+        let group = group.to_string();
+        sh(&[
+            "ip", "-n", &ns.name, "link", "add", name, "link", "hp0", "group", &group, "type",
+            "macvlan", "mode", "bridge",
+        ]);
+    };
+    stray("ivr0000deadbeef", group);
+    stray("ivr0000cafef00d", group ^ 1);
     let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
     let links = our_links(&ns);
     assert!(
         !links.contains(&"ivr0000deadbeef".to_string()),
         "stray link survived reconcile: {links:?}"
     );
+    assert!(
+        links.contains(&"ivr0000cafef00d".to_string()),
+        "another instance's link was deleted: {links:?}"
+    );
+    sh(&["ip", "-n", &ns.name, "link", "del", "ivr0000cafef00d"]);
     assert!(
         links.contains(&l1) && links.contains(&l2),
         "live endpoints' links were removed: {links:?}"
@@ -300,5 +321,62 @@ fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
         ns.link_details(&last).is_none(),
         "{last} left after SIGTERM: {}",
         p.log_text()
+    );
+}
+
+/// Two instances in one namespace (two engines on one host, or a test beside
+/// a real installation): starting the second must not delete the links of
+/// the first, which its state does not know.
+#[test]
+fn a_second_instance_leaves_the_first_ones_links_alone() {
+    let ns = NetNs::new("si");
+    ns.add_veth_parent("hp0");
+    let dir = tempfile::tempdir().unwrap();
+    let first = Plugin::start_with(
+        Some(&ns.name),
+        &dir.path().join("a.sock"),
+        &dir.path().join("a"),
+        &[],
+    );
+    let r = create_network(&first, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        create_endpoint(&first, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    let link = join(&first, NET, EP1);
+
+    let mut second = Plugin::start_with(
+        Some(&ns.name),
+        &dir.path().join("b.sock"),
+        &dir.path().join("b"),
+        &[],
+    );
+    assert_eq!(
+        second.post("/NetworkDriver.GetCapabilities", "").status,
+        200
+    );
+    assert!(
+        ns.link_details(&link).is_some(),
+        "the second instance deleted {link}: {}",
+        second.log_text()
+    );
+    // and its DeleteEndpoint of an endpoint it does not know leaves it too
+    assert_eq!(
+        endpoint_call(&second, "DeleteEndpoint", NET, EP1).status,
+        200
+    );
+    assert!(second.stop().success());
+    assert!(
+        ns.link_details(&link).is_some(),
+        "{link} deleted by the second instance's DeleteEndpoint"
+    );
+    assert_eq!(
+        endpoint_call(&first, "DeleteEndpoint", NET, EP1).status,
+        200
+    );
+    assert!(
+        ns.link_gone_within(&link, Duration::from_secs(2)),
+        "{link} left"
     );
 }

@@ -9,8 +9,12 @@
 //! - Links this driver creates carry recognisable names: container links
 //!   `ivr` + 12 characters of the endpoint ID, dummy parents `ivd` + 12 of
 //!   the network ID; created 802.1Q parents carry the alias `ipvlan-rs:<network>`.
-//!   At start, [`Driver::reconcile`] removes such links that belong to
-//!   nothing and re-creates created parents that went missing.
+//!   All of them are created in this state's own link group (chosen at
+//!   random when the state file is made), so that two instances on one host
+//!   (two engines, or a test beside a real installation) never take each
+//!   other's links for their own. At start, [`Driver::reconcile`] removes
+//!   links of its group that belong to nothing and re-creates created
+//!   parents that went missing.
 //! - Parents are shared only by networks whose link kind and ipvlan mode
 //!   agree (the kernel ties the ipvlan mode to the parent and refuses
 //!   macvlan beside ipvlan); a parent is deleted only by its creator, with
@@ -35,7 +39,7 @@ use protocol::network::{
     CreateEndpointRequest, CreateNetworkRequest, InterfaceName, JoinRequest, JoinResponse,
     RouteType, StaticRoute,
 };
-use state::{ENDPOINTS, NETWORKS, TABLES};
+use state::{ENDPOINTS, INSTANCE, NETWORKS, TABLES};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
@@ -191,7 +195,58 @@ pub struct Driver {
     store: Store,
     netlink: Netlink,
     reaper: reaper::Reaper,
+    link_group: u32,
+    /// The commit of a newly chosen link group, awaited before the first
+    /// link is made with it (open is synchronous and runs inside a runtime).
+    link_group_commit: std::sync::Mutex<Option<store::Commit>>,
     config: DriverConfig,
+}
+
+const LINK_GROUP_KEY: &str = "link_group";
+
+/// The link group of this state: stored, or chosen now (at random, never 0,
+/// the kernel's default group, nor the reaper's group) and submitted.
+fn load_link_group(store: &Store) -> Result<(u32, Option<store::Commit>), DriverError> {
+    for (k, v) in store.load(INSTANCE)? {
+        if k == LINK_GROUP_KEY.as_bytes() {
+            let bytes: [u8; 4] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| DriverError::Corrupt(format!("link group {v:?}")))?;
+            return Ok((u32::from_be_bytes(bytes), None));
+        }
+    }
+    // 31 bits: iproute2 reads and prints groups as signed ints
+    let mut group = 0u32;
+    while group == 0 || group == reaper::REAP_GROUP {
+        group = random_u32() & 0x7fff_ffff;
+    }
+    let commit = store.submit(vec![Op::Put {
+        table: INSTANCE,
+        key: LINK_GROUP_KEY.as_bytes().to_vec(),
+        value: group.to_be_bytes().to_vec(),
+    }]);
+    tracing::info!(
+        link_group = group,
+        "new state: chose this instance's link group"
+    );
+    Ok((group, Some(commit)))
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut b)
+    });
+    if read.is_ok() {
+        return u32::from_be_bytes(b);
+    }
+    // no /dev/urandom: the clock and pid still differ between instances
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 /// Host-side name of an endpoint's link.
@@ -303,10 +358,12 @@ impl Driver {
             })?;
             state.insert_endpoint(e);
         }
+        let (link_group, link_group_commit) = load_link_group(&store)?;
         tracing::info!(
             path = %path.display(),
             networks = state.networks.len(),
             endpoints = state.endpoints.len(),
+            link_group,
             "driver state loaded"
         );
         Ok(Driver {
@@ -314,8 +371,31 @@ impl Driver {
             store,
             netlink: Netlink::connect()?,
             reaper: reaper::Reaper::start()?,
+            link_group,
+            link_group_commit: std::sync::Mutex::new(link_group_commit),
             config,
         })
+    }
+
+    /// The link group this instance creates its links in.
+    pub fn link_group(&self) -> u32 {
+        self.link_group
+    }
+
+    /// Makes sure the link group is on disk before links carry it: links of
+    /// a group the state forgot would never be cleaned up.
+    async fn link_group_durable(&self) -> Result<(), DriverError> {
+        let pending = self.link_group_commit.lock().map_or(None, |mut c| c.take());
+        if let Some(commit) = pending {
+            commit.durable().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `link` was created by this instance (or is being deleted by
+    /// a reaper, which only ever holds container links).
+    fn owns(&self, link: &Link) -> bool {
+        matches!(link.group, Some(g) if g == self.link_group || g == reaper::REAP_GROUP)
     }
 
     /// The netlink handle (also used for host routes).
@@ -327,6 +407,7 @@ impl Driver {
     /// re-create created parents that are missing, delete container links
     /// and dummy parents that belong to no endpoint or network.
     pub async fn reconcile(&self) -> Result<(), DriverError> {
+        self.link_group_durable().await?;
         let state = self.state.lock().await;
         let links = self.netlink.list().await?;
         let by_name: HashMap<&str, &Link> = links.iter().map(|l| (l.name.as_str(), l)).collect();
@@ -346,11 +427,15 @@ impl Driver {
         for l in &links {
             let orphan_slave = l.name.starts_with(SLAVE_PREFIX)
                 && link::is_slave_kind(l.kind.as_deref())
+                && self.owns(l)
                 && !live_slaves.contains(l.name.as_str());
+            let ours = l.group == Some(self.link_group);
             let orphan_dummy = l.name.starts_with(DUMMY_PREFIX)
                 && l.kind.as_deref() == Some("dummy")
+                && ours
                 && !live_dummies.contains(&l.name);
-            let orphan_vlan = l.kind.as_deref() == Some("vlan")
+            let orphan_vlan = ours
+                && l.kind.as_deref() == Some("vlan")
                 && l.alias
                     .as_deref()
                     .and_then(|a| a.strip_prefix(ALIAS_PREFIX))
@@ -376,7 +461,11 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let alias = format!("{ALIAS_PREFIX}{network}");
         match created {
-            CreatedParent::Dummy => self.netlink.create_dummy(name, &alias).await?,
+            CreatedParent::Dummy => {
+                self.netlink
+                    .create_dummy(name, &alias, self.link_group)
+                    .await?
+            }
             CreatedParent::Vlan { base, vid } => {
                 let base_link =
                     self.netlink
@@ -387,7 +476,7 @@ impl Driver {
                             name: name.to_string(),
                         })?;
                 self.netlink
-                    .create_vlan(name, base_link.index, *vid, &alias)
+                    .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
                     .await?;
             }
         }
@@ -409,6 +498,7 @@ impl Driver {
     /// `CreateNetwork`: resolve the parent (creating an 802.1Q or dummy
     /// parent when needed) and record the network.
     pub async fn create_network(&self, req: &CreateNetworkRequest) -> Result<(), DriverError> {
+        self.link_group_durable().await?;
         let id = req.network_id.as_str();
         let options = self.check_options(&req.options.generic)?;
         if req.options.enable_ipv4.unwrap_or(true)
@@ -668,6 +758,7 @@ impl Driver {
     /// `Join`: create the container's link on the parent; the engine moves
     /// it into the container.
     pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, DriverError> {
+        self.link_group_durable().await?;
         let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
         let state = self.state.lock().await;
         let network = state
@@ -689,6 +780,7 @@ impl Driver {
                 parent.index,
                 &network.options.kind,
                 network.options.mtu,
+                self.link_group,
             )
         };
         let mut created = create().await;
@@ -744,7 +836,8 @@ impl Driver {
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
         }
-        if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref())) {
+        if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref()) && self.owns(l))
+        {
             tracing::debug!(endpoint = eid, link = %name, "host-side link queued for deletion");
             self.reaper.delete(link.index, name);
         }

@@ -86,6 +86,8 @@ pub struct Link {
     pub up: bool,
     /// MTU.
     pub mtu: Option<u32>,
+    /// Link group (`ip link set ... group N`; 0 is "default").
+    pub group: Option<u32>,
 }
 
 impl Link {
@@ -97,6 +99,7 @@ impl Link {
             ipvlan_mode: None,
             parent: None,
             alias: None,
+            group: None,
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
@@ -107,6 +110,7 @@ impl Link {
                 LinkAttribute::Link(p) => link.parent = Some(*p),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
+                LinkAttribute::Group(g) => link.group = Some(*g),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
@@ -175,13 +179,15 @@ impl Netlink {
         Ok(msgs.iter().map(Link::from_message).collect())
     }
 
-    /// Create a container link of `kind` named `name` on the parent.
+    /// Create a container link of `kind` named `name` on the parent, in
+    /// link group `group` (the creating instance's mark).
     pub async fn create_slave(
         &self,
         name: &str,
         parent: u32,
         kind: &LinkKind,
         mtu: Option<u32>,
+        group: u32,
     ) -> Result<(), LinkError> {
         let msg = match kind {
             LinkKind::IpVlan { mode, flag } => {
@@ -195,7 +201,9 @@ impl Netlink {
                     IpvlanFlag::Private => IpVlanFlags::Private,
                     IpvlanFlag::Vepa => IpVlanFlags::Vepa,
                 };
-                let b = LinkIpVlan::new(name, parent, mode).flag(flag);
+                let b = LinkIpVlan::new(name, parent, mode)
+                    .flag(flag)
+                    .link_group(group);
                 match mtu {
                     Some(m) => b.mtu(m).build(),
                     None => b.build(),
@@ -208,7 +216,7 @@ impl Netlink {
                     MacvlanMode::Vepa => MacVlanMode::Vepa,
                     MacvlanMode::Passthru => MacVlanMode::Passthrough,
                 };
-                let b = LinkMacVlan::new(name, parent, mode);
+                let b = LinkMacVlan::new(name, parent, mode).link_group(group);
                 match mtu {
                     Some(m) => b.mtu(m).build(),
                     None => b.build(),
@@ -223,16 +231,21 @@ impl Netlink {
             .map_err(|e| LinkError::new(format!("creating {} link {name}", kind.name()), &e))
     }
 
-    /// Create an 802.1Q link `name` with `vid` on `base`, up, tagged with `alias`.
+    /// Create an 802.1Q link `name` with `vid` on `base`, up, tagged with
+    /// `alias`, in link group `group`.
     pub async fn create_vlan(
         &self,
         name: &str,
         base: u32,
         vid: u16,
         alias: &str,
+        group: u32,
     ) -> Result<(), LinkError> {
         self.add_tagged(
-            LinkVlan::new(name, base, vid).up().build(),
+            LinkVlan::new(name, base, vid)
+                .up()
+                .link_group(group)
+                .build(),
             "802.1Q",
             name,
             alias,
@@ -240,10 +253,11 @@ impl Netlink {
         .await
     }
 
-    /// Create a dummy link `name`, up, tagged with `alias`.
-    pub async fn create_dummy(&self, name: &str, alias: &str) -> Result<(), LinkError> {
-        self.add_tagged(LinkDummy::new(name).up().build(), "dummy", name, alias)
-            .await
+    /// Create a dummy link `name`, up, tagged with `alias`, in link group
+    /// `group`.
+    pub async fn create_dummy(&self, name: &str, alias: &str, group: u32) -> Result<(), LinkError> {
+        let msg = LinkDummy::new(name).up().link_group(group).build();
+        self.add_tagged(msg, "dummy", name, alias).await
     }
 
     /// Add a parent link and tag it with an alias, so a later start can tell

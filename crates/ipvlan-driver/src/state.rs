@@ -8,7 +8,10 @@ use std::net::IpAddr;
 
 pub(crate) const NETWORKS: &str = "networks";
 pub(crate) const ENDPOINTS: &str = "endpoints";
-pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS];
+/// This state's own facts (its link group); added in 0.1 without a schema
+/// bump: opening an older file creates the table.
+pub(crate) const INSTANCE: &str = "instance";
+pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE];
 
 /// One subnet of a network and its gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

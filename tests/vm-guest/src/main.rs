@@ -50,7 +50,7 @@ impl Rig {
 
     async fn dummy(&self, name: &str) -> Result {
         self.nl
-            .create_dummy(name, "test-parent")
+            .create_dummy(name, "test-parent", 0)
             .await
             .map_err(|e| e.to_string())
     }
@@ -426,8 +426,24 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
         mode: IpvlanMode::L2,
         flag: ipvlan_driver::options::IpvlanFlag::Bridge,
     };
+    let group = rig.driver().link_group();
     rig.nl
-        .create_slave(stray, rc.index, &kind, None)
+        .create_slave(stray, rc.index, &kind, None, group)
+        .await
+        .map_err(|e| e.to_string())?;
+    // the same, but made by another instance on this host: not ours
+    // (on a parent of its own: deleting rc0.7 below deletes its slaves)
+    let foreign = "ivr0000cafef00d";
+    rig.dummy("fg0").await?;
+    // and a dummy parent of a network of that other instance
+    let foreign_dummy = "ivd0000cafef00d";
+    rig.nl
+        .create_dummy(foreign_dummy, "ipvlan-rs:other", group ^ 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fg = rig.nl.get("fg0").await.unwrap().unwrap();
+    rig.nl
+        .create_slave(foreign, fg.index, &kind, None, group ^ 1)
         .await
         .map_err(|e| e.to_string())?;
     // the created parent vanished while the plugin was down
@@ -443,6 +459,16 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
     rig.reopen();
     rig.driver().reconcile().await.map_err(|e| e.to_string())?;
     check!(!rig.exists(stray).await, "stray {stray} survived reconcile");
+    check!(
+        rig.exists(foreign).await,
+        "{foreign} of another instance (another link group) was deleted"
+    );
+    check!(
+        rig.exists(foreign_dummy).await,
+        "{foreign_dummy} of another instance was deleted"
+    );
+    ip("link del fg0")?;
+    ip(&format!("link del {foreign_dummy}"))?;
     check!(
         rig.exists("rc0.7").await,
         "created parent rc0.7 not re-created"
