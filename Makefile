@@ -13,7 +13,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build bundle create enable install push test test-unit test-vm e2e bench lint clean
+.PHONY: all build bundle create enable install push release test test-unit test-vm e2e e2e-swarm bench lint clean
 
 all: build
 
@@ -49,8 +49,26 @@ install: create enable
 push:
 	$(DOCKER) plugin push $(PLUGIN_REF):$(PLUGIN_TAG)
 
-## test: every test: unit, conformance, kernel (netns), kernel-in-VM
-test: lint test-unit test-vm
+## release: create $(PLUGIN_REF):$(VERSION) and :latest from one bundle and push both
+##   (CI: make release REGISTRY=ghcr.io PLUGIN_NAME=owner/ipvlan-rs VERSION=1.2.3). Each tag
+##   is removed from the engine after its push: an engine refuses a second plugin with a
+##   byte-identical rootfs. Tags that already exist in the engine are not touched.
+release: bundle
+	@test -n "$(VERSION)" || { echo "release: VERSION is empty" >&2; exit 1; }
+	@for t in $(VERSION) latest; do \
+	  if $(DOCKER) plugin inspect $(PLUGIN_REF):$$t >/dev/null 2>&1; then \
+	    echo "release: $(PLUGIN_REF):$$t already exists in this engine; remove it first" >&2; exit 1; \
+	  fi; \
+	done
+	@set -e; for t in $(VERSION) latest; do \
+	  echo "release: $(PLUGIN_REF):$$t"; \
+	  $(DOCKER) plugin create $(PLUGIN_REF):$$t $(BUNDLE); \
+	  $(MAKE) --no-print-directory push PLUGIN_TAG=$$t || { $(DOCKER) plugin rm $(PLUGIN_REF):$$t; exit 1; }; \
+	  $(DOCKER) plugin rm $(PLUGIN_REF):$$t; \
+	done
+
+## test: every test: unit, conformance, kernel (netns), kernel-in-VM, Docker end-to-end
+test: lint test-unit test-vm e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -59,6 +77,17 @@ test-unit:
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:
 	tests/vm-guest/run.sh
+
+## e2e: real-Docker end-to-end suite: private dockerds (20.10, 28.5), a local registry, the bundle
+e2e: bundle
+	tests/require-root.sh
+	tests/e2e/run.sh
+
+## e2e-swarm: the plugin in a three-node Swarm (each node a private dockerd in a
+## netns, the plugin installed on each from a local registry), global and local scope
+e2e-swarm: bundle
+	tests/require-root.sh
+	tests/e2e/swarm.sh
 
 ## bench: benchmarks (not tests): load generators against the release binary;
 ## each prints ratios against a baseline of the same run and records its

@@ -4,7 +4,11 @@
 # 127.0.0.0/8 is an insecure registry by default in dockerd, so
 # `docker push 127.0.0.1:PORT/x` and `docker plugin push/install` work over http.
 #
-# Usage:  tests/rig/docker/registry-start.sh PORT     -> prints REGISTRY=127.0.0.1:PORT
+# Usage:  tests/rig/docker/registry-start.sh PORT     -> prints REGISTRY=ADDR:PORT
+# Env:    NETNS=name  run it in /var/run/netns/name (nsenter --net), e.g. the
+#                     switch namespace of a multi-node test
+#         ADDR=ip     listen address (default 127.0.0.1; daemons need
+#                     --insecure-registry=ADDR:PORT for any other)
 # Files:  /run/ipvlan-rs-test/registry-PORT/{config.yml,pid},
 #         storage /var/lib/ipvlan-rs-test/registry-PORT, log $LOG_DIR/registry-PORT.log
 # A registry already answering on PORT from an earlier call is reused; stale
@@ -18,18 +22,24 @@ PORT=$1
 DIR=$RIG_RUN/registry-$PORT
 STORE=$RIG_DATA/registry-$PORT
 LOGF=$RIG_LOG/registry-$PORT.log
-URL=http://127.0.0.1:$PORT/v2/
+ADDR=${ADDR:-127.0.0.1}
+URL=http://$ADDR:$PORT/v2/
 REG=$(command -v docker-registry) || die "no docker-registry: run install-engines.sh"
+IN_NS=()
+if [[ -n ${NETNS:-} ]]; then
+  [[ -e /var/run/netns/$NETNS ]] || die "no network namespace /var/run/netns/$NETNS"
+  IN_NS=(nsenter "--net=/var/run/netns/$NETNS")
+fi
 
-up() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL") == 200 ]]; }
+up() { [[ $("${IN_NS[@]}" curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL") == 200 ]]; }
 
 if pid=$(live_pid "$DIR/pid" docker-registry) && up; then
   log "registry on port $PORT already running (pid $pid)"
-  echo "REGISTRY=127.0.0.1:$PORT"
+  echo "REGISTRY=$ADDR:$PORT"
   exit 0
 fi
 "$HERE/registry-stop.sh" "$PORT"
-if up || (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+if up || "${IN_NS[@]}" bash -c "exec 3<>/dev/tcp/$ADDR/$PORT" 2>/dev/null; then
   die "port $PORT is taken by something else"
 fi
 
@@ -43,15 +53,15 @@ storage:
   filesystem: {rootdirectory: $STORE}
   delete: {enabled: true}
 http:
-  addr: 127.0.0.1:$PORT
+  addr: $ADDR:$PORT
   headers:
     X-Content-Type-Options: [nosniff]
 CFG
-echo "=== $(date -Is) registry on 127.0.0.1:$PORT" >>"$LOGF"
-setsid "$REG" serve "$DIR/config.yml" </dev/null >>"$LOGF" 2>&1 &
+echo "=== $(date -Is) registry on $ADDR:$PORT${NETNS:+ in netns $NETNS}" >>"$LOGF"
+setsid "${IN_NS[@]}" "$REG" serve "$DIR/config.yml" </dev/null >>"$LOGF" 2>&1 &
 echo $! >"$DIR/pid"
 for ((i = 0; i < 300; i++)); do
-  up && { echo "REGISTRY=127.0.0.1:$PORT"; exit 0; }
+  up && { echo "REGISTRY=$ADDR:$PORT"; exit 0; }
   is_alive "$(cat "$DIR/pid")" || break
   sleep 0.1
 done

@@ -1,0 +1,386 @@
+# shellcheck shell=bash disable=SC2153  # globals (NAME, E, ...) come from run.sh
+# End-to-end suite: the harness and the helpers scenarios use. Sourced by run.sh.
+#
+# A scenario is a function `scenario_NAME`. The harness runs each one in a
+# subshell with `set -euo pipefail` (and inherit_errexit), its output in a log
+# file of its own, reports PASS/FAIL with its duration, and afterwards removes
+# whatever the scenario left in the daemon (containers, networks, extra plugins)
+# and fails the scenario if host links are left behind (`ivr*` container links,
+# macvlan links on the scenario's veth parents). On a failure it prints the
+# scenario's output, the daemon's log tail and the plugin's log lines of that
+# scenario's time span.
+#
+# Globals set by run.sh per engine: E (20|28), NAME (daemon name), P (plugin
+# ref), DLOG (dockerd log), DATA (daemon data-root), BB (test image), REG
+# (registry host:port), ROOT (repo), RIG (tests/rig/docker), BASE_BUNDLE.
+
+# shellcheck disable=SC2034  # variables used by run.sh and the scenarios
+E2E_VETH_PREFIX=irse          # every veth of the suite: irse<engine>s<idx><letter>[p]
+
+# --- output -----------------------------------------------------------------
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# In a scenario: stop it with a reason.
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+note() { echo "# $*"; }
+
+# Show and run a command.
+x() {
+  echo "+ $*"
+  "$@"
+}
+
+# rig SCRIPT ARGS...: a script of tests/rig/docker. Long-lived processes it starts
+# (daemons, registry) must not inherit run.sh's lock (fd 8): a killed run would
+# leave the lock held by them and lock the next run out of its own clean-up.
+rig() { "$RIG/$1" "${@:2}" 8<&-; }
+
+# --- docker -------------------------------------------------------------------
+
+# Every docker call has a time limit so a hung daemon fails the scenario
+# instead of hanging the suite.
+docker() { timeout "${E2E_CMD_TIMEOUT:-60}" docker "$@"; }
+
+# docker run/create print this on every run (the rig runs dockerd with
+# --ip-forward=false in the host namespace): not an error.
+filter_fwd_warning() { grep -v 'IPv4 forwarding is disabled' || true; }
+
+# ctr NAME [docker run options...]: a detached container of the test image
+# running `sleep` under docker-init (SIGTERM stops it at once).
+ctr() {
+  local name=$1 out rc=0
+  shift
+  echo "+ docker run -d --init --name $name $* $BB sleep 3600"
+  out=$(docker run -d --init --name "$name" "$@" "$BB" sleep 3600 2>&1) || rc=$?
+  filter_fwd_warning <<<"$out"
+  ((rc == 0)) || fail "docker run $name failed (rc $rc)"
+}
+
+# mknet NAME [docker network create options...]: a network of the plugin (driver + IPAM)
+mknet() {
+  local name=$1
+  shift
+  x docker network create -d "$P" --ipam-driver "$P" "$@" "$name" >/dev/null
+}
+
+# ex C CMD...: run CMD in container C
+ex() {
+  local c=$1
+  shift
+  docker exec "$c" "$@"
+}
+
+# addr4 C [IF]: the IPv4 address/prefix of IF (default eth0) in container C
+addr4() { ex "$1" ip -4 -o addr show dev "${2:-eth0}" | awk '{print $4}'; }
+# addr6 C [IF]: the global IPv6 address/prefix of IF in container C
+addr6() { ex "$1" ip -6 -o addr show dev "${2:-eth0}" scope global | awk '{print $4}'; }
+# net_addr C NET: C's IPv4 address on NET as docker reports it (no prefix)
+net_addr() { docker inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$1"; }
+# has_addr C ADDR: some interface of C carries ADDR
+has_addr() {
+  ex "$1" ip -o addr show | awk '{sub(/\/.*/, "", $4); print $4}' | grep -qxF "$2" ||
+    fail "$1 has no interface with address $2"
+  echo "ok: $1 has $2"
+}
+# gw4 C / gw6 C: the default route's gateway in container C (empty: none)
+gw4() { ex "$1" ip -4 route show default | awk '$1 == "default" {print $3; exit}'; }
+gw6() { ex "$1" ip -6 route show default | awk '$1 == "default" {print $3; exit}'; }
+# n_defaults C: number of default routes (v4 + v6) in container C
+n_defaults() {
+  local r
+  r=$(ex "$1" ip -4 route show default; ex "$1" ip -6 route show default)
+  grep -c '^default' <<<"$r" || true
+}
+# ifaces C: interface names in container C other than lo, one a line
+ifaces() { ex "$1" ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); if ($2 != "lo") print $2}'; }
+
+# show C: log a container's addresses and routes (for the scenario's output)
+show() {
+  echo "--- $1: ip addr / ip route / ip -6 route"
+  ex "$1" ip -o addr show | grep -v ' lo ' | sed 's/\\.*//'
+  ex "$1" ip route
+  ex "$1" ip -6 route | grep -v '^multicast' || true
+}
+
+# pings C TARGET [-4|-6]: C reaches TARGET (an address or a name)
+pings() {
+  local c=$1 t=$2 fam=${3:-}
+  echo "+ docker exec $c ping ${fam:+$fam }-c1 -W2 $t"
+  # shellcheck disable=SC2086
+  ex "$c" ping $fam -c1 -W2 "$t" >/dev/null || fail "$c cannot ping $t${fam:+ ($fam)}"
+}
+# no_ping C TARGET: C does not reach TARGET
+no_ping() {
+  echo "+ docker exec $1 ping -c1 -W1 $2 (must fail)"
+  if ex "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; then fail "$1 can still ping $2"; fi
+}
+
+# net_addrs NET [4|6]: every container address on NET (no prefix), one a line
+net_addrs() {
+  local f='{{range .Containers}}{{.IPv4Address}}{{"\n"}}{{end}}'
+  [[ ${2:-4} == 4 ]] || f='{{range .Containers}}{{.IPv6Address}}{{"\n"}}{{end}}'
+  docker network inspect -f "$f" "$1" | sed '/^$/d; s,/.*,,' | sort
+}
+
+# state C: the container's state (running, exited, ...)
+state() { docker inspect -f '{{.State.Status}}' "$1"; }
+
+# wait_running C [SECONDS]: until C runs
+wait_running() {
+  local i
+  for ((i = 0; i < ${2:-30} * 10; i++)); do
+    [[ $(state "$1" 2>/dev/null) == running ]] && return 0
+    sleep 0.1
+  done
+  fail "$1 is not running after ${2:-30}s: $(state "$1" 2>&1)"
+}
+
+# stop_fast SECONDS C...: docker stop must return within SECONDS
+stop_fast() {
+  local lim=$1 t0 ms
+  shift
+  t0=$(now_ms)
+  x docker stop -t 10 "$@" >/dev/null
+  ms=$(($(now_ms) - t0))
+  note "docker stop $*: $ms ms"
+  ((ms <= lim * 1000)) || fail "docker stop $* took $ms ms (limit ${lim}s)"
+}
+
+# plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
+plugin_pid() {
+  local pid
+  for pid in $(pgrep -x ipvlan-rs || true); do
+    if grep -qF "$1" "/proc/$pid/cgroup" 2>/dev/null; then
+      echo "$pid"
+      return 0
+    fi
+  done
+}
+
+# --- assertions -----------------------------------------------------------------
+
+eq() { # eq ACTUAL EXPECTED WHAT
+  [[ $1 == "$2" ]] || fail "$3: got '$1', want '$2'"
+  echo "ok: $3 = '$1'"
+}
+matches() { # matches ACTUAL ERE WHAT
+  [[ $1 =~ $2 ]] || fail "$3: '$1' does not match /$2/"
+  echo "ok: $3 = '$1' ~ /$2/"
+}
+# unique LIST WHAT: no line of LIST twice (empty lines ignored)
+unique() {
+  local dups
+  dups=$(sed '/^$/d' <<<"$1" | sort | uniq -d)
+  [[ -z $dups ]] || fail "$2: duplicate addresses: $(echo "$dups" | tr '\n' ' ')"
+  echo "ok: $2 unique: $(sed '/^$/d' <<<"$1" | paste -sd' ')"
+}
+# none_of LIST FORBIDDEN WHAT: no line of LIST is a line of FORBIDDEN
+none_of() {
+  local common
+  common=$(comm -12 <(sed '/^$/d' <<<"$1" | sort -u) <(sed '/^$/d' <<<"$2" | sort -u))
+  [[ -z $common ]] || fail "$3: reused $(echo "$common" | tr '\n' ' ')"
+  echo "ok: $3: none of [$(sed '/^$/d' <<<"$1" | paste -sd' ')] in [$(sed '/^$/d' <<<"$2" | paste -sd' ')]"
+}
+# fails_with ERE CMD...: CMD must fail and its output must match ERE
+fails_with() {
+  local re=$1 out rc=0
+  shift
+  echo "+ $* (must fail)"
+  out=$("$@" 2>&1) || rc=$?
+  out=$(filter_fwd_warning <<<"$out")
+  printf '  | %s\n' "$out"
+  ((rc != 0)) || fail "'$*' succeeded"
+  [[ $out =~ $re ]] || fail "error of '$*' does not match /$re/"
+  echo "ok: failed with /$re/"
+}
+
+# --- the plugin's log ------------------------------------------------------------
+
+# log_mark: the current end of the daemon's log (for no_plugin_errors)
+log_mark() { wc -l <"$DLOG"; }
+# no_plugin_errors MARK: no WARN or ERROR line of a plugin in the daemon's log since MARK
+no_plugin_errors() {
+  local bad
+  bad=$(tail -n +"$(($1 + 1))" "$DLOG" | grep -E 'plugin=[0-9a-f]{64}' | grep -E '[0-9]Z +(WARN|ERROR) ' || true)
+  [[ -z $bad ]] || fail "the plugin logged warnings or errors:
+$bad"
+  echo "ok: no plugin warnings or errors since log line $1"
+}
+
+# --- host links -----------------------------------------------------------------
+
+# link_exists NAME: NAME is a link in the host namespace
+link_exists() { ip link show "$1" >/dev/null 2>&1; }
+# host_links: every link name in the host namespace, one a line
+host_links() { ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}'; }
+# ivr_links: container links of the plugin left in the host namespace
+ivr_links() { host_links | grep '^ivr' || true; }
+# children PARENT: macvlan/ipvlan links on PARENT in the host namespace
+children() {
+  local t
+  for t in macvlan ipvlan; do
+    ip -o link show type "$t" 2>/dev/null |
+      awk -F': ' -v p="$1" '{n = $2; sub(/@.*/, "", n); l = $2; sub(/^[^@]*@?/, "", l); if (l == p) print n}'
+  done
+}
+
+# new_parent [LETTER]: a veth pair irse<E>s<idx><LETTER> + ...p, both up; the
+# harness deletes it after the scenario. Prints the name.
+new_parent() {
+  local v="${E2E_VETH_PREFIX}${E}s${SIDX}${1:-a}"
+  ip link del "$v" 2>/dev/null || true
+  ip link add "$v" type veth peer name "${v}p"
+  ip link set "$v" up
+  ip link set "${v}p" up
+  echo "$v" >>"$SDIR/veths"
+  echo "$v"
+}
+
+# no_links_on PARENT: no container links left on PARENT, none in the host namespace
+no_links_on() {
+  local c l
+  c=$(children "$1")
+  [[ -z $c ]] || fail "links left on $1: $c"
+  l=$(ivr_links)
+  [[ -z $l ]] || fail "ivr links left in the host namespace: $l"
+  echo "ok: no links left on $1, no ivr* links"
+}
+
+# --- the registry -----------------------------------------------------------------
+
+# manifest_digest REPO TAG: the registry's digest of REPO:TAG (empty: none)
+manifest_digest() {
+  curl -sfI --max-time 5 \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REG/v2/$1/manifests/$2" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
+}
+
+# --- the harness ------------------------------------------------------------------
+
+E2E_PASSED=0 E2E_FAILED=0 E2E_SKIPPED=0
+
+# daemon_up: the engine's daemon answers (restart it if a scenario left it down)
+daemon_up() {
+  local out
+  if ! timeout 10 docker version >/dev/null 2>&1; then
+    echo "# daemon $NAME is down: restarting it"
+    out=$(rig dockerd-start.sh "$NAME" "$E") || return 1
+    export DOCKER_HOST=${out#DOCKER_HOST=}
+  fi
+}
+
+# tidy: remove what a scenario left in the daemon; the main plugin enabled again
+tidy() {
+  local ids n p rc=0
+  daemon_up || return 1
+  ids=$(docker ps -aq)
+  # shellcheck disable=SC2086
+  [[ -z $ids ]] || docker rm -f $ids >/dev/null || rc=1
+  for n in $(docker network ls -q --filter type=custom); do
+    docker network rm "$n" >/dev/null || { echo "tidy: docker network rm $n failed"; rc=1; }
+  done
+  while read -r p; do
+    [[ -n $p && $p != "$P" ]] || continue
+    docker plugin disable -f "$p" >/dev/null 2>&1 || true
+    docker plugin rm -f "$p" >/dev/null || rc=1
+  done < <(docker plugin ls --format '{{.Name}}')
+  if docker plugin inspect "$P" >/dev/null 2>&1 &&
+    [[ $(docker plugin inspect -f '{{.Enabled}}' "$P") != true ]]; then
+    echo "tidy: enabling $P again"
+    docker plugin enable "$P" >/dev/null || rc=1
+  fi
+  return $rc
+}
+
+# leaks: container links a scenario left on the host (its veth parents, ivr*)
+leaks() {
+  local v c l bad=0
+  if [[ -f $SDIR/veths ]]; then
+    while read -r v; do
+      c=$(children "$v")
+      [[ -z $c ]] || { echo "leak: links on $v: $c"; bad=1; }
+    done <"$SDIR/veths"
+  fi
+  l=$(ivr_links)
+  [[ -z $l ]] || { echo "leak: ivr links in the host namespace: $l"; bad=1; }
+  return $bad
+}
+
+del_veths() {
+  local v
+  [[ -f $SDIR/veths ]] || return 0
+  while read -r v; do ip link del "$v" 2>/dev/null || true; done <"$SDIR/veths"
+}
+
+# report the failure of the scenario whose log is $1 and whose dockerd log
+# started at line $2
+report_failure() {
+  local slog=$1 from=$2 re='plugin=[0-9a-f]{64}'
+  echo "    ---- scenario output (last ${E2E_TAIL:-60} lines of $slog)"
+  tail -n "${E2E_TAIL:-60}" "$slog" | sed 's/^/    | /'
+  echo "    ---- dockerd log tail ($DLOG, this scenario, without plugin lines)"
+  tail -n +"$((from + 1))" "$DLOG" 2>/dev/null | grep -Ev "$re" | tail -n 25 | sed 's/^/    | /' || true
+  echo "    ---- plugin log (dockerd log lines with $re, this scenario, without DEBUG/TRACE)"
+  tail -n +"$((from + 1))" "$DLOG" 2>/dev/null | grep -E "$re" | grep -Ev '[0-9]Z (DEBUG|TRACE) ' |
+    sed -E 's/^time="[^"]*" level=[a-z]+ msg="//; s/" plugin=([0-9a-f]{12})[0-9a-f]{52}$/ [plugin \1]/; s/\\"/"/g' |
+    tail -n 30 | sed 's/^/    | /' || true
+}
+
+# run_scenario NAME [notidy]: run scenario_NAME and record PASS/FAIL; notidy:
+# no tidy-up in the daemon afterwards (setup, teardown)
+run_scenario() {
+  local name=$1 notidy=${2:-} slog t0 ms rc=0 from status
+  SIDX=$(printf %02d $((${SIDX#0} + 1)))
+  SDIR=$E2E_WORK/$E-$SIDX-$name
+  mkdir -p "$SDIR"
+  slog=$E2E_LOGS/$E-$SIDX-$name.log
+  if [[ ! $name =~ ^(setup|teardown|nothing_left)$ ]] &&
+    { [[ -n ${E2E_ONLY:-} && ! $name =~ ^(${E2E_ONLY})$ ]] || [[ -n ${E2E_SKIP:-} && $name =~ ^(${E2E_SKIP})$ ]]; }; then
+    E2E_SKIPPED=$((E2E_SKIPPED + 1))
+    printf 'e2e[%s] %-28s SKIP (E2E_ONLY/E2E_SKIP)\n' "$E" "$name"
+    return 0
+  fi
+  : >"$slog"
+  from=$({ wc -l <"$DLOG"; } 2>/dev/null || echo 0)
+  t0=$(now_ms)
+  set +e
+  (
+    set -euo pipefail
+    shopt -s inherit_errexit
+    "scenario_$name"
+  ) >"$slog" 2>&1 </dev/null
+  rc=$?
+  # what the scenario left: removed now, leaks fail it
+  {
+    echo "==== harness: tidy"
+    [[ -n $notidy ]] || tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
+    leaks || { echo "FAIL: the scenario left links behind"; ((rc)) || rc=1; }
+    del_veths
+  } >>"$slog" 2>&1
+  set -e
+  ms=$(($(now_ms) - t0))
+  if ((rc == 0)); then
+    status=PASS
+    E2E_PASSED=$((E2E_PASSED + 1))
+  else
+    status=FAIL
+    E2E_FAILED=$((E2E_FAILED + 1))
+  fi
+  printf 'e2e[%s] %-28s %s %6d ms\n' "$E" "$name" "$status" "$ms"
+  if [[ $status == FAIL ]]; then
+    report_failure "$slog" "$from"
+  elif [[ -n ${E2E_VERBOSE:-} ]]; then
+    sed 's/^/    | /' "$slog"
+  fi
+  return 0
+}
+
+# not_run NAME WHY: a scenario that cannot run counts as failed
+not_run() {
+  E2E_FAILED=$((E2E_FAILED + 1))
+  printf 'e2e[%s] %-28s FAIL (not run: %s)\n' "$E" "$1" "$2"
+}

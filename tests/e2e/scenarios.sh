@@ -1,0 +1,604 @@
+# shellcheck shell=bash disable=SC2153  # globals (NAME, E, ...) come from run.sh
+# End-to-end scenarios: one function `scenario_NAME` each, run by the harness in
+# lib.sh against the private daemon of engine $E. Sourced by run.sh.
+#
+# Every network uses -o kind=macvlan on a veth parent of the scenario's own
+# (this host's kernel has no ipvlan, 802.1Q or dummy links) and subnets
+# 10.$E.<n>.0/24 and fd$E:e2e:<n>::/64, <n> unique per scenario.
+# Containers: `ctr NAME OPTS...` (busybox `sleep` under docker-init).
+
+# --- setup and teardown of an engine ------------------------------------------------
+
+scenario_setup() {
+  local out id
+  out=$(rig dockerd-start.sh "$NAME" "$E")
+  eq "$out" "DOCKER_HOST=$DOCKER_HOST" "daemon socket"
+  note "engine $E: $(docker version -f 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})')"
+  x "$RIG/busybox-image.sh" "$BB"
+  x docker plugin create "$P" "$BASE_BUNDLE"
+  x docker plugin set "$P" LOG_LEVEL=debug
+  x docker plugin enable "$P"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled"
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  echo "$id" >>"$E2E_WORK/plugin-ids"
+  # the plugin answers on its socket and serves both roles
+  out=$(curl -sS --max-time 5 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" http://plugin/Plugin.Activate)
+  echo "Plugin.Activate: $out"
+  matches "$out" '"NetworkDriver"' "Plugin.Activate implements"
+  matches "$out" '"IpamDriver"' "Plugin.Activate implements"
+  [[ -d $DATA/plugins/$id/propagated-mount ]] || fail "no propagated mount $DATA/plugins/$id/propagated-mount"
+  # the rootfs is this tree's bundle
+  cmp "$DATA/plugins/$id/rootfs/ipvlan-rs" "$BASE_BUNDLE/rootfs/ipvlan-rs" || fail "plugin binary is not the bundle's"
+  echo "ok: plugin $id runs the bundle's binary"
+}
+
+scenario_teardown() {
+  local id p m
+  x "$RIG/dockerd-stop.sh" "$NAME"
+  p=$(pids_with_arg "--exec-root=$RIG_RUN/$NAME"; pids_with_arg "$RIG_RUN/$NAME/containerd.toml"; pids_with_arg "$RIG_RUN/$NAME/ctrd/c.sock")
+  [[ -z $p ]] || fail "processes of $NAME left: $p"
+  m=$(awk -v a="$DATA" -v b="$RIG_RUN/$NAME" 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo)
+  [[ -z $m ]] || fail "mounts of $NAME left: $m"
+  [[ ! -e $DATA && ! -e $RIG_RUN/$NAME ]] || fail "data-root or exec-root of $NAME left"
+  if [[ -f $E2E_WORK/plugin-ids ]]; then
+    while read -r id; do
+      [[ ! -e /run/docker/plugins/$id ]] || fail "plugin dir /run/docker/plugins/$id left"
+    done <"$E2E_WORK/plugin-ids"
+  fi
+  [[ -z $(ivr_links) ]] || fail "ivr links left: $(ivr_links)"
+  echo "ok: nothing of $NAME left (processes, mounts, dirs, plugin dirs, links)"
+}
+
+# --- the scenarios --------------------------------------------------------------------
+
+# Bad options are refused by the plugin with an error naming the bad value, through
+# `docker network create`; nothing is left behind; good options then work.
+scenario_bad_options() {
+  local p s=10.$E.1.0/24
+  p=$(new_parent)
+  fails_with "requested kind 'bogus' is not valid" mknet bo1 --subnet "$s" -o parent="$p" -o kind=bogus
+  fails_with "parent interface nonexistent0 does not exist" mknet bo2 --subnet "$s" -o parent=nonexistent0 -o kind=macvlan
+  fails_with 'unknown option "frobnicate"' mknet bo3 --subnet "$s" -o parent="$p" -o kind=macvlan -o frobnicate=1
+  fails_with "macvlan mode 'weird' is not valid" mknet bo4 --subnet "$s" -o parent="$p" -o kind=macvlan -o macvlan_mode=weird
+  fails_with '"ipvlan_mode" applies to kind=ipvlan' mknet bo5 --subnet "$s" -o parent="$p" -o kind=macvlan -o ipvlan_mode=l3
+  fails_with 'invalid mtu "12x"' mknet bo6 --subnet "$s" -o parent="$p" -o kind=macvlan -o com.docker.network.driver.mtu=12x
+  fails_with 'loopback' mknet bo7 --subnet "$s" -o parent=lo -o kind=macvlan
+  eq "$(docker network ls -q --filter name=bo)" "" "networks left by the failed creates"
+  no_links_on "$p"
+  # the failed creates left no address behind: a good network on the same subnet
+  # starts at the bottom again. Engine 20 always reserves a gateway (.1, so the first
+  # container gets .2); 28 asks the plugin (GwAllocCheck), which wants none without
+  # --gateway (so the first container gets .1).
+  mknet ok --subnet "$s" -o parent="$p" -o kind=macvlan
+  ctr c1 --network ok
+  if [[ $E == 20 ]]; then
+    eq "$(gw4 c1)" "10.$E.1.1" "c1 default gateway (reserved by the engine)"
+    eq "$(addr4 c1)" "10.$E.1.2/24" "c1 address"
+  else
+    eq "$(n_defaults c1)" 0 "c1 default routes (no gateway)"
+    eq "$(addr4 c1)" "10.$E.1.1/24" "c1 address"
+  fi
+  # a second network on the same parent with a conflicting kind is refused, naming the other network
+  fails_with "already used by network $(docker network inspect -f '{{.Id}}' ok | cut -c1-12)" \
+    mknet conflict --subnet "10.$E.2.0/24" -o parent="$p" -o kind=ipvlan
+}
+
+# Two containers: the expected addresses and routes; they ping each other by IP,
+# by name and by alias; only eth0 (no docker_gwbridge); own MAC addresses.
+scenario_two_containers() {
+  local p m1 m2 mp
+  p=$(new_parent)
+  mknet n --subnet "10.$E.10.0/24" --gateway "10.$E.10.1" -o parent="$p" -o kind=macvlan
+  ctr c1 --network n
+  ctr c2 --network n --network-alias web
+  show c1
+  show c2
+  eq "$(addr4 c1)" "10.$E.10.2/24" "c1 address"
+  eq "$(addr4 c2)" "10.$E.10.3/24" "c2 address"
+  eq "$(gw4 c1)" "10.$E.10.1" "c1 default gateway"
+  eq "$(gw4 c2)" "10.$E.10.1" "c2 default gateway"
+  matches "$(ex c1 ip -4 route)" "10\.$E\.10\.0/24 dev eth0 .*src 10\.$E\.10\.2" "c1 subnet route"
+  eq "$(ifaces c1 | paste -sd' ')" "eth0" "c1 interfaces"
+  eq "$(net_addrs n | paste -sd' ')" "10.$E.10.2 10.$E.10.3" "addresses docker reports"
+  pings c1 "10.$E.10.3"
+  pings c2 "10.$E.10.2"
+  pings c1 c2
+  pings c2 c1
+  pings c1 web
+  m1=$(ex c1 cat /sys/class/net/eth0/address)
+  m2=$(ex c2 cat /sys/class/net/eth0/address)
+  mp=$(cat "/sys/class/net/$p/address")
+  [[ $m1 != "$m2" && $m1 != "$mp" && $m2 != "$mp" ]] || fail "macvlan MACs not distinct: $m1 $m2 parent $mp"
+  echo "ok: MACs $m1 $m2, parent $mp"
+  # the container links live in the containers, none in the host namespace
+  no_links_on "$p"
+}
+
+# IPAM: --subnet, --gateway, --ip-range, --aux-address, --ip; serial allocation
+# from the range that skips aux addresses; conflicts refused by name.
+scenario_ipam_v4() {
+  local p n=10.$E.11
+  p=$(new_parent)
+  mknet ip --subnet "$n.0/24" --gateway "$n.254" --ip-range "$n.128/28" \
+    --aux-address r1="$n.129" --aux-address r2="$n.130" -o parent="$p" -o kind=macvlan
+  echo "IPAM: $(docker network inspect -f '{{json .IPAM.Config}}' ip)"
+  ctr c1 --network ip
+  ctr c2 --network ip
+  ctr c3 --network ip --ip "$n.20"
+  eq "$(addr4 c1)" "$n.128/24" "c1: first address of the range"
+  eq "$(addr4 c2)" "$n.131/24" "c2: next one, aux addresses .129 .130 skipped"
+  eq "$(addr4 c3)" "$n.20/24" "c3: static address outside the range"
+  eq "$(gw4 c1)" "$n.254" "c1 default gateway"
+  eq "$(gw4 c3)" "$n.254" "c3 default gateway"
+  fails_with "$n\.254 is already in use" docker run --rm --network ip --ip "$n.254" "$BB" true
+  fails_with "$n\.129 is already in use" docker run --rm --network ip --ip "$n.129" "$BB" true
+  fails_with "$n\.20 is already in use" docker run --rm --network ip --ip "$n.20" "$BB" true
+  ctr c4 --network ip
+  eq "$(addr4 c4)" "$n.132/24" "c4: the refused requests took no address"
+  unique "$(net_addrs ip)" "addresses on ip"
+  pings c1 "$n.20"
+  pings c3 "$n.131"
+  pings c4 c1
+}
+
+# Dual stack: IPv4 + IPv6 addresses, both default routes, pings over both families
+# by address and by name.
+scenario_dual_stack() {
+  local p n=10.$E.12 s6=fd$E:e2e:12
+  p=$(new_parent)
+  mknet ds --ipv6 --subnet "$n.0/24" --gateway "$n.1" --subnet "$s6::/64" --gateway "$s6::1" \
+    -o parent="$p" -o kind=macvlan
+  ctr c1 --network ds
+  ctr c2 --network ds --ip "$n.99" --ip6 "$s6::99"
+  show c1
+  eq "$(addr4 c1)" "$n.2/24" "c1 IPv4"
+  eq "$(addr6 c1)" "$s6::2/64" "c1 IPv6"
+  eq "$(addr4 c2)" "$n.99/24" "c2 IPv4"
+  eq "$(addr6 c2)" "$s6::99/64" "c2 IPv6"
+  eq "$(gw4 c1)" "$n.1" "c1 IPv4 default gateway"
+  eq "$(gw6 c1)" "$s6::1" "c1 IPv6 default gateway"
+  eq "$(gw6 c2)" "$s6::1" "c2 IPv6 default gateway"
+  unique "$(net_addrs ds 6)" "IPv6 addresses on ds"
+  pings c1 "$s6::99"
+  pings c2 "$s6::2"
+  pings c1 c2 -6
+  pings c2 c1 -6
+  pings c1 c2 -4
+  pings c2 c1 -4
+}
+
+# --internal: no default route (IPv4 or IPv6), but the containers reach each
+# other; the MTU option reaches the container links.
+scenario_internal() {
+  local p n=10.$E.13 s6=fd$E:e2e:13
+  p=$(new_parent)
+  mknet in --internal --ipv6 --subnet "$n.0/24" --subnet "$s6::/64" \
+    -o parent="$p" -o kind=macvlan -o com.docker.network.driver.mtu=1280
+  ctr c1 --network in
+  ctr c2 --network in
+  show c1
+  eq "$(n_defaults c1)" 0 "c1 default routes"
+  eq "$(n_defaults c2)" 0 "c2 default routes"
+  eq "$(ifaces c1 | paste -sd' ')" "eth0" "c1 interfaces"
+  eq "$(ex c1 cat /sys/class/net/eth0/mtu)" 1280 "c1 eth0 MTU"
+  matches "$(addr4 c1)" "^10\.$E\.13\.[0-9]+/24$" "c1 IPv4"
+  matches "$(addr6 c2)" "^fd$E:e2e:13::[0-9a-f]+/64$" "c2 IPv6"
+  unique "$(net_addrs in; net_addrs in 6)" "addresses on in"
+  pings c1 c2 -4
+  pings c2 c1 -6
+}
+
+# No --subnet: a pool from the plugin's DEFAULT_POOLS, distinct per network. No
+# --gateway: engine 20 reserves one anyway (.1, the default route), engine 28 asks
+# the plugin, which wants none (no default route). Either way the container has
+# eth0 only, no docker_gwbridge.
+scenario_default_pool() {
+  local p gwb_before s1 s2 g
+  p=$(new_parent)
+  gwb_before=$(link_exists docker_gwbridge && echo yes || echo no)
+  mknet dp -o parent="$p" -o kind=macvlan
+  mknet dp2 -o parent="$p" -o kind=macvlan
+  s1=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' dp)
+  s2=$(docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' dp2)
+  g=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' dp)
+  matches "$s1" '^172\.30\.[0-9]+\.0/24$' "dp subnet from DEFAULT_POOLS"
+  matches "$s2" '^172\.30\.[0-9]+\.0/24$' "dp2 subnet from DEFAULT_POOLS"
+  [[ $s1 != "$s2" ]] || fail "dp and dp2 got the same pool $s1"
+  ctr c1 --network dp
+  ctr c2 --network dp
+  show c1
+  matches "$(addr4 c1)" "^${s1%.0/24}\.[0-9]+/24$" "c1 address in $s1"
+  if [[ $E == 20 ]]; then
+    eq "$g" "${s1%.0/24}.1" "dp gateway (reserved by engine 20)"
+    eq "$(gw4 c1)" "$g" "c1 default gateway"
+  else
+    eq "$g" "" "dp gateway (none: the plugin answers GwAllocCheck with skip)"
+    eq "$(n_defaults c1)" 0 "c1 default routes"
+  fi
+  eq "$(ifaces c1 | paste -sd' ')" "eth0" "c1 interfaces (no docker_gwbridge)"
+  eq "$(link_exists docker_gwbridge && echo yes || echo no)" "$gwb_before" "docker_gwbridge on the host"
+  pings c1 c2
+}
+
+# docker network connect / disconnect (dynamic and --ip), reconnect.
+scenario_connect_disconnect() {
+  local pa pb a=10.$E.14 b=10.$E.15 old addr
+  pa=$(new_parent a)
+  pb=$(new_parent b)
+  mknet na --subnet "$a.0/24" --gateway "$a.1" -o parent="$pa" -o kind=macvlan
+  mknet nb --subnet "$b.0/24" --gateway "$b.1" -o parent="$pb" -o kind=macvlan
+  ctr k1 --network na
+  ctr k2 --network nb
+  eq "$(ifaces k1 | paste -sd' ')" "eth0" "k1 interfaces before connect"
+  x docker network connect nb k1
+  show k1
+  eq "$(ifaces k1 | sort | paste -sd' ')" "eth0 eth1" "k1 interfaces after connect"
+  eq "$(addr4 k1 eth0)" "$a.2/24" "k1 eth0 (na)"
+  eq "$(addr4 k1 eth1)" "$b.3/24" "k1 eth1 (nb)"
+  matches "$(ex k1 ip -4 route)" "$b\.0/24 dev eth1" "k1 route to nb"
+  pings k1 "$b.2"
+  pings k2 k1
+  x docker network connect --ip "$a.50" na k2
+  eq "$(addr4 k2 eth1)" "$a.50/24" "k2 eth1 (na, --ip)"
+  pings k1 "$a.50"
+  pings k1 k2
+  x docker network disconnect nb k1
+  eq "$(ifaces k1 | paste -sd' ')" "eth0" "k1 interfaces after disconnect"
+  eq "$(net_addrs nb | paste -sd' ')" "$b.2" "addresses on nb after disconnect"
+  no_ping k2 "$b.3"
+  no_links_on "$pb"
+  old=$b.3
+  x docker network connect nb k1
+  # engine 20 names the new interface eth2, 28 eth1 again: find it by address
+  addr=$(net_addr k1 nb)
+  matches "$addr" "^$b\.[0-9]+$" "k1 address on nb after reconnect"
+  has_addr k1 "$addr"
+  none_of "$addr" "$old" "reconnect address (serial allocation)"
+  eq "$(ifaces k1 | wc -l)" 2 "k1 interfaces after reconnect ($(ifaces k1 | paste -sd' '))"
+  pings k2 k1
+  unique "$(net_addrs na; net_addrs nb)" "addresses on na and nb"
+}
+
+# docker stop / start / restart: endpoints go and come back, static addresses kept.
+scenario_stop_start() {
+  local p n=10.$E.16
+  p=$(new_parent)
+  mknet ss --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr s1 --network ss
+  ctr s2 --network ss --ip "$n.50"
+  eq "$(addr4 s1)" "$n.2/24" "s1 address"
+  stop_fast 5 s1 s2
+  eq "$(state s1) $(state s2)" "exited exited" "states after stop"
+  eq "$(net_addrs ss)" "" "endpoints on ss after stop"
+  no_links_on "$p"
+  x docker start s1 s2 >/dev/null
+  wait_running s1
+  wait_running s2
+  show s1
+  matches "$(addr4 s1)" "^$n\.[0-9]+/24$" "s1 address after start"
+  eq "$(addr4 s2)" "$n.50/24" "s2 static address after start"
+  eq "$(gw4 s1)" "$n.1" "s1 default gateway after start"
+  pings s1 s2
+  pings s2 s1
+  x docker restart -t 5 s1 >/dev/null
+  wait_running s1
+  pings s2 s1
+  unique "$(net_addrs ss)" "addresses on ss"
+}
+
+# docker network rm: refused while in use; afterwards no host links remain and the
+# same network can be made again.
+scenario_network_rm() {
+  local p n=10.$E.17
+  p=$(new_parent)
+  mknet nr --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr c1 --network nr
+  ctr c2 --network nr
+  pings c1 c2
+  fails_with "active endpoints" docker network rm nr
+  x docker rm -f c1 c2 >/dev/null
+  x docker network rm nr >/dev/null
+  eq "$(docker network ls -q --filter name=nr)" "" "networks named nr"
+  no_links_on "$p"
+  [[ -n $(ip -o link show "$p") ]] || fail "the parent $p was deleted (the plugin did not create it)"
+  # again, same name, subnet and parent: the plugin kept nothing of the old one
+  mknet nr --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr c3 --network nr
+  eq "$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' nr)" "$n.1" "gateway of the new nr"
+  matches "$(addr4 c3)" "^$n\.[0-9]+/24$" "c3 address"
+  x docker rm -f c3 >/dev/null
+  x docker network rm nr >/dev/null
+  no_links_on "$p"
+}
+
+# docker plugin disable -f + enable with containers running: the old containers keep
+# working and stop cleanly; new ones get fresh, non-duplicate addresses (the IPAM
+# state was kept).
+scenario_plugin_disable_enable() {
+  local p n=10.$E.18 mark before after
+  p=$(new_parent)
+  mark=$(log_mark)
+  mknet de --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr a1 --network de
+  ctr a2 --network de
+  ctr a3 --network de --ip "$n.50"
+  before=$(net_addrs de)
+  x docker plugin disable -f "$P"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" false "plugin enabled after disable -f"
+  pings a1 a2
+  x docker plugin enable "$P"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after enable"
+  pings a1 a2
+  ctr b1 --network de
+  ctr b2 --network de
+  after=$(addr4 b1 | cut -d/ -f1; addr4 b2 | cut -d/ -f1)
+  none_of "$after" "$before" "addresses of the new containers"
+  unique "$(net_addrs de)" "addresses on de"
+  pings b1 a1
+  pings a2 b2
+  pings b1 a3
+  # a new network works too
+  mknet de2 --subnet "10.$E.19.0/24" -o parent="$p" -o kind=macvlan
+  ctr b3 --network de2
+  matches "$(addr4 b3)" "^10\.$E\.19\.[0-9]+/24$" "b3 on a network made after enable"
+  stop_fast 5 a1 a2 a3
+  eq "$(net_addrs de | paste -sd' ')" "$(printf '%s\n' "$after" | sort | paste -sd' ')" "endpoints left on de after stopping the old containers"
+  x docker rm a1 a2 a3 >/dev/null
+  x docker rm -f b1 b2 b3 >/dev/null
+  x docker network rm de de2 >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# dockerd restart (graceful, data kept) with --restart always containers: they come
+# back with working networking, state kept (no duplicates), the rest stays stopped.
+scenario_daemon_restart() {
+  local p n=10.$E.20 mark before
+  p=$(new_parent)
+  mknet rs --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr r1 --network rs --restart always
+  ctr r2 --network rs --restart always --ip "$n.50"
+  ctr r3 --network rs
+  before=$(net_addrs rs)
+  pings r1 r2
+  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
+  if command docker version >/dev/null 2>&1; then fail "daemon still answers after stop"; fi
+  no_links_on "$p"
+  mark=$(log_mark)
+  x rig dockerd-start.sh "$NAME" "$E" >/dev/null
+  wait_running r1 30
+  wait_running r2 30
+  eq "$(state r3)" exited "r3 (no restart policy) after the restart"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after the restart"
+  show r1
+  matches "$(addr4 r1)" "^$n\.[0-9]+/24$" "r1 address after the restart"
+  eq "$(addr4 r2)" "$n.50/24" "r2 static address after the restart"
+  eq "$(gw4 r1)" "$n.1" "r1 default gateway after the restart"
+  pings r1 r2
+  pings r2 r1
+  ctr c1 --network rs
+  x docker start r3 >/dev/null
+  wait_running r3
+  unique "$(net_addrs rs)" "addresses on rs"
+  pings c1 r1
+  pings r3 c1
+  no_plugin_errors "$mark"
+}
+
+# The release target against a local registry: `make release` creates and pushes
+# $(VERSION) and latest (one bundle: same digest) and removes them locally; then
+# `docker plugin install` from the registry and a container on a network of it.
+scenario_registry_release_install() {
+  local name=e2e$E/ipvlan-rs ref d1 d2 p n=10.$E.21 id
+  ref=$REG/$name
+  # BUNDLE of its own: target/bundle stays as it is (someone may be using it)
+  x make -C "$ROOT" --no-print-directory release REGISTRY="$REG" PLUGIN_NAME="$name" DOCKER=docker \
+    BUNDLE="$SDIR/bundle"
+  d1=$(manifest_digest "$name" "$VERSION")
+  d2=$(manifest_digest "$name" latest)
+  matches "$d1" '^sha256:[0-9a-f]{64}$' "registry digest of $name:$VERSION"
+  eq "$d2" "$d1" "registry digest of $name:latest"
+  eq "$(docker plugin ls --format '{{.Name}}' | paste -sd' ')" "$P" "plugins in the engine after make release"
+  x docker plugin install --grant-all-permissions "$ref:$VERSION"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$ref:$VERSION")" true "installed plugin enabled"
+  id=$(docker plugin inspect -f '{{.Id}}' "$ref:$VERSION")
+  echo "$id" >>"$E2E_WORK/plugin-ids"
+  p=$(new_parent)
+  x docker network create -d "$ref:$VERSION" --ipam-driver "$ref:$VERSION" \
+    --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan rg >/dev/null
+  ctr c1 --network rg
+  ctr c2 --network rg
+  eq "$(addr4 c1)" "$n.2/24" "c1 address (installed plugin)"
+  eq "$(gw4 c1)" "$n.1" "c1 default gateway"
+  pings c1 c2
+  pings c2 "$n.2"
+  x docker rm -f c1 c2 >/dev/null
+  x docker network rm rg >/dev/null
+  no_links_on "$p"
+  x docker plugin disable "$ref:$VERSION"
+  x docker plugin rm "$ref:$VERSION"
+}
+
+# docker plugin upgrade to a tag with a different rootfs (a marker file), with a
+# network and containers: state kept (propagatedMount), old network works, new
+# containers get non-duplicate addresses, old ones stop cleanly.
+scenario_plugin_upgrade() {
+  local p n=10.$E.22 new=$REG/e2e$E/ipvlan-rs:upgrade id id2 mark before after refbefore
+  p=$(new_parent)
+  mknet up --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr u1 --network up
+  ctr u2 --network up
+  ctr u3 --network up --ip "$n.50"
+  before=$(net_addrs up)
+  # the new version: this bundle with a marker file, pushed to the registry
+  rm -rf "$SDIR/bundle"
+  cp -a "$BASE_BUNDLE" "$SDIR/bundle"
+  echo "upgrade-$E" >"$SDIR/bundle/rootfs/e2e-marker"
+  x docker plugin create "$new" "$SDIR/bundle"
+  x docker plugin push "$new"
+  x docker plugin rm "$new"
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  refbefore=$(docker plugin inspect -f '{{.PluginReference}}' "$P")
+  eq "$(cat "$DATA/plugins/$id/rootfs/e2e-marker")" "e2e base bundle" "marker before the upgrade"
+  mark=$(log_mark)
+  x docker plugin disable -f "$P"
+  x docker plugin upgrade --grant-all-permissions --skip-remote-check "$P" "$new"
+  x docker plugin enable "$P"
+  id2=$(docker plugin inspect -f '{{.Id}}' "$P")
+  eq "$id2" "$id" "plugin ID after the upgrade"
+  eq "$(docker plugin inspect -f '{{.PluginReference}}' "$P")" "$new" "plugin reference after the upgrade (was $refbefore)"
+  eq "$(cat "$DATA/plugins/$id/rootfs/e2e-marker")" "upgrade-$E" "marker after the upgrade"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after the upgrade"
+  pings u1 u2
+  pings u2 u3
+  ctr v1 --network up
+  ctr v2 --network up
+  after=$(addr4 v1 | cut -d/ -f1; addr4 v2 | cut -d/ -f1)
+  none_of "$after" "$before" "addresses of containers made after the upgrade"
+  unique "$(net_addrs up)" "addresses on up"
+  pings v1 u1
+  pings u3 v2
+  stop_fast 5 u1 u2 u3
+  x docker rm u1 u2 u3 >/dev/null
+  x docker rm -f v1 v2 >/dev/null
+  x docker network rm up >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# Overlapping subnets on two networks (allowed by the plugin): one address space, so
+# no address is handed out twice across them.
+scenario_overlapping_subnets() {
+  local pa pb n=10.$E.23 all
+  pa=$(new_parent a)
+  pb=$(new_parent b)
+  mknet o1 --subnet "$n.0/24" --gateway "$n.1" -o parent="$pa" -o kind=macvlan
+  mknet o2 --subnet "$n.0/24" --gateway "$n.254" -o parent="$pb" -o kind=macvlan
+  ctr c1 --network o1
+  ctr c2 --network o2
+  ctr c3 --network o1
+  ctr c4 --network o2
+  fails_with "$n\.1 is already in use" docker run --rm --network o2 --ip "$n.1" "$BB" true
+  all=$(net_addrs o1; net_addrs o2)
+  unique "$all" "addresses on o1 and o2"
+  none_of "$all" "$n.1
+$n.254" "container addresses vs the gateways"
+  eq "$(gw4 c1)" "$n.1" "c1 default gateway"
+  eq "$(gw4 c2)" "$n.254" "c2 default gateway"
+  pings c1 c3
+  pings c2 c4
+}
+
+# The plugin process is killed (SIGKILL) with containers running: the engine starts
+# it again; its state is read back (no duplicate addresses), the old containers work
+# and stop cleanly, the network can be removed.
+scenario_plugin_kill9() {
+  local p n=10.$E.24 id pid pid2 i mark before after
+  p=$(new_parent)
+  mknet k9 --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr a1 --network k9
+  ctr a2 --network k9
+  before=$(net_addrs k9)
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  pid=$(plugin_pid "$id")
+  [[ -n $pid ]] || fail "no process of plugin $id"
+  mark=$(log_mark)
+  x kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do
+    pid2=$(plugin_pid "$id")
+    [[ -z $pid2 || $pid2 == "$pid" ]] || break
+    sleep 0.1
+  done
+  [[ -n $pid2 && $pid2 != "$pid" ]] || fail "the engine did not restart plugin $id within 10 s"
+  note "plugin restarted: pid $pid -> $pid2"
+  for ((i = 0; i < 50; i++)); do
+    curl -sf --max-time 2 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" http://plugin/Plugin.Activate >/dev/null && break
+    sleep 0.1
+  done
+  pings a1 a2
+  ctr b1 --network k9
+  ctr b2 --network k9
+  after=$(addr4 b1 | cut -d/ -f1; addr4 b2 | cut -d/ -f1)
+  none_of "$after" "$before" "addresses of containers made after the kill"
+  unique "$(net_addrs k9)" "addresses on k9"
+  pings b1 a1
+  stop_fast 5 a1 a2
+  x docker rm a1 a2 b1 b2 -f >/dev/null
+  x docker network rm k9 >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# --ipam-opt com.docker.network.ipam.serial=false: lowest-free allocation, a freed
+# address is handed out again at once; a full --ip-range gives a clear error. The
+# container links take the parent's MTU when no MTU option is given.
+scenario_ipam_lowest_free() {
+  local p n=10.$E.25 i
+  p=$(new_parent)
+  x ip link set "$p" mtu 1450
+  mknet lf --subnet "$n.0/24" --gateway "$n.1" --ip-range "$n.4/30" \
+    --ipam-opt com.docker.network.ipam.serial=false -o parent="$p" -o kind=macvlan
+  for i in 1 2 3 4; do ctr "l$i" --network lf; done
+  eq "$(net_addrs lf | paste -sd' ')" "$n.4 $n.5 $n.6 $n.7" "addresses of l1..l4 (the whole range)"
+  fails_with "no available addresses in $n\.4/30" docker run --rm --network lf "$BB" true
+  x docker rm -f l2 >/dev/null
+  ctr l5 --network lf
+  eq "$(addr4 l5)" "$n.5/24" "l5: the address l2 freed (lowest free)"
+  eq "$(ex l5 cat /sys/class/net/eth0/mtu)" 1450 "l5 eth0 MTU (the parent's)"
+  unique "$(net_addrs lf)" "addresses on lf"
+  pings l5 l1
+}
+
+# A second instance of the plugin in the same network namespace (the plugin of
+# another engine on this host, or the plugin's own test binary run on this host)
+# must leave this instance's links alone. It is started from this bundle's binary,
+# with a socket and state dir of its own, while a container link of this instance
+# is in flight (made by Join, not yet moved into the container); dockerd is paused
+# (SIGSTOP) for that moment so that the timing is the same on every run.
+scenario_second_instance() {
+  local p n=10.$E.26 bin=$BASE_BUNDLE/rootfs/ipvlan-rs dpid i j bg bp seen rc bad=0
+  p=$(new_parent)
+  mknet si --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr c0 --network si
+  dpid=$(cat "$RIG_RUN/$NAME.pid")
+  trap 'kill -CONT "$dpid" 2>/dev/null || true' EXIT
+  for i in 1 2; do
+    echo "+ docker run --rm --network si $BB true (attempt $i, in the background)"
+    (
+      rc=0
+      docker run --rm --network si "$BB" true >"$SDIR/run$i.log" 2>&1 || rc=$?
+      echo "$rc" >"$SDIR/run$i.rc"
+    ) &
+    bg=$!
+    seen=
+    for ((j = 0; j < 1500; j++)); do
+      seen=$(ip -o link show type macvlan | awk -F': ' -v p="$p" '$2 ~ ("^ivr[0-9a-f]+@" p "$") {sub(/@.*/, "", $2); print $2; exit}')
+      [[ -z $seen ]] || break
+      sleep 0.002
+    done
+    [[ -n $seen ]] || { wait "$bg"; fail "attempt $i: no container link seen on $p"; }
+    x kill -STOP "$dpid"
+    echo "+ $bin --socket $SDIR/b$i.sock --state-dir $SDIR/b$i (second instance, until its socket is up)"
+    "$bin" --socket "$SDIR/b$i.sock" --state-dir "$SDIR/b$i" --log-level info >"$SDIR/b$i.log" 2>&1 8<&- &
+    bp=$!
+    for ((j = 0; j < 500; j++)); do
+      [[ -S $SDIR/b$i.sock ]] && break
+      sleep 0.01
+    done
+    kill -TERM "$bp"
+    wait "$bp" || true
+    x kill -CONT "$dpid"
+    wait "$bg"
+    rc=$(cat "$SDIR/run$i.rc")
+    note "attempt $i: link $seen in flight; docker run rc $rc; the second instance logged:"
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^/  | /' "$SDIR/b$i.log"
+    if ((rc != 0)); then
+      filter_fwd_warning <"$SDIR/run$i.log" | sed 's/^/  | /'
+      bad=$((bad + 1))
+    fi
+  done
+  trap - EXIT
+  eq "$(addr4 c0)" "$n.2/24" "c0 (link inside its container) keeps its address"
+  ((bad == 0)) || fail "$bad of 2 'docker run' failed: a second plugin instance in this network namespace deleted this instance's container link between Join and the move into the container (its start-up reconcile treats every ivr* link it has no endpoint for as an orphan)"
+  echo "ok: both runs succeeded"
+}

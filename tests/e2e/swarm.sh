@@ -1,0 +1,381 @@
+#!/bin/bash
+# make e2e-swarm: the plugin in a real three-node Swarm.
+#
+# Three private dockerds of each engine in $SWARM_ENGINES (default "28 20",
+# one cluster after the other), each in a network
+# namespace of its own (irs-n1..3, uplink eth0 10.210.0.1N/24), joined by a
+# bridge in a fourth namespace (irs-sw; a bridge in the host namespace would be
+# subject to the host's iptables FORWARD policy). A docker-registry in irs-sw
+# serves the plugin: node 1 creates it from this tree's bundle and pushes it,
+# then every node installs it from the registry, as a real cluster would.
+# Swarm: node 1 manager, nodes 2 and 3 workers.
+#
+# Scenarios, each PASS/FAIL with its own output; a failure prints the daemons'
+# log tails (the plugins log into them):
+#   global scope (SCOPE=global, the manager allocates every address):
+#     30 replicas get 30 distinct addresses of the --ip-range (docker inspect on
+#     each node and ip addr inside each container); tasks on different nodes
+#     ping each other; scale 30 -> 10 -> 30 without duplicates (the range holds
+#     32 addresses, so this reuses released ones); service rm releases every
+#     address (a new 30-replica service fits again); docker run on a worker on
+#     the attachable network; network rm leaves no links on any node.
+#   local scope (SCOPE=local): per-node --config-only networks with disjoint
+#     --ip-range, a --config-from swarm network, 9 replicas with distinct
+#     addresses from their node's range, pinging across nodes.
+#
+# Env: SWARM_ENGINES="28 20" (or one of them), KEEP=1 (leave the last cluster
+#      running after the run), LOG_DIR (daemon logs).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
+RIG=$ROOT/tests/rig/docker
+ENGINES=${SWARM_ENGINES:-28 20}
+ENGINE=
+SW=irs-sw
+REGADDR=10.210.0.254
+REGPORT=5099
+REG=$REGADDR:$REGPORT
+REF=$REG/org/ipvlan-rs:e2e-swarm
+SUBNET=10.211.0.0/26 RANGE_PREFIX=10.211.0. GATEWAY=10.211.0.1
+LOG_DIR=${LOG_DIR:-/var/log/ipvlan-rs-test}
+export LOG_DIR
+OUT=$(mktemp -d /tmp/ipvlan-rs-swarm.XXXXXX)
+PASSED=0 FAILED=0 FAILED_NAMES=() SUMMARY=()
+
+say() { echo "e2e-swarm[$ENGINE]: $*"; }
+die() {
+  say "SETUP FAILED: $*" >&2
+  show_logs
+  exit 1
+}
+
+# d N docker-args...: docker against node N's daemon, with a time limit
+d() {
+  local n=$1
+  shift
+  DOCKER_HOST=unix:///run/ipvlan-rs-test/sw$n.sock timeout "${CMD_TIMEOUT:-120}" docker "$@"
+}
+
+show_logs() {
+  local n
+  for n in 1 2 3; do
+    [[ -f $LOG_DIR/sw$n.log ]] || continue
+    echo "----- node $n: dockerd log tail ($LOG_DIR/sw$n.log)"
+    tail -n 25 "$LOG_DIR/sw$n.log"
+    echo "----- node $n: plugin log lines"
+    grep -a 'plugin=' "$LOG_DIR/sw$n.log" | tail -n 25
+  done
+}
+
+teardown() {
+  local n
+  for n in 1 2 3; do
+    d "$n" info >/dev/null 2>&1 || continue
+    local services
+    mapfile -t services < <(d "$n" service ls -q 2>/dev/null)
+    ((${#services[@]} == 0)) || d "$n" service rm "${services[@]}" >/dev/null 2>&1 || true
+  done
+  for n in 3 2 1; do
+    d "$n" swarm leave --force >/dev/null 2>&1 || true
+  done
+  for n in 1 2 3; do "$RIG/dockerd-stop.sh" "sw$n" >/dev/null 2>&1 || true; done
+  "$RIG/registry-stop.sh" "$REGPORT" >/dev/null 2>&1 || true
+  for n in 1 2 3; do ip netns del "irs-n$n" 2>/dev/null || true; done
+  ip netns del "$SW" 2>/dev/null || true
+}
+
+on_exit() {
+  local rc=$?
+  if [[ -z ${KEEP:-} ]]; then teardown; fi
+  rm -rf "$OUT"
+  exit "$rc"
+}
+
+# scenario NAME: run scenario_NAME in a subshell (errexit), report it
+scenario() {
+  local name=$1 t0 rc
+  t0=$(date +%s%N)
+  (set -eEuo pipefail; "scenario_$name") >"$OUT/$name.log" 2>&1
+  rc=$?
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  if ((rc == 0)); then
+    PASSED=$((PASSED + 1))
+    say "PASS $name (${ms} ms)"
+  else
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$ENGINE:$name")
+    say "FAIL $name (${ms} ms)"
+    sed 's/^/    /' "$OUT/$name.log"
+    show_logs | sed 's/^/    /'
+  fi
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# wait_replicas SERVICE N: until N tasks of SERVICE run (180 s)
+wait_replicas() {
+  local i r
+  for ((i = 0; i < 360; i++)); do
+    r=$(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')
+    [[ $r == "$2/$2" ]] && return 0
+    sleep 0.5
+  done
+  d 1 service ps --no-trunc "$1" | tail -n 20
+  fail "service $1: replicas $r, want $2/$2"
+}
+
+# wait_no_tasks SERVICE: until no container of SERVICE exists on any node
+wait_no_tasks() {
+  local i n left
+  for ((i = 0; i < 240; i++)); do
+    left=0
+    for n in 1 2 3; do
+      left=$((left + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
+    done
+    ((left == 0)) && return 0
+    sleep 0.5
+  done
+  fail "containers of $1 still exist after 120 s"
+}
+
+# task_ips SERVICE NET: "node container ip" of every running task, one a line
+task_ips() {
+  local n c
+  for n in 1 2 3; do
+    for c in $(d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"); do
+      echo "$n $c $(d "$n" inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$c")"
+    done
+  done
+}
+
+# check_distinct SERVICE NET N PREFIX LO HI: N tasks, distinct addresses
+# PREFIX.LO..PREFIX.HI as docker reports them and as the containers carry them
+check_distinct() {
+  local svc=$1 net=$2 want=$3 prefix=$4 lo=$5 hi=$6 n c ip last nodes
+  task_ips "$svc" "$net" >"$OUT/ips"
+  cat "$OUT/ips"
+  [[ $(wc -l <"$OUT/ips") -eq $want ]] || fail "$(wc -l <"$OUT/ips") tasks of $svc, want $want"
+  [[ $(awk '{print $3}' "$OUT/ips" | sort -u | wc -l) -eq $want ]] || fail "duplicate addresses: $(awk '{print $3}' "$OUT/ips" | sort | uniq -d | tr '\n' ' ')"
+  nodes=$(awk '{print $1}' "$OUT/ips" | sort -u | wc -l)
+  ((nodes == 3)) || fail "tasks on $nodes nodes, want 3"
+  while read -r n c ip; do
+    [[ $ip == "$prefix"* ]] || fail "$ip (node $n) is outside $prefix$lo-$hi"
+    last=${ip##*.}
+    ((last >= lo && last <= hi)) || fail "$ip (node $n) is outside $prefix$lo-$hi"
+    d "$n" exec "$c" ip -4 -o addr show dev eth0 | grep -q " inet $ip/" ||
+      fail "container $c on node $n does not carry $ip: $(d "$n" exec "$c" ip -4 -o addr show dev eth0)"
+  done <"$OUT/ips"
+  echo "$want tasks, $want distinct addresses, on $nodes nodes"
+}
+
+# ping_across FILE: a task on each node pings a task on each other node
+ping_across() {
+  local from to c ip
+  for from in 1 2 3; do
+    c=$(awk -v n="$from" '$1 == n {print $2; exit}' "$1")
+    for to in 1 2 3; do
+      ((from == to)) && continue
+      ip=$(awk -v n="$to" '$1 == n {print $3; exit}' "$1")
+      d "$from" exec "$c" ping -c1 -W2 "$ip" >/dev/null || fail "node $from task cannot ping $ip on node $to"
+      echo "node $from -> node $to ($ip): ok"
+    done
+  done
+}
+
+no_links_left() {
+  local n left
+  for n in 1 2 3; do
+    left=$(ip -n "irs-n$n" -o link show | awk -F': ' '{print $2}' | grep -E '^(ivr|ivd)' || true)
+    [[ -z $left ]] || fail "node $n: links left: $left"
+  done
+}
+
+# --- global scope ------------------------------------------------------------
+
+scenario_global_30_replicas_get_distinct_addresses() {
+  d 1 network create -d "$REF" --ipam-driver "$REF" --scope swarm --attachable \
+    --subnet "$SUBNET" --ip-range "${RANGE_PREFIX}32/27" --gateway "$GATEWAY" \
+    -o parent=eth0 -o kind=macvlan swnet
+  d 1 service create -d --name web --replicas 30 --network swnet --no-resolve-image \
+    --endpoint-mode dnsrr bb:latest sleep 3600
+  wait_replicas web 30
+  check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
+  # the default route goes through the network's gateway
+  local n c
+  read -r n c _ <"$OUT/ips"
+  d "$n" exec "$c" ip route | tee /dev/stderr | grep -q "default via $GATEWAY dev eth0" || fail "no default route via $GATEWAY"
+}
+
+scenario_global_tasks_on_different_nodes_ping_each_other() {
+  task_ips web swnet >"$OUT/ips"
+  ping_across "$OUT/ips"
+}
+
+scenario_global_scale_down_and_up_reuses_addresses_without_duplicates() {
+  d 1 service scale -d web=10
+  wait_replicas web 10
+  wait_tasks_settle web 10
+  d 1 service scale -d web=30
+  wait_replicas web 30
+  # 32 addresses in the range: 20 of these came back from the scale-down
+  check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
+}
+
+# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
+wait_tasks_settle() {
+  local i n total
+  for ((i = 0; i < 240; i++)); do
+    total=0
+    for n in 1 2 3; do
+      total=$((total + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
+    done
+    ((total == $2)) && return 0
+    sleep 0.5
+  done
+  fail "$total containers of $1, want $2"
+}
+
+scenario_global_attachable_network_serves_docker_run_on_a_worker() {
+  local out ip
+  out=$(d 2 run --rm --network swnet bb:latest ip -4 -o addr show dev eth0 2>&1 | grep -v 'forwarding')
+  echo "$out"
+  ip=$(awk '{sub(/\/.*/, "", $4); print $4}' <<<"$out")
+  [[ $ip == "$RANGE_PREFIX"* ]] || fail "docker run on node 2 got '$ip'"
+  task_ips web swnet | awk '{print $3}' | grep -qxF "$ip" && fail "$ip is also a task's address"
+  echo "docker run on node 2 got $ip, no task holds it"
+}
+
+scenario_global_service_rm_releases_every_address() {
+  d 1 service rm web
+  wait_no_tasks web
+  no_links_left
+  # 30 of the range's 32 addresses again: only possible if all came back
+  d 1 service create -d --name web2 --replicas 30 --network swnet --no-resolve-image \
+    --endpoint-mode dnsrr bb:latest sleep 3600
+  wait_replicas web2 30
+  check_distinct web2 swnet 30 "$RANGE_PREFIX" 32 63
+  d 1 service rm web2
+  wait_no_tasks web2
+}
+
+scenario_global_network_rm_leaves_nothing() {
+  d 1 network rm swnet
+  local n i
+  for n in 1 2 3; do
+    for ((i = 0; i < 60; i++)); do
+      d "$n" network ls --format '{{.Name}}' | grep -qx swnet || break
+      sleep 0.5
+    done
+    d "$n" network ls --format '{{.Name}}' | grep -qx swnet && fail "swnet still on node $n"
+  done
+  no_links_left
+  echo "swnet gone from every node, no links left"
+}
+
+# --- local scope with config-only networks -------------------------------------
+
+scenario_local_scope_config_only_networks_with_disjoint_ranges() {
+  local n
+  for n in 1 2 3; do
+    d "$n" plugin disable -f "$REF"
+    d "$n" plugin set "$REF" SCOPE=local
+    d "$n" plugin enable "$REF"
+    d "$n" network create --config-only --ipam-driver "$REF" --subnet 10.212.0.0/24 \
+      --gateway 10.212.0.1 --ip-range "10.212.0.$((32 * n))/27" \
+      -o parent=eth0 -o kind=macvlan swcfg
+  done
+  d 1 network create -d "$REF" --scope swarm --attachable --config-from swcfg swlocal
+  d 1 service create -d --name loc --replicas 9 --network swlocal --no-resolve-image \
+    --endpoint-mode dnsrr bb:latest sleep 3600
+  wait_replicas loc 9
+  check_distinct loc swlocal 9 10.212.0. 32 127
+  # each node's tasks come from that node's range
+  local node c ip last
+  while read -r node c ip; do
+    last=${ip##*.}
+    ((last >= 32 * node && last < 32 * node + 32)) || fail "$ip on node $node is outside its range 10.212.0.$((32 * node))/27"
+  done <"$OUT/ips"
+  ping_across "$OUT/ips"
+  d 1 service rm loc
+  wait_no_tasks loc
+  d 1 network rm swlocal
+  for n in 1 2 3; do d "$n" network rm swcfg; done
+  no_links_left
+}
+
+# --- setup ---------------------------------------------------------------------
+
+setup() {
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  [[ -d $ROOT/target/bundle/rootfs ]] || die "no bundle: run make bundle"
+  teardown
+  local engines
+  engines=$("$RIG/install-engines.sh") || die "install-engines.sh failed"
+  eval "$(grep '^ENGINE_' <<<"$engines")"
+  local bindir_var=ENGINE_${ENGINE}_BIN_DIR
+  [[ -n ${!bindir_var:-} ]] || die "engine $ENGINE not available"
+
+  ip netns add "$SW" || die "netns $SW"
+  ip -n "$SW" link set lo up
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" addr add "$REGADDR/24" dev br0
+  ip -n "$SW" link set br0 up
+  local n
+  for n in 1 2 3; do
+    ip netns add "irs-n$n" || die "netns irs-n$n"
+    ip link add eth0 netns "irs-n$n" type veth peer name "p$n" netns "$SW"
+    ip -n "$SW" link set "p$n" master br0 up
+    ip -n "irs-n$n" addr add "10.210.0.1$n/24" dev eth0
+    ip -n "irs-n$n" link set eth0 up
+    ip -n "irs-n$n" link set lo up
+    ip -n "irs-n$n" route add default via "$REGADDR"
+  done
+  NETNS=$SW ADDR=$REGADDR "$RIG/registry-start.sh" "$REGPORT" >/dev/null || die "registry"
+  for n in 1 2 3; do
+    NETNS=irs-n$n PATH=${!bindir_var}:$PATH "$RIG/dockerd-start.sh" "sw$n" "$ENGINE" \
+      "--insecure-registry=$REG" >/dev/null || die "dockerd sw$n"
+    DOCKER_HOST=unix:///run/ipvlan-rs-test/sw$n.sock "$RIG/busybox-image.sh" 2>/dev/null || die "busybox image on node $n"
+  done
+  # node 1 makes the plugin from this tree's bundle and pushes it; every node
+  # (node 1 included) installs it from the registry
+  DOCKER_HOST=unix:///run/ipvlan-rs-test/sw1.sock make -s -C "$ROOT" create push \
+    REGISTRY="$REG" PLUGIN_TAG=e2e-swarm >"$OUT/push.log" 2>&1 || { cat "$OUT/push.log"; die "make create push"; }
+  d 1 plugin rm -f "$REF" >/dev/null || die "plugin rm on node 1"
+  for n in 1 2 3; do
+    d "$n" plugin install --grant-all-permissions "$REF" SCOPE=global >/dev/null || die "plugin install on node $n"
+  done
+  d 1 swarm init --advertise-addr 10.210.0.11 >/dev/null || die "swarm init"
+  local token
+  token=$(d 1 swarm join-token -q worker) || die "join token"
+  for n in 2 3; do
+    d "$n" swarm join --token "$token" 10.210.0.11:2377 >/dev/null || die "node $n join"
+  done
+  local i
+  for ((i = 0; i < 60; i++)); do
+    [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] && break
+    sleep 0.5
+  done
+  [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] || die "3 ready nodes"
+  say "setup: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each"
+}
+
+trap on_exit EXIT
+for ENGINE in $ENGINES; do
+  T0=$(date +%s) P0=$PASSED F0=$FAILED
+  setup
+  scenario global_30_replicas_get_distinct_addresses
+  scenario global_tasks_on_different_nodes_ping_each_other
+  scenario global_scale_down_and_up_reuses_addresses_without_duplicates
+  scenario global_attachable_network_serves_docker_run_on_a_worker
+  scenario global_service_rm_releases_every_address
+  scenario global_network_rm_leaves_nothing
+  scenario local_scope_config_only_networks_with_disjoint_ranges
+  SUMMARY+=("e2e-swarm[$ENGINE]: $((PASSED - P0)) passed, $((FAILED - F0)) failed in $(($(date +%s) - T0)) s")
+  say "${SUMMARY[-1]#*: }"
+  [[ -n ${KEEP:-} ]] || teardown
+done
+printf '%s\n' "${SUMMARY[@]}"
+echo "e2e-swarm: $PASSED passed, $FAILED failed${FAILED_NAMES[*]:+ (failed: ${FAILED_NAMES[*]})}"
+((FAILED == 0))
