@@ -63,7 +63,7 @@ pub enum OptionError {
         why: &'static str,
     },
     /// The loopback interface.
-    #[error("loopback interface is not a valid {0} parent link")]
+    #[error("loopback interface lo is not a valid {0} parent link")]
     Loopback(&'static str),
     /// An MTU that is not a number in range.
     #[error("invalid mtu {0:?}: expected a number from 68 to 65535")]
@@ -250,8 +250,8 @@ impl NetworkOptions {
             return Err(OptionError::Unknown { key: key.clone() });
         }
         let get = |k: &str| generic.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let kind_name = get(KIND).unwrap_or("ipvlan").to_ascii_lowercase();
-        let kind = match kind_name.as_str() {
+        let kind_value = get(KIND).unwrap_or("ipvlan");
+        let kind = match kind_value.to_ascii_lowercase().as_str() {
             "ipvlan" => {
                 if get(MACVLAN_MODE).is_some() {
                     return Err(OptionError::WrongKind {
@@ -291,7 +291,7 @@ impl NetworkOptions {
             _ => {
                 return Err(OptionError::Invalid {
                     what: "kind",
-                    value: kind_name,
+                    value: kind_value.to_string(),
                     allowed: "ipvlan (the default), macvlan",
                 });
             }
@@ -384,6 +384,13 @@ mod tests {
         assert!(err.contains("'open'") && err.contains("private"), "{err}");
         let err = parse(&[("kind", "bridge")]).unwrap_err().to_string();
         assert!(err.contains("'bridge'") && err.contains("macvlan"), "{err}");
+        // the value as given, not lower-cased
+        let err = parse(&[("kind", "VXLAN")]).unwrap_err().to_string();
+        assert!(err.contains("'VXLAN'"), "{err}");
+        assert_eq!(
+            parse(&[("kind", "MacVlan")]).unwrap().kind.name(),
+            "macvlan"
+        );
         let err = parse(&[("foo", "bar")]).unwrap_err().to_string();
         assert!(err.contains("\"foo\"") && err.contains("parent"), "{err}");
         let err = parse(&[("kind", "macvlan"), ("ipvlan_mode", "l3")])
@@ -422,7 +429,10 @@ mod tests {
             }
         );
         let err = parse(&[("parent", "lo")]).unwrap_err().to_string();
-        assert_eq!(err, "loopback interface is not a valid ipvlan parent link");
+        assert_eq!(
+            err,
+            "loopback interface lo is not a valid ipvlan parent link"
+        );
         for bad in ["averyveryverylongname", "a/b", "a b", ".."] {
             let err = parse(&[("parent", bad)]).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");

@@ -30,12 +30,44 @@ impl ErrorResponse {
 }
 
 /// A request body that could not be decoded into the call's request type.
+/// The message quotes the body around the error, so that a bad value the
+/// JSON error cannot name (an array or object of the wrong type, a syntax
+/// error) is still shown.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {call} request: {source}")]
+#[error("invalid {call} request: {source}{near}")]
 pub struct DecodeError {
     call: &'static str,
     #[source]
     source: serde_json::Error,
+    near: String,
+}
+
+/// Bytes of the body quoted on each side of an error's position.
+const NEAR: usize = 20;
+
+/// ` near `...`` with the body around the (1-based) `line`/`column` of a
+/// JSON error, or nothing when there is nothing to show.
+fn near(body: &[u8], line: usize, column: usize) -> String {
+    let line_start: usize = body
+        .split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum();
+    let at = line_start.saturating_add(column).min(body.len());
+    let from = at.saturating_sub(NEAR);
+    let to = at.saturating_add(NEAR).min(body.len());
+    let text: String = String::from_utf8_lossy(body.get(from..to).unwrap_or_default())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().is_empty() {
+        return String::new();
+    }
+    let (pre, post) = (
+        if from > 0 { "..." } else { "" },
+        if to < body.len() { "..." } else { "" },
+    );
+    format!(" near `{pre}{text}{post}`")
 }
 
 /// Decode a request body for `call` (a method name used in the message).
@@ -50,7 +82,11 @@ pub fn decode<T: DeserializeOwned>(call: &'static str, body: &[u8]) -> Result<T,
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|source| DecodeError { call, source })
+    serde_json::from_slice(body).map_err(|source| DecodeError {
+        call,
+        near: near(body, source.line(), source.column()),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -68,5 +104,33 @@ mod tests {
         let err = decode::<crate::network::DeleteNetworkRequest>("DeleteNetwork", b"{").err();
         let text = err.map(|e| e.to_string()).unwrap();
         assert!(text.starts_with("invalid DeleteNetwork request:"), "{text}");
+    }
+
+    fn message(body: &str) -> String {
+        decode::<crate::ipam::RequestAddressRequest>("RequestAddress", body.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn decode_error_quotes_the_body_around_the_bad_value() {
+        // serde_json cannot name an array where a map belongs
+        let text = message(r#"{"PoolID":"local/10.81.0.0/30","Options":[1,2,3]}"#);
+        assert!(text.contains("[1,2,3]"), "{text}");
+        assert!(text.contains("near `..."), "{text}");
+        let text = message("{\"PoolID\":\n  \"p\",\n  \"Options\": {\"a\": {\"b\": 1}}}");
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains(r#"{"b": 1}"#), "{text}");
+        // control characters are not echoed
+        let text = message("{\"PoolID\":\u{1}}");
+        assert!(!text.contains('\u{1}'), "{text:?}");
+        // a short body is shown whole, without ellipses
+        let text = message("{");
+        assert!(text.ends_with("near `{`"), "{text}");
+        assert_eq!(near(b"   ", 1, 2), "");
+        // short windows on multi-byte text stay valid UTF-8
+        let text = message(&format!(r#"{{"PoolID":"{}","Options":7}}"#, "é".repeat(30)));
+        assert!(text.contains("Options"), "{text}");
     }
 }

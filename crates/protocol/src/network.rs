@@ -168,6 +168,62 @@ pub struct IpamData {
     pub aux_addresses: BTreeMap<String, IpNet>,
 }
 
+impl IpamData {
+    /// Check that the pool is of the family of the list it came in
+    /// (`IPv4Data` or `IPv6Data`) and that the gateway and the auxiliary
+    /// addresses lie inside it. The engine checks this itself before it
+    /// calls; a request that breaks it would make Join answer a gateway the
+    /// container cannot reach.
+    pub fn check(&self, v6: bool) -> Result<(), String> {
+        let (list, family) = if v6 {
+            ("IPv6Data", "IPv6")
+        } else {
+            ("IPv4Data", "IPv4")
+        };
+        let pool = self.pool.trunc();
+        if matches!(pool, IpNet::V6(_)) != v6 {
+            return Err(format!("{list} pool {} is not an {family} pool", self.pool));
+        }
+        if let Some(gw) = &self.gateway
+            && !pool.contains(&gw.addr())
+        {
+            return Err(format!("gateway {gw} is not in pool {}", self.pool));
+        }
+        if let Some((name, aux)) = self
+            .aux_addresses
+            .iter()
+            .find(|(_, aux)| !pool.contains(&aux.addr()))
+        {
+            return Err(format!(
+                "aux address {name}={aux} is not in pool {}",
+                self.pool
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `IPv4Data`: `null` is empty, and every entry passes [`IpamData::check`].
+fn ipv4_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpamData>, D::Error> {
+    checked_ipam_data(d, false)
+}
+
+/// `IPv6Data`: `null` is empty, and every entry passes [`IpamData::check`].
+fn ipv6_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpamData>, D::Error> {
+    checked_ipam_data(d, true)
+}
+
+fn checked_ipam_data<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    v6: bool,
+) -> Result<Vec<IpamData>, D::Error> {
+    let list: Vec<IpamData> = null_default(d)?;
+    for data in &list {
+        data.check(v6).map_err(serde::de::Error::custom)?;
+    }
+    Ok(list)
+}
+
 fn aux_addresses<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, IpNet>, D::Error> {
@@ -210,10 +266,10 @@ pub struct AllocateNetworkRequest {
     #[serde(rename = "Options", default, deserialize_with = "string_map")]
     pub options: BTreeMap<String, String>,
     /// IPv4 pools the manager allocated.
-    #[serde(rename = "IPv4Data", default, deserialize_with = "null_default")]
+    #[serde(rename = "IPv4Data", default, deserialize_with = "ipv4_data")]
     pub ipv4_data: Vec<IpamData>,
     /// Always null from current engines.
-    #[serde(rename = "IPv6Data", default, deserialize_with = "null_default")]
+    #[serde(rename = "IPv6Data", default, deserialize_with = "ipv6_data")]
     pub ipv6_data: Vec<IpamData>,
 }
 
@@ -249,10 +305,10 @@ pub struct CreateNetworkRequest {
     #[serde(rename = "Options", default)]
     pub options: NetworkOptions,
     /// IPv4 subnets.
-    #[serde(rename = "IPv4Data", default, deserialize_with = "null_default")]
+    #[serde(rename = "IPv4Data", default, deserialize_with = "ipv4_data")]
     pub ipv4_data: Vec<IpamData>,
     /// IPv6 subnets.
-    #[serde(rename = "IPv6Data", default, deserialize_with = "null_default")]
+    #[serde(rename = "IPv6Data", default, deserialize_with = "ipv6_data")]
     pub ipv6_data: Vec<IpamData>,
 }
 
@@ -512,5 +568,60 @@ impl DiscoveryNotification {
             return None;
         }
         serde_json::from_value(self.discovery_data.clone()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(ipv4: &str, ipv6: &str) -> Result<CreateNetworkRequest, String> {
+        let body = format!(r#"{{"NetworkID":"n1","IPv4Data":{ipv4},"IPv6Data":{ipv6}}}"#);
+        crate::decode("CreateNetwork", body.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn gateway_and_aux_addresses_must_be_in_the_pool() {
+        let ok = create(
+            r#"[{"AddressSpace":"local","Pool":"10.96.0.0/24","Gateway":"10.96.0.1/24","AuxAddresses":{"a":"10.96.0.5/24"}}]"#,
+            r#"[{"AddressSpace":"local","Pool":"fd00:95::/64","Gateway":"fd00:95::1/64"}]"#,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = create(
+            r#"[{"AddressSpace":"local","Pool":"10.80.0.0/24","Gateway":"10.99.0.1/24"}]"#,
+            "[]",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("gateway 10.99.0.1/24") && err.contains("10.80.0.0/24"),
+            "{err}"
+        );
+        let err = create(
+            r#"[{"AddressSpace":"local","Pool":"10.80.0.0/24","AuxAddresses":{"x":"10.98.0.5/24"}}]"#,
+            "null",
+        )
+        .unwrap_err();
+        assert!(err.contains("x=10.98.0.5/24"), "{err}");
+        let err = create(
+            "[]",
+            r#"[{"AddressSpace":"local","Pool":"fd00::/64","Gateway":"fd01::1/64"}]"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("fd01::1/64"), "{err}");
+    }
+
+    #[test]
+    fn pools_must_be_of_their_lists_family() {
+        let err = create(r#"[{"Pool":"fd00::/64"}]"#, "[]").unwrap_err();
+        assert!(err.contains("IPv4Data pool fd00::/64"), "{err}");
+        let err = create("[]", r#"[{"Pool":"10.0.0.0/24"}]"#).unwrap_err();
+        assert!(err.contains("IPv6Data pool 10.0.0.0/24"), "{err}");
+        let err = crate::decode::<AllocateNetworkRequest>(
+            "AllocateNetwork",
+            br#"{"NetworkID":"n1","IPv4Data":[{"Pool":"10.0.0.0/24","Gateway":"10.0.1.1/24"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("gateway 10.0.1.1/24"), "{err}");
     }
 }
