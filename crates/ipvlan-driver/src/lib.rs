@@ -118,6 +118,23 @@ pub enum DriverError {
         /// The network.
         network: String,
     },
+    /// CreateEndpoint of a known endpoint with other addresses.
+    #[error(
+        "endpoint {endpoint} already exists on network {network} with addresses {existing}; refusing {requested}"
+    )]
+    EndpointExists {
+        /// The endpoint.
+        endpoint: String,
+        /// Its network.
+        network: String,
+        /// Its recorded addresses.
+        existing: String,
+        /// The addresses asked for now.
+        requested: String,
+    },
+    /// An endpoint option of the wrong type (e.g. a MAC that is not one).
+    #[error(transparent)]
+    EndpointOption(#[from] protocol::options::OptionTypeError),
     /// IPv4 is enabled but no IPv4 pool was given.
     #[error("ipv4 pool is empty")]
     NoIpv4Pool,
@@ -688,10 +705,10 @@ impl Driver {
             .networks
             .get(nid)
             .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?;
-        let user_mac = req
-            .interface
-            .mac_address
-            .or(req.options.mac_address().ok().flatten());
+        let user_mac = match req.interface.mac_address {
+            Some(mac) => Some(mac),
+            None => req.options.mac_address()?,
+        };
         if let (Some(mac), LinkKind::IpVlan { .. }) = (user_mac, &network.options.kind) {
             return Err(DriverError::MacOnIpvlan(mac.to_string()));
         }
@@ -713,8 +730,33 @@ impl Driver {
             address: req.interface.address,
             address_ipv6: req.interface.address_ipv6,
         };
-        if state.endpoints.get(eid) == Some(&record) {
-            return Ok(());
+        match state.endpoints.get(eid) {
+            Some(existing) if existing == &record => return Ok(()),
+            // an ID is the engine's for one endpoint: a second create with
+            // other addresses (or on another network) is a mistake, not an update
+            Some(existing) => {
+                let show = |e: &EndpointRecord| {
+                    format!(
+                        "{} on {}",
+                        [
+                            e.address.map(|a| a.to_string()),
+                            e.address_ipv6.map(|a| a.to_string())
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                        e.network_id
+                    )
+                };
+                return Err(DriverError::EndpointExists {
+                    endpoint: eid.to_string(),
+                    network: existing.network_id.clone(),
+                    existing: show(existing),
+                    requested: show(&record),
+                });
+            }
+            None => {}
         }
         // Submitted and applied under the lock (commit order = apply
         // order), awaited without it, so that concurrent calls share one
@@ -821,15 +863,32 @@ impl Driver {
     /// succeed.
     pub async fn delete_endpoint(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
         let mut state = self.state.lock().await;
-        let name = state
+        let known = state
             .endpoints
             .get(eid)
-            .map(|e| e.link.clone())
-            .unwrap_or_else(|| slave_name(eid));
+            .map(|e| (e.network_id == nid, e.link.clone()));
+        let name = match &known {
+            Some((true, link)) => link.clone(),
+            // the engine replays deletes of endpoints we never knew; an ID
+            // known on another network is not this one either
+            Some((false, _)) | None => {
+                let name = slave_name(eid);
+                if known.is_some() || state.links.contains(&name) {
+                    tracing::debug!(
+                        network = nid,
+                        endpoint = eid,
+                        "delete of unknown endpoint ignored"
+                    );
+                    return Ok(());
+                }
+                name
+            }
+        };
         // looked up now, while the name is still this endpoint's: the
         // reaper deletes by index, so a later link of the same name is safe
         let link = self.netlink.get(&name).await?;
-        if state.remove_endpoint(eid).is_some() {
+        if known.is_some() {
+            state.remove_endpoint(eid);
             // as in create_endpoint: applied under the lock, awaited without
             let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
             drop(state);
