@@ -13,7 +13,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build bundle create enable install push release test test-unit test-vm e2e e2e-swarm bench lint clean
+.PHONY: all build bundle create enable install push release test test-unit test-vm test-fuzz e2e e2e-swarm bench lint clean
 
 all: build
 
@@ -68,7 +68,7 @@ release: bundle
 	done
 
 ## test: every test: unit, conformance, kernel (netns), kernel-in-VM, Docker end-to-end
-test: lint test-unit test-vm e2e e2e-swarm
+test: lint test-unit test-vm test-fuzz e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -77,6 +77,10 @@ test-unit:
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:
 	tests/vm-guest/run.sh
+
+## test-fuzz: every cargo-fuzz target for 20 s (FUZZ_SECONDS=600 for a long run)
+test-fuzz:
+	tests/fuzz-short.sh
 
 ## e2e: real-Docker end-to-end suite: private dockerds (20.10, 28.5), a local registry, the bundle
 e2e: bundle
