@@ -335,13 +335,6 @@ async fn drain(conn: &mut Conn, pool: &str) -> usize {
     }
 }
 
-fn our_links(ns: &NetNs) -> Vec<String> {
-    ns.links()
-        .into_iter()
-        .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
-        .collect()
-}
-
 #[test]
 fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
     let ns = NetNs::new("cc");
@@ -465,8 +458,12 @@ fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
         .unwrap();
     });
     // DeleteNetwork waits for the reaper; the poll covers a slow kernel
-    common::eventually(Duration::from_secs(2), || our_links(&ns).is_empty());
-    assert_eq!(our_links(&ns), Vec::<String>::new(), "container links left");
+    common::eventually(Duration::from_secs(2), || ns.container_links().is_empty());
+    assert_eq!(
+        ns.container_links(),
+        Vec::<String>::new(),
+        "container links left"
+    );
     let log = p.log_text();
     assert!(!log.contains("panicked"), "a handler panicked:\n{log}");
     assert!(

@@ -231,14 +231,8 @@ fn replay(file: &str) {
         println!("  x{n:<3} {err}");
     }
     assert!(joined > 0, "no Join created a link");
-    let leftovers = || -> Vec<String> {
-        ns.links()
-            .into_iter()
-            .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
-            .collect()
-    };
-    common::eventually(Duration::from_secs(2), || leftovers().is_empty());
-    let leftovers = leftovers();
+    common::eventually(Duration::from_secs(2), || ns.container_links().is_empty());
+    let leftovers = ns.container_links();
     assert!(
         leftovers.is_empty(),
         "container links left after the replay: {leftovers:?}"

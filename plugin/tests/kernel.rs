@@ -64,13 +64,6 @@ fn link_group(ns: &NetNs, link: &str) -> u32 {
         .unwrap_or_else(|| panic!("no group in {details}"))
 }
 
-fn our_links(ns: &NetNs) -> Vec<String> {
-    ns.links()
-        .into_iter()
-        .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
-        .collect()
-}
-
 #[test]
 fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     let ns = NetNs::new("kl");
@@ -129,7 +122,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     stray("ivr0000deadbeef", group);
     stray("ivr0000cafef00d", group ^ 1);
     let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
-    let links = our_links(&ns);
+    let links = ns.container_links();
     assert!(
         !links.contains(&"ivr0000deadbeef".to_string()),
         "stray link survived reconcile: {links:?}"
@@ -158,11 +151,11 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     for ep in [EP1, EP2] {
         assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
     }
-    common::eventually(Duration::from_secs(2), || our_links(&ns).is_empty());
+    common::eventually(Duration::from_secs(2), || ns.container_links().is_empty());
     assert!(
-        our_links(&ns).is_empty(),
+        ns.container_links().is_empty(),
         "links left 2 s after DeleteEndpoint: {:?}",
-        our_links(&ns)
+        ns.container_links()
     );
     assert_eq!(
         endpoint_call(&p, "DeleteEndpoint", NET, EP1).status,

@@ -126,18 +126,18 @@ wait_replicas() {
   fail "service $1: replicas $r, want $2/$2"
 }
 
-# wait_no_tasks SERVICE: until no container of SERVICE exists on any node
-wait_no_tasks() {
-  local i n left
+# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
+wait_tasks_settle() {
+  local i n total
   for ((i = 0; i < 240; i++)); do
-    left=0
+    total=0
     for n in 1 2 3; do
-      left=$((left + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
+      total=$((total + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
     done
-    ((left == 0)) && return 0
+    ((total == $2)) && return 0
     sleep 0.5
   done
-  fail "containers of $1 still exist after 120 s"
+  fail "$total containers of $1, want $2"
 }
 
 # task_ips SERVICE NET: "node container ip" of every running task, one a line
@@ -223,20 +223,6 @@ scenario_global_scale_down_and_up_reuses_addresses_without_duplicates() {
   check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
 }
 
-# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
-wait_tasks_settle() {
-  local i n total
-  for ((i = 0; i < 240; i++)); do
-    total=0
-    for n in 1 2 3; do
-      total=$((total + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
-    done
-    ((total == $2)) && return 0
-    sleep 0.5
-  done
-  fail "$total containers of $1, want $2"
-}
-
 scenario_global_attachable_network_serves_docker_run_on_a_worker() {
   local out ip
   out=$(d 2 run --rm --network swnet bb:latest ip -4 -o addr show dev eth0 2>&1 | grep -v 'forwarding')
@@ -249,7 +235,7 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
 
 scenario_global_service_rm_releases_every_address() {
   d 1 service rm web
-  wait_no_tasks web
+  wait_tasks_settle web 0
   no_links_left
   # 30 of the range's 32 addresses again: only possible if all came back
   d 1 service create -d --name web2 --replicas 30 --network swnet --no-resolve-image \
@@ -257,7 +243,7 @@ scenario_global_service_rm_releases_every_address() {
   wait_replicas web2 30
   check_distinct web2 swnet 30 "$RANGE_PREFIX" 32 63
   d 1 service rm web2
-  wait_no_tasks web2
+  wait_tasks_settle web2 0
 }
 
 scenario_global_network_rm_leaves_nothing() {
@@ -299,7 +285,7 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
   done <"$OUT/ips"
   ping_across "$OUT/ips"
   d 1 service rm loc
-  wait_no_tasks loc
+  wait_tasks_settle loc 0
   d 1 network rm swlocal
   for n in 1 2 3; do d "$n" network rm swcfg; done
   no_links_left

@@ -72,6 +72,14 @@ impl NetNs {
             .collect()
     }
 
+    /// Container links (`ivr*`) in the namespace.
+    pub fn container_links(&self) -> Vec<String> {
+        self.links()
+            .into_iter()
+            .filter(|l| l.starts_with(ipvlan_driver::SLAVE_PREFIX))
+            .collect()
+    }
+
     /// Whether the link `name` is gone within `within` (DeleteEndpoint
     /// answers before the reaper thread has deleted the link).
     pub fn link_gone_within(&self, name: &str, within: Duration) -> bool {

@@ -91,6 +91,16 @@ impl Rig {
         self.driver().join(&join).await.map_err(|e| e.to_string())
     }
 
+    /// The host-side link name of an endpoint (EndpointOperInfo).
+    async fn link_of(&self, nid: &str, eid: &str) -> Result<String> {
+        let info = self
+            .driver()
+            .endpoint_info(nid, eid)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(info["link"].as_str().unwrap_or_default().to_string())
+    }
+
     async fn exists(&self, name: &str) -> bool {
         self.nl.get(name).await.unwrap().is_some()
     }
@@ -371,12 +381,7 @@ async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
         let eid = rig.id("e");
         rig.endpoint(&nid, &eid, &format!("10.60.0.{}/24", i + 2))
             .await?;
-        let info = rig
-            .driver()
-            .endpoint_info(&nid, &eid)
-            .await
-            .map_err(|e| e.to_string())?;
-        links.push(info["link"].as_str().unwrap_or_default().to_string());
+        links.push(rig.link_of(&nid, &eid).await?);
     }
     for (i, link) in links.iter().enumerate() {
         let ns = format!("t{n}{i}");
@@ -447,14 +452,7 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
         .await
         .map_err(|e| e.to_string())?;
     // the created parent vanished while the plugin was down
-    let live = rig
-        .driver()
-        .endpoint_info(&nid, &eid)
-        .await
-        .map_err(|e| e.to_string())?["link"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let live = rig.link_of(&nid, &eid).await?;
     ip("link del rc0.7")?;
     rig.reopen();
     rig.driver().reconcile().await.map_err(|e| e.to_string())?;
@@ -500,24 +498,10 @@ async fn prefix_collision(rig: &mut Rig) -> Result {
     let (a, b) = ("abcdef012345aaaa", "abcdef012345bbbb");
     rig.endpoint(&nid, a, "10.62.0.2/24").await?;
     rig.endpoint(&nid, b, "10.62.0.3/24").await?;
-    let la = rig
-        .driver()
-        .endpoint_info(&nid, a)
-        .await
-        .map_err(|e| e.to_string())?["link"]
-        .clone();
-    let lb = rig
-        .driver()
-        .endpoint_info(&nid, b)
-        .await
-        .map_err(|e| e.to_string())?["link"]
-        .clone();
+    let (la, lb) = (rig.link_of(&nid, a).await?, rig.link_of(&nid, b).await?);
     check!(la != lb, "same link {la} for two endpoints");
     for l in [&la, &lb] {
-        check!(
-            rig.exists(l.as_str().unwrap_or_default()).await,
-            "{l} missing"
-        );
+        check!(rig.exists(l).await, "{l} missing");
     }
     for e in [a, b] {
         rig.driver()
@@ -531,10 +515,7 @@ async fn prefix_collision(rig: &mut Rig) -> Result {
         .await
         .map_err(|e| e.to_string())?;
     for l in [&la, &lb] {
-        check!(
-            !rig.exists(l.as_str().unwrap_or_default()).await,
-            "{l} left after DeleteNetwork"
-        );
+        check!(!rig.exists(l).await, "{l} left after DeleteNetwork");
     }
     Ok(())
 }
@@ -553,14 +534,7 @@ async fn batched_deletes(rig: &mut Rig) -> Result {
         let eid = rig.id("e");
         rig.endpoint(&nid, &eid, &format!("10.63.0.{}/24", i + 2))
             .await?;
-        let link = rig
-            .driver()
-            .endpoint_info(&nid, &eid)
-            .await
-            .map_err(|e| e.to_string())?["link"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let link = rig.link_of(&nid, &eid).await?;
         check!(rig.exists(&link).await, "{link} missing after Join");
         endpoints.push((eid, link));
     }
