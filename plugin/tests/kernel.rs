@@ -373,3 +373,78 @@ fn a_second_instance_leaves_the_first_ones_links_alone() {
         "{link} left"
     );
 }
+
+/// A Join that fails in the kernel (the parent vanished under the plugin)
+/// leaves no link behind, and the engine's cleanup that follows
+/// (DeleteEndpoint, ReleaseAddress) frees everything: the address is handed
+/// out again at once and the endpoint ID can be used afresh.
+#[test]
+fn a_join_that_fails_in_the_kernel_leaks_nothing() {
+    let ns = NetNs::new("jf");
+    ns.add_veth_parent("hp0");
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
+    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let pool = p
+        .post(
+            "/IpamDriver.RequestPool",
+            r#"{"AddressSpace":"local","Pool":"10.70.0.0/24","Options":{"com.docker.network.ipam.serial":"false"}}"#,
+        )
+        .json()["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = |addr: &str| {
+        p.post(
+            "/IpamDriver.RequestAddress",
+            &format!(r#"{{"PoolID":"{pool}","Address":"{addr}","Options":null}}"#),
+        )
+    };
+    assert_eq!(request("10.70.0.1").status, 200, "gateway");
+    let addr = request("").json()["Address"].as_str().unwrap().to_string();
+    assert_eq!(addr, "10.70.0.2/24");
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(create_endpoint(&p, NET, EP1, &addr, "").status, 200);
+
+    sh(&["ip", "-n", &ns.name, "link", "del", "hp0"]);
+    let j = p.post(
+        "/NetworkDriver.Join",
+        &format!(
+            r#"{{"NetworkID":"{NET}","EndpointID":"{EP1}","SandboxKey":"/var/run/docker/netns/x"}}"#
+        ),
+    );
+    let err = j.assert_error(500);
+    assert!(err.contains("hp0"), "the error must name the parent: {err}");
+    assert!(
+        ns.container_links().is_empty(),
+        "a half-made link: {:?}",
+        ns.container_links()
+    );
+
+    // what the engine does after a failed Join
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
+    let r = p.post(
+        "/IpamDriver.ReleaseAddress",
+        &format!(r#"{{"PoolID":"{pool}","Address":"10.70.0.2"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        request("").json()["Address"],
+        "10.70.0.2/24",
+        "the address of the failed container is free again"
+    );
+    // the parent is back: the same endpoint ID works from scratch
+    ns.add_veth_parent("hp0");
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    let link = join(&p, NET, EP1);
+    assert!(ns.link_details(&link).is_some_and(|d| d.contains("@hp0")));
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
+    assert!(
+        ns.link_gone_within(&link, Duration::from_secs(2)),
+        "{link} left"
+    );
+}
