@@ -47,6 +47,7 @@ SCENARIOS=(
   plugin_disable_enable
   plugin_kill9
   daemon_restart
+  daemon_restart_live_restore
   registry_release_install
   plugin_upgrade
 )

@@ -385,6 +385,52 @@ scenario_daemon_restart() {
   no_plugin_errors "$mark"
 }
 
+# dockerd restarted with --live-restore while containers run: they keep
+# running with their network (the engine calls no driver for them), and
+# afterwards every Docker command on the network works without duplicates.
+scenario_daemon_restart_live_restore() {
+  local p n=10.$E.24 started pidf i mark
+  pidf=/run/ipvlan-rs-test/$NAME.pid
+  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
+  x rig dockerd-start.sh "$NAME" "$E" --live-restore >/dev/null
+  eq "$(docker info -f '{{.LiveRestoreEnabled}}')" true "live-restore enabled"
+  p=$(new_parent)
+  mknet lr --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr l1 --network lr
+  ctr l2 --network lr --ip "$n.50"
+  pings l1 l2
+  started=$(docker inspect -f '{{.State.StartedAt}}' l1)
+  mark=$(log_mark)
+  # dockerd alone goes down; containerd, the plugin and the containers stay
+  x kill -TERM "$(cat "$pidf")"
+  for ((i = 0; i < 200; i++)); do
+    [[ -e $pidf ]] || break
+    sleep 0.1
+  done
+  [[ ! -e $pidf ]] || fail "dockerd did not stop within 20 s"
+  x env DOCKERD_ONLY=1 "$RIG/dockerd-start.sh" "$NAME" "$E" --live-restore >/dev/null
+  eq "$(state l1)" running "l1 after the live-restore restart"
+  eq "$(docker inspect -f '{{.State.StartedAt}}' l1)" "$started" "l1 start time (kept running)"
+  eq "$(addr4 l2)" "$n.50/24" "l2 address after the restart"
+  pings l1 l2
+  pings l2 l1
+  ctr l3 --network lr
+  unique "$(net_addrs lr)" "addresses on lr"
+  pings l3 l1
+  x docker stop l1 >/dev/null
+  x docker rm l1 >/dev/null
+  ctr l4 --network lr
+  unique "$(net_addrs lr)" "addresses on lr"
+  pings l4 l2
+  no_plugin_errors "$mark"
+  x docker rm -f l2 l3 l4 >/dev/null
+  x docker network rm lr >/dev/null
+  no_links_on "$p"
+  # the suite's daemon again, without --live-restore
+  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
+  x rig dockerd-start.sh "$NAME" "$E" >/dev/null
+}
+
 # The release target against a local registry: `make release` creates and pushes
 # $(VERSION) and latest (one bundle: same digest) and removes them locally; then
 # `docker plugin install` from the registry and a container on a network of it.

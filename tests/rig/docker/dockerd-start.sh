@@ -25,6 +25,9 @@
 # If NAME already runs and answers, it is reused (prints DOCKER_HOST). A dead NAME
 # (killed run) has its stray processes, mounts and exec-root cleared first; its
 # data-root is kept (use dockerd-stop.sh to wipe it).
+# DOCKERD_ONLY=1: only dockerd stopped (a --live-restore test sent it SIGTERM)
+# and its containerd, shims and containers still run: start dockerd alone
+# against them, clearing nothing.
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
 . "$HERE/common.sh"
@@ -48,8 +51,15 @@ if pid=$(live_pid "$PIDF" dockerd) && answers; then
   echo "DOCKER_HOST=$HOST"
   exit 0
 fi
-# leftovers of a killed run: processes, mounts, exec-root; keep data-root
-KEEP_DATA=1 QUIET=1 "$HERE/dockerd-stop.sh" "$NAME"
+ONLY_DOCKERD=
+if [[ -n ${DOCKERD_ONLY:-} ]]; then
+  live_pid "$CPIDF" containerd >/dev/null || die "DOCKERD_ONLY: containerd of $NAME is not running"
+  ! live_pid "$PIDF" dockerd >/dev/null || die "DOCKERD_ONLY: dockerd of $NAME still runs"
+  ONLY_DOCKERD=1
+else
+  # leftovers of a killed run: processes, mounts, exec-root; keep data-root
+  KEEP_DATA=1 QUIET=1 "$HERE/dockerd-stop.sh" "$NAME"
+fi
 
 NSENTER=()
 if [[ -n ${NETNS:-} ]]; then
@@ -67,7 +77,7 @@ bridge_args=(--bridge=none)
 for a in "$@"; do
   case $a in -b|-b=*|--bridge|--bridge=*|--bip|--bip=*) bridge_args=();; esac
 done
-if [[ -n ${BRIDGE_CIDR:-} && ${#bridge_args[@]} -gt 0 ]]; then
+if [[ -z $ONLY_DOCKERD && -n ${BRIDGE_CIDR:-} && ${#bridge_args[@]} -gt 0 ]]; then
   BRIDGE=irsb$(printf %s "$NAME" | md5sum | cut -c1-8)
   in_ns ip link del "$BRIDGE" 2>/dev/null || true
   in_ns ip link add "$BRIDGE" type bridge
@@ -77,8 +87,12 @@ if [[ -n ${BRIDGE_CIDR:-} && ${#bridge_args[@]} -gt 0 ]]; then
 fi
 fwd_args=()
 [[ -n ${NETNS:-} ]] || fwd_args=(--ip-forward=false)
+if [[ -n $ONLY_DOCKERD && -s $STATE ]]; then
+  BRIDGE=$(sed -n 's/^BRIDGE=//p' "$STATE")
+  [[ -z $BRIDGE ]] || bridge_args=(--bridge="$BRIDGE")
+fi
 
-cat >"$STATE" <<EOF
+[[ -n $ONLY_DOCKERD ]] || cat >"$STATE" <<EOF
 NAME=$NAME
 ENGINE=$ENGINE
 NETNS=${NETNS:-}
@@ -89,6 +103,7 @@ EOF
 # dockerd 20.10 without --containerd uses /run/containerd/containerd.sock when that
 # socket exists (a system containerd) and supervises its own otherwise; we always
 # pass --containerd so that no system containerd is ever used.
+start_containerd() {
 case $("$BIN/containerd" --version) in
   *" v2."*|*" 2."*)  # containerd 2.x: config version 3, CRI split in three plugins
     cfgver=3 disabled='"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.nri.v1.nri"';;
@@ -120,6 +135,8 @@ for ((i = 0; i < 200; i++)); do
   sleep 0.1
 done
 [[ -S $CSOCK ]] || { tail -n 30 "$CLOGF" >&2; die "containerd for $NAME: no socket $CSOCK after 20 s"; }
+}
+[[ -n $ONLY_DOCKERD ]] || start_containerd
 
 # --- dockerd ----------------------------------------------------------------------
 echo '{}' >"$EXEC/daemon.json"
