@@ -138,6 +138,25 @@ impl Link {
     }
 }
 
+/// `Ok(true)` if a call on a link succeeded, `Ok(false)` if the link was
+/// already gone (ENODEV), the error otherwise.
+fn found(
+    done: Result<(), rtnetlink::Error>,
+    what: impl FnOnce() -> String,
+) -> Result<bool, LinkError> {
+    match done {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let err = LinkError::new(what(), &e);
+            if err.is_not_found() {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
 /// A handle on the host's netlink socket.
 #[derive(Clone)]
 pub struct Netlink {
@@ -313,17 +332,8 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         msg.attributes.push(LinkAttribute::Group(group));
-        match self.handle.link().set(msg).execute().await {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                let err = LinkError::new(format!("moving link {index} to group {group}"), &e);
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let done = self.handle.link().set(msg).execute().await;
+        found(done, || format!("moving link {index} to group {group}"))
     }
 
     /// Delete every link in link group `group` at once: the kernel
@@ -341,17 +351,8 @@ impl Netlink {
 
     /// Delete the link with `index`; `Ok(false)` if it was already gone.
     pub async fn delete(&self, index: u32, name: &str) -> Result<bool, LinkError> {
-        match self.handle.link().del(index).execute().await {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                let err = LinkError::new(format!("deleting link {name}"), &e);
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let done = self.handle.link().del(index).execute().await;
+        found(done, || format!("deleting link {name}"))
     }
 
     /// The interface of the default route (IPv4 first, then IPv6).
