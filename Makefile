@@ -13,7 +13,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build bundle create enable install push release test test-unit test-vm test-fuzz e2e e2e-swarm bench lint clean
+.PHONY: all build bundle create enable install push release test test-unit test-vm test-fuzz e2e e2e-swarm soak bench lint clean
 
 all: build
 
@@ -92,6 +92,15 @@ e2e: bundle
 e2e-swarm: bundle
 	tests/require-root.sh
 	tests/e2e/swarm.sh
+
+## soak: the long versions: CRASH_KILLS kill -9 storms (default 200) on one
+## state dir, and FUZZ_SECONDS of fuzzing per target (default 600)
+CRASH_KILLS ?= 200
+FUZZ_SECONDS ?= 600
+soak:
+	tests/require-root.sh
+	CRASH_KILLS=$(CRASH_KILLS) cargo test --locked -p ipvlan-rs --test crash -- --nocapture
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz-short.sh
 
 ## bench: benchmarks (not tests): load generators against the release binary;
 ## each prints ratios against a baseline of the same run and records its

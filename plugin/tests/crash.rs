@@ -54,6 +54,15 @@ fn quiet_dead_socket_panics() {
     });
 }
 
+/// How many times a storm kills the plugin: `default`, or `CRASH_KILLS`
+/// (`make soak` runs hundreds).
+fn kills(default: u64) -> u64 {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
@@ -93,7 +102,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
     let duplicates = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(AtomicUsize::new(0));
     let mut rng = Lcg(0x5eed);
-    let rounds = 6;
+    let rounds = kills(6);
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..6)
@@ -223,7 +232,8 @@ fn body(net: &str, ep: &str) -> String {
 
 /// Driver state under kill -9: concurrent clients create and delete
 /// networks, create, join and delete endpoints (real macvlan links on a veth
-/// parent) while the plugin is killed at random moments, five times on one
+/// parent) while the plugin is killed at random moments, five times (or
+/// `CRASH_KILLS`, see `make soak`) on one
 /// state dir. After each restart every acknowledged network and endpoint is
 /// there, every acknowledged deletion stuck, and every container link on
 /// the host belongs to a live endpoint (reconcile removed the rest).
@@ -253,7 +263,8 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
     let acked = Arc::new(AtomicUsize::new(0));
     let mut rng = Lcg(0xc0ffee);
     let mut next_ep = 0u64;
-    for round in 0..5u64 {
+    let rounds = kills(5);
+    for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -405,5 +416,5 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
         total > 50,
         "only {total} acknowledged endpoint changes: the storm did not run"
     );
-    println!("{total} acknowledged endpoint creates/deletes across 5 kills");
+    println!("{total} acknowledged endpoint creates/deletes across {rounds} kills");
 }
