@@ -106,7 +106,7 @@ soak:
 ## each prints ratios against a baseline of the same run and records its
 ## report in BENCHMARKS.md. BENCH=ipam runs one of them; `docker` starts
 ## private dockerds of the test rig (as root).
-BENCH ?= ipam lifecycle footprint docker
+BENCH ?= ipam lifecycle store footprint docker
 bench: build
 	cargo build --release --locked -p ipvlan-rs-bench
 	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done

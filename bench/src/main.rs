@@ -9,6 +9,7 @@ mod harness;
 mod ipam;
 mod lifecycle;
 mod plot;
+mod store;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -67,6 +68,12 @@ enum Bench {
         /// Rounds per engine (each measures every case once).
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+    },
+    /// The durable store alone against a bare redb commit (one writer).
+    Store {
+        /// Commits per case.
+        #[arg(long, default_value_t = 2000)]
+        commits: usize,
     },
     /// Binary size, idle RSS, exec to serving (empty and large state).
     Footprint {
@@ -149,6 +156,12 @@ fn main() -> Result<()> {
                 root: std::env::current_dir()?,
             };
             ("docker", docker::run(&settings)?)
+        }
+        Bench::Store { commits } => {
+            let settings = store::Settings {
+                commits: (*commits).max(1),
+            };
+            ("store", rt.block_on(store::run(&settings))?)
         }
         Bench::Footprint { starts, endpoints } => {
             let settings = footprint::Settings {

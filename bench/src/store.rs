@@ -1,0 +1,109 @@
+//! The durable store alone, one writer at a time: what a commit through
+//! `store::Store` (committer thread, group commit) costs over a bare redb
+//! write transaction with one insert and immediate durability, the floor
+//! measured in the same run on the same disk.
+
+use crate::harness::Latencies;
+use anyhow::{Context, Result};
+use redb::{Database, TableDefinition};
+use std::fmt::Write as _;
+use std::time::Instant;
+use store::{Op, Store};
+
+/// Settings of one run.
+pub struct Settings {
+    /// Commits per case.
+    pub commits: usize,
+}
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");
+
+/// Runs the benchmark and returns its report (markdown).
+pub async fn run(s: &Settings) -> Result<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("ipvlan-rs-bench.")
+        .tempdir_in("/var/tmp")
+        .context("temp dir in /var/tmp")?;
+
+    // floor: redb itself, one insert per write transaction
+    let mut bare = Latencies::default();
+    {
+        let db = Database::create(dir.path().join("bare.redb"))?;
+        for i in 0..s.commits {
+            let t = Instant::now();
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(TABLE)?;
+                table.insert(format!("key{i:08}").as_bytes(), [0u8; 32].as_slice())?;
+            }
+            txn.commit()?;
+            bare.push(t.elapsed());
+        }
+    }
+
+    // the store as the IPAM and the driver use it: submit, await durable
+    let mut one = Latencies::default();
+    let mut two = Latencies::default();
+    {
+        let store = Store::open(&dir.path().join("store.redb"), 1, &["a", "b"])?;
+        for i in 0..s.commits {
+            let key = format!("key{i:08}").into_bytes();
+            let put = |table, key: &[u8]| Op::Put {
+                table,
+                key: key.to_vec(),
+                value: vec![0u8; 32],
+            };
+            let t = Instant::now();
+            store.submit(vec![put("a", &key)]).durable().await?;
+            one.push(t.elapsed());
+            // an allocation: the address and the pool's serial cursor
+            let t = Instant::now();
+            store
+                .submit(vec![
+                    put("a", &[&key[..], b"x"].concat()),
+                    put("b", b"cursor"),
+                ])
+                .durable()
+                .await?;
+            two.push(t.elapsed());
+        }
+        store.close();
+    }
+    let row = |t: &mut String, name: &str, l: &mut Latencies, base: &mut Latencies| {
+        let (p50, p99, b50, b99) = (
+            l.quantile(0.5),
+            l.quantile(0.99),
+            base.quantile(0.5),
+            base.quantile(0.99),
+        );
+        let _ = writeln!(
+            t,
+            "| {name} | {p50} us | {p99} us | {:.2}x | {:.2}x |",
+            f64::from(p50) / f64::from(b50.max(1)),
+            f64::from(p99) / f64::from(b99.max(1)),
+        );
+    };
+    let mut t = String::new();
+    writeln!(
+        t,
+        "{} commits per case, one writer, state on /var/tmp (a real fdatasync each).\n",
+        s.commits
+    )?;
+    writeln!(t, "| case | p50 | p99 | p50 vs bare | p99 vs bare |")?;
+    writeln!(t, "|---|---:|---:|---:|---:|")?;
+    let mut base = bare.clone();
+    row(
+        &mut t,
+        "bare redb: one insert, commit",
+        &mut bare,
+        &mut base,
+    );
+    row(&mut t, "Store: one put, durable", &mut one, &mut base);
+    row(
+        &mut t,
+        "Store: two tables (an allocation)",
+        &mut two,
+        &mut base,
+    );
+    Ok(t)
+}
