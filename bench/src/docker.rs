@@ -8,6 +8,7 @@
 //! data-root, exec-root and socket; nothing of a daemon the user runs is
 //! touched. The plugin is created from this tree's bundle.
 
+use crate::harness::ip;
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,14 +67,6 @@ impl Engine<'_> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let st = Command::new("ip").args(args).status()?;
-    if !st.success() {
-        bail!("ip {} failed", args.join(" "));
-    }
-    Ok(())
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -55,9 +55,7 @@ pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
     }
 
     // a large state: endpoints with addresses, made over the socket
-    let state_dir = tempfile::Builder::new()
-        .prefix("ipvlan-rs-bench.")
-        .tempdir_in("/var/tmp")?;
+    let state_dir = crate::harness::scratch_dir()?;
     let env = [("STATE_DIR", state_dir.path().to_str().unwrap_or_default())];
     let fill_started = Instant::now();
     {

@@ -34,11 +34,7 @@ impl PluginProcess {
         binary: &Path,
         env: &[(&str, &str)],
     ) -> Result<PluginProcess> {
-        // /var/tmp, not /tmp: a tmpfs would make fdatasync free
-        let dir = tempfile::Builder::new()
-            .prefix("ipvlan-rs-bench.")
-            .tempdir_in("/var/tmp")
-            .context("temp dir in /var/tmp")?;
+        let dir = scratch_dir()?;
         let socket = dir.path().join("p.sock");
         let state_dir = dir.path().join("state");
         let mut cmd = match netns {
@@ -137,7 +133,17 @@ fn ip_binary() -> Result<&'static str> {
         .context("no ip binary (apt-get install iproute2)")
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// A temporary directory for state files, on disk: /var/tmp, not /tmp,
+/// where a tmpfs would make fdatasync free.
+pub fn scratch_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("ipvlan-rs-bench.")
+        .tempdir_in("/var/tmp")
+        .context("temp dir in /var/tmp")
+}
+
+/// Runs `ip ARGS`; an error carries its stderr.
+pub fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new(ip_binary()?).args(args).output()?;
     if !out.status.success() {
         bail!(
@@ -261,6 +267,18 @@ impl Conn {
         }
         Ok(serde_json::from_slice(&bytes)?)
     }
+}
+
+/// The transport's floor: `path` (a GetCapabilities, which touches no
+/// state) posted back to back on `c` until `deadline`.
+pub async fn floor_loop(c: &mut Conn, path: &str, deadline: Instant) -> Result<Latencies> {
+    let mut l = Latencies::default();
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        c.post(path, String::new()).await?;
+        l.push(t.elapsed());
+    }
+    Ok(l)
 }
 
 /// Latencies of one kind of request, in microseconds.

@@ -5,7 +5,9 @@
 //! Baseline in the same run: IpamDriver.GetCapabilities over the same
 //! connections, which touches no state (the transport's floor).
 
-use crate::harness::{Conn, Latencies, PluginProcess};
+use crate::harness::{Conn, Latencies, PluginProcess, floor_loop};
+
+const FLOOR: &str = "/IpamDriver.GetCapabilities";
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use serde_json::json;
@@ -98,12 +100,12 @@ async fn run_family(
     let floor_rate = {
         let deadline = Instant::now() + s.phase;
         let t0 = Instant::now();
-        let all = try_join_all(conns.iter_mut().map(|c| capabilities_loop(c, deadline))).await?;
+        let all = try_join_all(conns.iter_mut().map(|c| floor_loop(c, FLOOR, deadline))).await?;
         let n: usize = all.iter().map(Latencies::len).sum();
         all.into_iter().for_each(|l| floor.extend(l));
         n as f64 / t0.elapsed().as_secs_f64()
     };
-    let mut floor_single = capabilities_loop(&mut conns[0], Instant::now() + s.phase / 2).await?;
+    let mut floor_single = floor_loop(&mut conns[0], FLOOR, Instant::now() + s.phase / 2).await?;
 
     let (pool, v6) = family.pool();
     let reply = conns[0]
@@ -245,16 +247,6 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
-}
-
-async fn capabilities_loop(c: &mut Conn, deadline: Instant) -> Result<Latencies> {
-    let mut l = Latencies::default();
-    while Instant::now() < deadline {
-        let t = Instant::now();
-        c.post("/IpamDriver.GetCapabilities", String::new()).await?;
-        l.push(t.elapsed());
-    }
-    Ok(l)
 }
 
 async fn request_address(c: &mut Conn, pool_id: &str) -> Result<String> {

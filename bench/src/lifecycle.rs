@@ -7,7 +7,7 @@
 //! Baseline in the same run: NetworkDriver.GetCapabilities at the same
 //! concurrency (the transport's floor).
 
-use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id};
+use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id, floor_loop};
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use serde_json::json;
@@ -89,7 +89,12 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let n = n.max(1);
         let conns = &mut conns[..n];
         let deadline = Instant::now() + s.phase;
-        let floors = try_join_all(conns.iter_mut().map(|c| floor_loop(c, deadline))).await?;
+        let floors = try_join_all(
+            conns
+                .iter_mut()
+                .map(|c| floor_loop(c, "/NetworkDriver.GetCapabilities", deadline)),
+        )
+        .await?;
         let mut floor = Latencies::default();
         floors.into_iter().for_each(|l| floor.extend(l));
 
@@ -214,17 +219,6 @@ async fn delete_network(c: &mut Conn, net: &Network) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-async fn floor_loop(c: &mut Conn, deadline: Instant) -> Result<Latencies> {
-    let mut l = Latencies::default();
-    while Instant::now() < deadline {
-        let t = Instant::now();
-        c.post("/NetworkDriver.GetCapabilities", String::new())
-            .await?;
-        l.push(t.elapsed());
-    }
-    Ok(l)
 }
 
 async fn lifecycle_loop(

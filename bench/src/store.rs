@@ -4,7 +4,7 @@
 //! measured in the same run on the same disk.
 
 use crate::harness::Latencies;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use redb::{Database, TableDefinition};
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -20,10 +20,7 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");
 
 /// Runs the benchmark and returns its report (markdown).
 pub async fn run(s: &Settings) -> Result<String> {
-    let dir = tempfile::Builder::new()
-        .prefix("ipvlan-rs-bench.")
-        .tempdir_in("/var/tmp")
-        .context("temp dir in /var/tmp")?;
+    let dir = crate::harness::scratch_dir()?;
 
     // floor: redb itself, one insert per write transaction
     let mut bare = Latencies::default();
