@@ -49,7 +49,10 @@ impl PluginProcess {
         cmd.env_clear()
             .env("SOCKET", &socket)
             .env("STATE_DIR", &state_dir)
-            .env("LOG_LEVEL", "warn")
+            .env(
+                "LOG_LEVEL",
+                std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         for (k, v) in env {
@@ -136,10 +139,12 @@ fn ip_binary() -> Result<&'static str> {
 /// A temporary directory for state files, on disk: /var/tmp, not /tmp,
 /// where a tmpfs would make fdatasync free.
 pub fn scratch_dir() -> Result<tempfile::TempDir> {
+    // BENCH_DIR=/dev/shm takes the disk out of a run, to see what is left.
+    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     tempfile::Builder::new()
         .prefix("ipvlan-rs-bench.")
-        .tempdir_in("/var/tmp")
-        .context("temp dir in /var/tmp")
+        .tempdir_in(&base)
+        .with_context(|| format!("temp dir in {base}"))
 }
 
 /// Runs `ip ARGS`; an error carries its stderr.

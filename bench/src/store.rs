@@ -1,7 +1,8 @@
 //! The durable store alone, one writer at a time: what a commit through
 //! `store::Store` (committer thread, group commit) costs over a bare redb
 //! write transaction with one insert and immediate durability, the floor
-//! measured in the same run on the same disk.
+//! measured in the same run on the same disk, and what the disk itself
+//! costs for one page made durable.
 
 use crate::harness::Latencies;
 use anyhow::Result;
@@ -22,7 +23,25 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("t");
 pub async fn run(s: &Settings) -> Result<String> {
     let dir = crate::harness::scratch_dir()?;
 
-    // floor: redb itself, one insert per write transaction
+    // the disk's own floor: one 4 KiB page overwritten in place in a
+    // preallocated file, then fdatasync (no metadata, no journal commit)
+    let mut page = Latencies::default();
+    {
+        use std::os::unix::fs::FileExt;
+        const PAGES: u64 = 256;
+        let file = std::fs::File::create(dir.path().join("page"))?;
+        file.write_all_at(&vec![0u8; (PAGES * 4096) as usize], 0)?;
+        file.sync_all()?;
+        let data = [1u8; 4096];
+        for i in 0..s.commits as u64 {
+            let t = Instant::now();
+            file.write_all_at(&data, (i % PAGES) * 4096)?;
+            file.sync_data()?;
+            page.push(t.elapsed());
+        }
+    }
+
+    // redb itself, one insert per write transaction
     let mut bare = Latencies::default();
     {
         let db = Database::create(dir.path().join("bare.redb"))?;
@@ -89,6 +108,12 @@ pub async fn run(s: &Settings) -> Result<String> {
     writeln!(t, "| case | p50 | p99 | p50 vs bare | p99 vs bare |")?;
     writeln!(t, "|---|---:|---:|---:|---:|")?;
     let mut base = bare.clone();
+    row(
+        &mut t,
+        "disk floor: 4 KiB page overwrite + fdatasync",
+        &mut page,
+        &mut base,
+    );
     row(
         &mut t,
         "bare redb: one insert, commit",

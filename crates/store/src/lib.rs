@@ -1,5 +1,6 @@
-//! Durable state for ipvlan-rs: a redb file written by one committer thread
-//! that groups concurrent changes into one transaction (group commit).
+//! Durable state for ipvlan-rs: a redb file fronted by a write-ahead log,
+//! written by one committer thread that groups concurrent changes into one
+//! log record (group commit).
 //!
 //! Job: make a list of key/value changes durable, in the order they were
 //! submitted, and say when each is. Owners (the IPAM, the driver) keep their
@@ -8,29 +9,42 @@
 //! order), and answer the engine only once the [`Commit`] resolves.
 //!
 //! Invariants:
-//! - Changes commit in submission order, each batch in one redb write
-//!   transaction with immediate durability: when a `Commit` resolves `Ok`,
-//!   that change and every change submitted before it are on disk.
-//! - A failed commit is fatal: every later submission fails too, because the
+//! - Changes become durable in submission order, each batch as one log
+//!   record (one page write and one fdatasync): when a `Commit` resolves
+//!   `Ok`, that change and every change submitted before it are on disk.
+//! - The redb file plus the log's current epoch is the state. Checkpoints
+//!   (log full, many changes pending, two idle seconds, close) apply the
+//!   logged changes to redb in one durable transaction before the log
+//!   starts a new epoch; [`Store::open`] replays the log into redb first,
+//!   so [`Store::load`] always reads everything acknowledged.
+//! - A failed write is fatal: every later submission fails too, because the
 //!   owners' memory already holds changes the disk does not. The process
 //!   should exit and reload from disk ([`Store::failed`]).
 //! - The file carries a schema version; a file from a newer schema is refused.
 //!
 //! Knows nothing of Docker, IP addresses or links: tables hold bytes.
 
+mod wal;
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema";
 /// redb's page cache (see [`Store::open`]).
 const CACHE_BYTES: usize = 8 << 20;
-/// Most changes a single transaction groups.
+/// Most changes a single log record groups.
 const MAX_BATCH: usize = 4096;
+/// Logged changes that trigger a checkpoint (bounds the memory they hold
+/// and the time one checkpoint takes).
+const CHECKPOINT_OPS: usize = 16_384;
+/// Quiet time after which logged changes are checkpointed.
+const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
 /// A store failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -82,7 +96,23 @@ pub enum Op {
     },
 }
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+/// Where a batch's outcome goes: an awaiting [`Commit`], or a blocked
+/// [`Store::load`] (which may run on an async runtime's thread, where a
+/// tokio channel refuses to block).
+enum Reply {
+    Commit(oneshot::Sender<Result<(), StoreError>>),
+    Load(mpsc::SyncSender<Result<(), StoreError>>),
+}
+
+impl Reply {
+    /// A receiver that is gone stopped waiting; the change stands anyway.
+    fn send(self, result: Result<(), StoreError>) {
+        match self {
+            Reply::Commit(tx) => drop(tx.send(result)),
+            Reply::Load(tx) => drop(tx.send(result)),
+        }
+    }
+}
 
 struct Batch {
     ops: Vec<Op>,
@@ -169,6 +199,18 @@ impl Store {
         }
         txn.commit().map_err(|e| io(&e))?;
 
+        let log_path = log_path(path);
+        let log_io = |e: &dyn std::fmt::Display| StoreError::Io {
+            path: log_path.clone(),
+            message: e.to_string(),
+        };
+        let (mut log, replay) = wal::Log::open(&log_path, tables).map_err(|e| log_io(&e))?;
+        if !replay.is_empty() {
+            tracing::info!(path = %log_path.display(), changes = replay.len(), "replaying the state log");
+        }
+        write_ops(&db, replay.iter()).map_err(|e| io(&e))?;
+        log.new_epoch().map_err(|e| log_io(&e))?;
+
         let db = Arc::new(db);
         let failed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Batch>();
@@ -176,7 +218,7 @@ impl Store {
             let (db, failed, path) = (db.clone(), failed.clone(), path.to_path_buf());
             thread::Builder::new()
                 .name("state-commit".into())
-                .spawn(move || commit_loop(&db, &path, &rx, &failed))
+                .spawn(move || Committer::new(db, log, path, failed).run(&rx))
                 .map_err(|e| io(&e))?
         };
         Ok(Store {
@@ -203,8 +245,15 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Every row of `table`, in key order.
+    /// Every row of `table`, in key order, including every change whose
+    /// commit resolved (blocking: it waits for a checkpoint while the
+    /// store is open).
     pub fn load(&self, name: &'static str) -> Result<Rows, StoreError> {
+        // the committer checkpoints before answering a load
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.send(Vec::new(), Reply::Load(tx)).is_ok() {
+            rx.recv().unwrap_or(Err(StoreError::Closed))?;
+        }
         let io = |e: &dyn std::fmt::Display| StoreError::Io {
             path: self.path.clone(),
             message: e.to_string(),
@@ -231,13 +280,20 @@ impl Store {
             return Commit::ready(Ok(()));
         }
         let (reply, rx) = oneshot::channel();
+        match self.send(ops, Reply::Commit(reply)) {
+            Ok(()) => Commit(rx),
+            Err(e) => Commit::ready(Err(e)),
+        }
+    }
+
+    fn send(&self, ops: Vec<Op>, reply: Reply) -> Result<(), StoreError> {
         let guard = match self.submit.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         match guard.as_ref() {
-            Some(tx) if tx.send(Batch { ops, reply }).is_ok() => Commit(rx),
-            _ => Commit::ready(Err(StoreError::Closed)),
+            Some(tx) if tx.send(Batch { ops, reply }).is_ok() => Ok(()),
+            _ => Err(StoreError::Closed),
         }
     }
 
@@ -278,37 +334,130 @@ fn restrict_permissions(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
-fn commit_loop(db: &Database, path: &Path, rx: &mpsc::Receiver<Batch>, failed: &AtomicBool) {
-    while let Ok(first) = rx.recv() {
-        let mut batches = vec![first];
-        let mut ops = batches[0].ops.len();
-        while ops < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(b) => {
-                    ops += b.ops.len();
-                    batches.push(b);
+/// The state file's write-ahead log: `<state file>.wal`.
+fn log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+/// The committer thread's state: the log, and the logged changes redb
+/// does not have yet.
+struct Committer {
+    db: Arc<Database>,
+    log: wal::Log,
+    path: PathBuf,
+    failed: Arc<AtomicBool>,
+    pending: Vec<Op>,
+}
+
+impl Committer {
+    fn new(db: Arc<Database>, log: wal::Log, path: PathBuf, failed: Arc<AtomicBool>) -> Self {
+        Committer {
+            db,
+            log,
+            path,
+            failed,
+            pending: Vec::new(),
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Batch>) {
+        loop {
+            let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
+                Ok(b) => b,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if_logged();
+                    continue;
                 }
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batches = vec![first];
+            let mut ops = batches[0].ops.len();
+            while ops < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(b) => {
+                        ops += b.ops.len();
+                        batches.push(b);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let result = if self.failed.load(Ordering::Acquire) {
+                Err(StoreError::Failed("see the earlier error".into()))
+            } else {
+                self.commit(&mut batches)
+            };
+            if batches.iter().any(|b| matches!(b.reply, Reply::Load(_))) {
+                self.checkpoint_if_logged();
+            }
+            for b in batches {
+                b.reply.send(result.clone());
+            }
+            if self.pending.len() >= CHECKPOINT_OPS {
+                self.checkpoint_if_logged();
             }
         }
-        let result = if failed.load(Ordering::Acquire) {
-            Err(StoreError::Failed("see the earlier error".into()))
-        } else {
-            write_batch(db, &batches).map_err(|message| {
-                failed.store(true, Ordering::Release);
-                tracing::error!(path = %path.display(), %message, "state commit failed; refusing further changes");
-                StoreError::Io { path: path.to_path_buf(), message }
-            })
-        };
-        for b in batches {
-            let _ = b.reply.send(result.clone());
+        // close: leave redb complete, so that the next open replays nothing
+        self.checkpoint_if_logged();
+    }
+
+    /// Makes the batches durable: one log record, or when the log is full,
+    /// a checkpoint that includes them.
+    fn commit(&mut self, batches: &mut [Batch]) -> Result<(), StoreError> {
+        if batches.iter().all(|b| b.ops.is_empty()) {
+            return Ok(());
         }
+        match self.log.append(batches.iter().flat_map(|b| &b.ops)) {
+            Ok(true) => {
+                self.pending
+                    .extend(batches.iter_mut().flat_map(|b| std::mem::take(&mut b.ops)));
+                Ok(())
+            }
+            Ok(false) => {
+                self.pending
+                    .extend(batches.iter_mut().flat_map(|b| std::mem::take(&mut b.ops)));
+                self.checkpoint()
+            }
+            Err(e) => Err(self.fail(self.log.path().to_path_buf(), e.to_string())),
+        }
+    }
+
+    fn checkpoint_if_logged(&mut self) {
+        if !self.failed.load(Ordering::Acquire)
+            && (self.log.has_records() || !self.pending.is_empty())
+        {
+            let _ = self.checkpoint();
+        }
+    }
+
+    /// Applies the logged changes to redb durably, then empties the log.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if let Err(message) = write_ops(&self.db, self.pending.iter()) {
+            return Err(self.fail(self.path.clone(), message));
+        }
+        self.pending = Vec::new();
+        if let Err(e) = self.log.new_epoch() {
+            return Err(self.fail(self.log.path().to_path_buf(), e.to_string()));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, path: PathBuf, message: String) -> StoreError {
+        self.failed.store(true, Ordering::Release);
+        tracing::error!(path = %path.display(), %message, "state write failed; refusing further changes");
+        StoreError::Io { path, message }
     }
 }
 
-fn write_batch(db: &Database, batches: &[Batch]) -> Result<(), String> {
+/// Applies `ops` in order in one durable redb transaction (none if empty).
+fn write_ops<'a>(db: &Database, ops: impl Iterator<Item = &'a Op>) -> Result<(), String> {
+    let mut ops = ops.peekable();
+    if ops.peek().is_none() {
+        return Ok(());
+    }
     let txn = db.begin_write().map_err(|e| e.to_string())?;
-    for op in batches.iter().flat_map(|b| &b.ops) {
+    for op in ops {
         match op {
             Op::Put {
                 table: name,
@@ -360,6 +509,41 @@ mod tests {
         let s = Store::open(&path, 1, &["t"]).unwrap();
         assert_eq!(s.load("t").unwrap(), vec![(b"a".to_vec(), b"3".to_vec())]);
         assert_eq!(s.schema().unwrap(), 1);
+    }
+
+    #[test]
+    fn logged_changes_without_a_checkpoint_are_replayed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let s = Store::open(&path, 1, &["t"]).unwrap();
+            s.submit(vec![put("a", "1")]).wait().unwrap();
+        }
+        // what a process killed after logging, before its checkpoint, leaves
+        {
+            let (mut log, replay) = wal::Log::open(&log_path(&path), &["t"]).unwrap();
+            assert!(replay.is_empty(), "close checkpoints");
+            let delete_a = Op::Delete {
+                table: "t",
+                key: b"a".to_vec(),
+            };
+            assert!(log.append([put("b", "2"), delete_a].iter()).unwrap());
+            assert!(log.append([put("c", "3")].iter()).unwrap());
+        }
+        let s = Store::open(&path, 1, &["t"]).unwrap();
+        let rows = vec![
+            (b"b".to_vec(), b"2".to_vec()),
+            (b"c".to_vec(), b"3".to_vec()),
+        ];
+        assert_eq!(s.load("t").unwrap(), rows);
+        // replayed into redb and the log emptied: a second open agrees
+        drop(s);
+        let (_, replay) = wal::Log::open(&log_path(&path), &["t"]).unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(
+            Store::open(&path, 1, &["t"]).unwrap().load("t").unwrap(),
+            rows
+        );
     }
 
     #[test]
