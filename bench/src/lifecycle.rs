@@ -22,6 +22,19 @@ pub struct Settings {
     pub clients: Vec<usize>,
     /// Length of each measured phase.
     pub phase: Duration,
+    /// Lifecycles per second for the paced rows (one client, each row
+    /// [`PACED_LIFECYCLES`] long).
+    pub paced: Vec<f64>,
+}
+
+/// Lifecycles measured in a paced row (enough for a p99 of ten samples).
+const PACED_LIFECYCLES: f64 = 1000.0;
+
+/// One row: clients back to back, or one client at a fixed rate.
+#[derive(Clone, Copy)]
+enum Row {
+    Saturated(usize),
+    Paced(f64),
 }
 
 const CALLS: [&str; 6] = [
@@ -59,6 +72,11 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
     let ns = Netns::new("lc")?;
     let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;
     let max = s.clients.iter().copied().max().unwrap_or(1).max(1);
+    let rows = s
+        .clients
+        .iter()
+        .map(|&n| Row::Saturated(n.max(1)))
+        .chain(s.paced.iter().filter(|r| **r > 0.0).map(|&r| Row::Paced(r)));
     let mut conns = Conn::open_many(&plugin.socket, max).await?;
     let net = create_network(&mut conns[0]).await?;
     let ids = Cell::new(0u64);
@@ -66,7 +84,9 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
     let mut t = String::new();
     writeln!(
         t,
-        "Endpoint lifecycles on a macvlan network (veth parent in a netns), {} s per row. \
+        "Endpoint lifecycles on a macvlan network (veth parent in a netns). Rows `N` run N \
+         clients back to back for {} s; rows `1 @ R/s` run one client starting a lifecycle every \
+         1/R s ({PACED_LIFECYCLES} lifecycles), as an engine does when it is not saturated. \
          Floor: NetworkDriver.GetCapabilities at the same concurrency.\n",
         s.phase.as_secs_f64()
     )?;
@@ -83,10 +103,17 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         "|---:|---:|---:|---:|---:{}",
         "|---:".repeat(CALLS.len()) + "|"
     )?;
-    let mut single: Option<Sample> = None;
+    let (mut single, mut paced_one): (Option<Sample>, Option<(f64, Sample)>) = (None, None);
     let (mut p50s, mut p99s, mut floor_p50s) = (Vec::new(), Vec::new(), Vec::new());
-    for &n in &s.clients {
-        let n = n.max(1);
+    for row in rows {
+        let (n, interval, phase) = match row {
+            Row::Saturated(n) => (n, None, s.phase),
+            Row::Paced(r) => (
+                1,
+                Some(Duration::from_secs_f64(1.0 / r)),
+                Duration::from_secs_f64(PACED_LIFECYCLES / r),
+            ),
+        };
         let conns = &mut conns[..n];
         let deadline = Instant::now() + s.phase;
         let floors = try_join_all(
@@ -99,11 +126,11 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         floors.into_iter().for_each(|l| floor.extend(l));
 
         let t0 = Instant::now();
-        let deadline = t0 + s.phase;
+        let deadline = t0 + phase;
         let samples = try_join_all(
             conns
                 .iter_mut()
-                .map(|c| lifecycle_loop(c, &net, &ids, deadline)),
+                .map(|c| lifecycle_loop(c, &net, &ids, deadline, interval)),
         )
         .await?;
         let elapsed = t0.elapsed();
@@ -112,21 +139,29 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let rate = all.whole.len() as f64 / elapsed.as_secs_f64();
         let (w50, w99) = (all.whole.quantile(0.5), all.whole.quantile(0.99));
         let (f50, f99) = (floor.quantile(0.5), floor.quantile(0.99));
-        p50s.push((n as f64, f64::from(w50) / 1000.0));
-        p99s.push((n as f64, f64::from(w99) / 1000.0));
-        floor_p50s.push((n as f64, f64::from(f50) / 1000.0));
+        let label = match row {
+            Row::Saturated(n) => {
+                p50s.push((n as f64, f64::from(w50) / 1000.0));
+                p99s.push((n as f64, f64::from(w99) / 1000.0));
+                floor_p50s.push((n as f64, f64::from(f50) / 1000.0));
+                n.to_string()
+            }
+            Row::Paced(r) => format!("1 @ {r:.0}/s"),
+        };
         write!(
             t,
-            "| {n} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x |",
+            "| {label} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x |",
             f64::from(w50) / f64::from(f50.max(1))
         )?;
         for l in &mut all.calls {
             write!(t, " {} / {} us |", l.quantile(0.5), l.quantile(0.99))?;
         }
         writeln!(t)?;
-        eprintln!("lifecycle: {n} clients: {rate:.0}/s");
-        if n == 1 {
-            single = Some(all);
+        eprintln!("lifecycle: {label}: {rate:.0}/s");
+        match row {
+            Row::Saturated(1) => single = Some(all),
+            Row::Paced(r) if paced_one.is_none() => paced_one = Some((r, all)),
+            _ => {}
         }
     }
 
@@ -157,14 +192,24 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let link = chart.strip_prefix(link_base).unwrap_or(chart);
         writeln!(t, "\n![lifecycle latency vs clients]({})", link.display())?;
     }
-    if let Some(mut one) = single {
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let goals = |t: &mut String, what: &str, one: &mut Sample| {
         let (w99, d99) = (one.whole.quantile(0.99), one.calls[4].quantile(0.99));
-        let verdict = |met: bool| if met { "met" } else { "NOT met" };
         writeln!(
             t,
-            "\nGoals (one client): lifecycle p99 <= 2 ms: {} ({w99} us); DeleteEndpoint p99 <= 1 ms: {} ({d99} us).",
+            "\nGoals ({what}): lifecycle p99 <= 2 ms: {} ({w99} us); DeleteEndpoint p99 <= 1 ms: {} ({d99} us).",
             verdict(w99 <= 2000),
             verdict(d99 <= 1000),
+        )
+    };
+    if let Some(mut one) = single {
+        goals(&mut t, "one client, back to back", &mut one)?;
+    }
+    if let Some((r, mut one)) = paced_one {
+        goals(
+            &mut t,
+            &format!("one client at {r:.0} lifecycles/s"),
+            &mut one,
         )?;
     }
     Ok(t)
@@ -226,9 +271,15 @@ async fn lifecycle_loop(
     net: &Network,
     ids: &Cell<u64>,
     deadline: Instant,
+    interval: Option<Duration>,
 ) -> Result<Sample> {
     let mut s = Sample::default();
+    let mut next = Instant::now();
     while Instant::now() < deadline {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(next.into()).await;
+            next += interval;
+        }
         let n = ids.get();
         ids.set(n + 1);
         let eid = docker_id(n);

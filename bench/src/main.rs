@@ -58,6 +58,9 @@ enum Bench {
         /// Seconds per row.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+        /// Paced rows: one client at these lifecycles per second (0: none).
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        paced: Vec<f64>,
     },
     /// docker run --rm / docker rm -f on the plugin vs the built-in macvlan
     /// driver vs --network none, on private dockerds (run from the repository root).
@@ -134,10 +137,15 @@ fn main() -> Result<()> {
                 rt.block_on(ipam::run(&cli.plugin, &settings, &chart, &link_base))?,
             )
         }
-        Bench::Lifecycle { clients, seconds } => {
+        Bench::Lifecycle {
+            clients,
+            seconds,
+            paced,
+        } => {
             let settings = lifecycle::Settings {
                 clients: clients.clone(),
                 phase: Duration::from_secs_f64(seconds.max(0.1)),
+                paced: paced.clone(),
             };
             (
                 "lifecycle",

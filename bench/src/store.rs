@@ -26,6 +26,8 @@ pub async fn run(s: &Settings) -> Result<String> {
     // the disk's own floor: one 4 KiB page overwritten in place in a
     // preallocated file, then fdatasync (no metadata, no journal commit)
     let mut page = Latencies::default();
+    // and the same after 20 ms without I/O, as between a paced engine's calls
+    let mut page_idle = Latencies::default();
     {
         use std::os::unix::fs::FileExt;
         const PAGES: u64 = 256;
@@ -38,6 +40,13 @@ pub async fn run(s: &Settings) -> Result<String> {
             file.write_all_at(&data, (i % PAGES) * 4096)?;
             file.sync_data()?;
             page.push(t.elapsed());
+        }
+        for i in 0..(s.commits as u64 / 8).max(1) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let t = Instant::now();
+            file.write_all_at(&data, (i % PAGES) * 4096)?;
+            file.sync_data()?;
+            page_idle.push(t.elapsed());
         }
     }
 
@@ -112,6 +121,12 @@ pub async fn run(s: &Settings) -> Result<String> {
         &mut t,
         "disk floor: 4 KiB page overwrite + fdatasync",
         &mut page,
+        &mut base,
+    );
+    row(
+        &mut t,
+        "disk floor after 20 ms idle (commits / 8 samples)",
+        &mut page_idle,
         &mut base,
     );
     row(

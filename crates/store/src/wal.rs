@@ -2,9 +2,10 @@
 //! one fdatasync, instead of a redb commit (several page writes, about
 //! twice the latency on the same disk: `make bench BENCH=store`).
 //!
-//! The log is a file of fixed size, filled with zeros when created, so that
-//! appending overwrites allocated blocks and fdatasync has no metadata to
-//! write. Pages 0 and 1 hold two copies of the header (its epoch); records
+//! The log is a file of bounded size whose blocks are written with zeros
+//! ahead of the records (a megabyte at a time, as the first epoch grows
+//! it), so that an append overwrites allocated blocks and fdatasync has no
+//! metadata to write; a fresh log costs nothing at start-up. Pages 0 and 1 hold two copies of the header (its epoch); records
 //! start at page 2, each at a page boundary so that writing one never
 //! rewrites a page of an earlier, acknowledged record. A record carries the
 //! epoch, its sequence number and a CRC: the valid records of an epoch are
@@ -26,6 +27,8 @@ use std::path::{Path, PathBuf};
 const PAGE: u64 = 4096;
 /// Size of the log file: 4094 single-page records between checkpoints.
 pub(crate) const LOG_BYTES: u64 = 16 << 20;
+/// Zeros written ahead of the records when the file grows.
+const GROW: u64 = 1 << 20;
 const FIRST_RECORD: u64 = 2 * PAGE;
 const HEADER_MAGIC: &[u8; 8] = b"irs-wal1";
 /// magic (8), epoch (8), crc (4)
@@ -43,8 +46,8 @@ pub(crate) struct Log {
     epoch: u64,
     seq: u64,
     next: u64,
-    /// The file has [`LOG_BYTES`] (it may not, as found at open).
-    sized: bool,
+    /// Bytes of the file known written (zeros or records).
+    filled: u64,
 }
 
 impl Log {
@@ -71,7 +74,7 @@ impl Log {
             epoch: 0,
             seq: 0,
             next: FIRST_RECORD,
-            sized: existing == Some(LOG_BYTES),
+            filled: existing.unwrap_or(0).min(LOG_BYTES) / PAGE * PAGE,
         };
         let found = match existing {
             Some(len) => log.read_header(len)?,
@@ -98,8 +101,16 @@ impl Log {
         }
         let payload_len = record.len() - RECORD_HEAD;
         let padded = (record.len() as u64).div_ceil(PAGE) * PAGE;
-        if self.next + padded > LOG_BYTES {
+        let end = self.next + padded;
+        if end > LOG_BYTES {
             return Ok(false);
+        }
+        if end > self.filled {
+            // the record's own fdatasync makes the new size durable too
+            let to = (end + GROW).min(LOG_BYTES);
+            self.file
+                .write_all_at(&vec![0u8; (to - self.filled) as usize], self.filled)?;
+            self.filled = to;
         }
         record[..4].copy_from_slice(RECORD_MAGIC);
         record[4..12].copy_from_slice(&self.epoch.to_le_bytes());
@@ -123,9 +134,6 @@ impl Log {
     /// Starts a new, empty epoch. Call only once everything logged so far
     /// is durable elsewhere (the checkpoint's redb commit).
     pub(crate) fn new_epoch(&mut self) -> io::Result<()> {
-        if !self.sized {
-            return self.create();
-        }
         let epoch = self.epoch + 1;
         self.write_header(epoch)?;
         self.file.sync_data()?;
@@ -140,20 +148,15 @@ impl Log {
         &self.path
     }
 
-    /// Fills the file with zeros at its full size and writes epoch 1;
-    /// durable, directory entry included, before any record is written.
+    /// Writes an empty log of epoch 1 (both header pages); durable,
+    /// directory entry included, before any record is written.
     fn create(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0;
-        while at < LOG_BYTES {
-            self.file.write_all_at(&zeros, at)?;
-            at += zeros.len() as u64;
-        }
+        self.file.write_all_at(&[0u8; PAGE as usize], 0)?;
         self.epoch = 1;
         self.seq = 0;
         self.next = FIRST_RECORD;
-        self.sized = true;
+        self.filled = FIRST_RECORD;
         self.write_header(1)?;
         self.file.sync_all()?;
         if let Some(dir) = self.path.parent() {
@@ -332,7 +335,9 @@ mod tests {
         let (log, ops) = open(&path);
         assert_eq!(ops, vec![put("a", "1"), put("b", "2"), del]);
         assert_eq!(log.next, FIRST_RECORD + 2 * PAGE);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_BYTES);
+        // grown ahead of the records, not to its bound
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, FIRST_RECORD + PAGE + GROW);
     }
 
     #[test]
@@ -398,6 +403,7 @@ mod tests {
             assert!(log.append([put(&format!("k{i}"), "v")].iter()).unwrap());
         }
         assert!(!log.append([put("over", "v")].iter()).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_BYTES);
         log.new_epoch().unwrap();
         assert!(log.append([put("over", "v")].iter()).unwrap());
     }
