@@ -261,6 +261,19 @@ manifest_digest() {
 
 # --- the harness ------------------------------------------------------------------
 
+# isolated NAME LOG: run scenario_NAME in a subshell with errexit, nounset and
+# pipefail (inherited by command substitutions), output to LOG; its status.
+# Shared with swarm.sh. Call it as a plain command with errexit off
+# (`set +e; isolated ...; rc=$?`): in a `||` or `if` context bash would ignore
+# errexit inside the scenario, and a failing step would not stop it.
+isolated() {
+  (
+    set -euo pipefail
+    shopt -s inherit_errexit
+    "scenario_$1"
+  ) >"$2" 2>&1 </dev/null
+}
+
 E2E_PASSED=0 E2E_FAILED=0 E2E_SKIPPED=0
 
 # daemon_up: the engine's daemon answers (restart it if a scenario left it down)
@@ -348,11 +361,7 @@ run_scenario() {
   from=$({ wc -l <"$DLOG"; } 2>/dev/null || echo 0)
   t0=$(now_ms)
   set +e
-  (
-    set -euo pipefail
-    shopt -s inherit_errexit
-    "scenario_$name"
-  ) >"$slog" 2>&1 </dev/null
+  isolated "$name" "$slog"
   rc=$?
   # what the scenario left: removed now, leaks fail it
   {

@@ -39,6 +39,9 @@ SUBNET=10.211.0.0/26 RANGE_PREFIX=10.211.0. GATEWAY=10.211.0.1
 LOG_DIR=${LOG_DIR:-/var/log/ipvlan-rs-test}
 export LOG_DIR
 OUT=$(mktemp -d /tmp/ipvlan-rs-swarm.XXXXXX)
+# the scenario runner (isolated), fail, now_ms: shared with the single-daemon suite
+# shellcheck source=tests/e2e/lib.sh
+. "$ROOT/tests/e2e/lib.sh"
 PASSED=0 FAILED=0 FAILED_NAMES=() SUMMARY=()
 
 say() { echo "e2e-swarm[$ENGINE]: $*"; }
@@ -93,10 +96,10 @@ on_exit() {
 # scenario NAME: run scenario_NAME in a subshell (errexit), report it
 scenario() {
   local name=$1 t0 rc
-  t0=$(date +%s%N)
-  (set -eEuo pipefail; "scenario_$name") >"$OUT/$name.log" 2>&1
+  t0=$(now_ms)
+  isolated "$name" "$OUT/$name.log"
   rc=$?
-  local ms=$((($(date +%s%N) - t0) / 1000000))
+  local ms=$(($(now_ms) - t0))
   if ((rc == 0)); then
     PASSED=$((PASSED + 1))
     say "PASS $name (${ms} ms)"
@@ -107,11 +110,6 @@ scenario() {
     sed 's/^/    /' "$OUT/$name.log"
     show_logs | sed 's/^/    /'
   fi
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
 }
 
 # wait_replicas SERVICE N: until N tasks of SERVICE run (180 s)
