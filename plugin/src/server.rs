@@ -83,6 +83,7 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
         pool = tracing::field::Empty
     );
     async move {
+        let started = std::time::Instant::now();
         let result = match axum::body::to_bytes(body, app.max_body).await {
             Ok(bytes) => handle(&app, call, &bytes).await,
             Err(e) => Err(CallError::Body(format!(
@@ -90,6 +91,14 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
                 app.max_body
             ))),
         };
+        // its own target, so that LOG_LEVEL=info,ipvlan_rs::timing=debug
+        // shows how long each call took without the request bodies
+        tracing::debug!(
+            target: "ipvlan_rs::timing",
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ok = result.is_ok(),
+            "answered"
+        );
         match result {
             Ok(response) => response,
             Err(e) => {

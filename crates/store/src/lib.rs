@@ -42,7 +42,7 @@ const CACHE_BYTES: usize = 8 << 20;
 const MAX_BATCH: usize = 4096;
 /// Logged changes that trigger a checkpoint (bounds the memory they hold
 /// and the time one checkpoint takes).
-const CHECKPOINT_OPS: usize = 16_384;
+const CHECKPOINT_OPS: usize = 4096;
 /// Quiet time after which logged changes are checkpointed.
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
