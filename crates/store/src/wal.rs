@@ -2,7 +2,10 @@
 //! one fdatasync, instead of a redb commit (several page writes, about
 //! twice the latency on the same disk: `make bench BENCH=store`).
 //!
-//! The log is a file of bounded size whose blocks are written with zeros
+//! The store keeps two logs and writes one at a time; each log holds one
+//! epoch (a number that grows by one per log switch).
+//!
+//! A log is a file of bounded size whose blocks are written with zeros
 //! ahead of the records (a megabyte at a time, as the first epoch grows
 //! it), so that an append overwrites allocated blocks and fdatasync has no
 //! metadata to write; a fresh log costs nothing at start-up. Pages 0 and 1 hold two copies of the header (its epoch); records
@@ -13,10 +16,10 @@
 //! last record (never acknowledged) ends the run, and records left from an
 //! older epoch never match.
 //!
-//! A checkpoint applies the logged changes to redb with a durable commit,
-//! then starts a new epoch by writing the other header slot; a crash
-//! between the two replays the old epoch again, which is harmless because
-//! replaying puts and deletes in order gives the same end state.
+//! A log's header has two slots, used in turn by the epochs it receives
+//! (which step by two, the other log taking the odd ones out), so that a
+//! torn header write leaves the previous header readable. See
+//! [`crate::Store`] for how the two logs and the checkpoints fit together.
 
 use crate::Op;
 use std::fs::{File, OpenOptions};
@@ -25,8 +28,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const PAGE: u64 = 4096;
-/// Size of the log file: 4094 single-page records between checkpoints.
-pub(crate) const LOG_BYTES: u64 = 16 << 20;
+/// Size bound of a log file: 2046 single-page records.
+pub(crate) const LOG_BYTES: u64 = 8 << 20;
 /// Zeros written ahead of the records when the file grows.
 const GROW: u64 = 1 << 20;
 const FIRST_RECORD: u64 = 2 * PAGE;
@@ -53,7 +56,7 @@ pub(crate) struct Log {
 impl Log {
     /// Opens the log at `path` (creating it if missing) and returns it with
     /// the changes of its current epoch, in order, for the caller to apply
-    /// before [`Log::new_epoch`]. `tables` maps logged table names back to
+    /// before it starts a new epoch in it ([`Log::start_epoch`]). `tables` maps logged table names back to
     /// the caller's names; a name outside it is an error.
     pub(crate) fn open(path: &Path, tables: &[&'static str]) -> io::Result<(Log, Vec<Op>)> {
         let existing = match std::fs::metadata(path) {
@@ -81,8 +84,8 @@ impl Log {
             None => None,
         };
         let Some(epoch) = found else {
-            // new, or a crash during creation: no record was acknowledged
-            log.create()?;
+            // new, or a crash during creation: no record was acknowledged;
+            // epoch 0 until [`Log::start_epoch`] writes the file
             return Ok((log, Vec::new()));
         };
         log.epoch = epoch;
@@ -131,10 +134,13 @@ impl Log {
         self.seq > 0
     }
 
-    /// Starts a new, empty epoch. Call only once everything logged so far
-    /// is durable elsewhere (the checkpoint's redb commit).
-    pub(crate) fn new_epoch(&mut self) -> io::Result<()> {
-        let epoch = self.epoch + 1;
+    /// Empties the log into epoch `epoch` (greater than any epoch either
+    /// log has held). Call only once everything logged in it is durable
+    /// elsewhere (a checkpoint's redb commit).
+    pub(crate) fn start_epoch(&mut self, epoch: u64) -> io::Result<()> {
+        if self.epoch == 0 {
+            return self.create(epoch);
+        }
         self.write_header(epoch)?;
         self.file.sync_data()?;
         self.epoch = epoch;
@@ -143,21 +149,26 @@ impl Log {
         Ok(())
     }
 
+    /// The epoch the log holds (0: none yet).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The log file (for error messages).
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes an empty log of epoch 1 (both header pages); durable,
+    /// Writes an empty log of `epoch` (both header pages); durable,
     /// directory entry included, before any record is written.
-    fn create(&mut self) -> io::Result<()> {
+    fn create(&mut self, epoch: u64) -> io::Result<()> {
         self.file.set_len(0)?;
-        self.file.write_all_at(&[0u8; PAGE as usize], 0)?;
-        self.epoch = 1;
+        self.file.write_all_at(&[0u8; 2 * PAGE as usize], 0)?;
+        self.epoch = epoch;
         self.seq = 0;
         self.next = FIRST_RECORD;
         self.filled = FIRST_RECORD;
-        self.write_header(1)?;
+        self.write_header(epoch)?;
         self.file.sync_all()?;
         if let Some(dir) = self.path.parent() {
             File::open(dir)?.sync_all()?;
@@ -171,24 +182,24 @@ impl Log {
         page[8..16].copy_from_slice(&epoch.to_le_bytes());
         let crc = crc32fast::hash(&page[..16]);
         page[16..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-        self.file.write_all_at(&page, (epoch % 2) * PAGE)
+        self.file.write_all_at(&page, slot(epoch) * PAGE)
     }
 
     /// The newest valid header's epoch, if any.
     fn read_header(&self, len: u64) -> io::Result<Option<u64>> {
         let mut newest = None;
-        for slot in 0..2u64 {
-            if (slot + 1) * PAGE > len {
+        for i in 0..2u64 {
+            if (i + 1) * PAGE > len {
                 break;
             }
             let mut h = [0u8; HEADER_LEN];
-            self.file.read_exact_at(&mut h, slot * PAGE)?;
+            self.file.read_exact_at(&mut h, i * PAGE)?;
             let crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
             if &h[..8] != HEADER_MAGIC || crc32fast::hash(&h[..16]) != crc {
                 continue;
             }
             let epoch = u64_at(&h, 8);
-            if epoch % 2 == slot && newest.is_none_or(|n| epoch > n) {
+            if slot(epoch) == i && newest.is_none_or(|n| epoch > n) {
                 newest = Some(epoch);
             }
         }
@@ -233,6 +244,12 @@ impl Log {
         self.seq = seq;
         Ok(ops)
     }
+}
+
+/// The header slot of `epoch`: a log receives every other epoch, so its
+/// successive epochs alternate between the two slots.
+fn slot(epoch: u64) -> u64 {
+    (epoch / 2) % 2
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -319,12 +336,20 @@ mod tests {
         Log::open(path, &["t"]).unwrap()
     }
 
+    /// A new log in epoch 1.
+    fn fresh(path: &Path) -> Log {
+        let (mut log, ops) = open(path);
+        assert!(ops.is_empty());
+        assert_eq!(log.epoch(), 0);
+        log.start_epoch(1).unwrap();
+        log
+    }
+
     #[test]
     fn records_of_the_current_epoch_replay_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, ops) = open(&path);
-        assert!(ops.is_empty());
+        let mut log = fresh(&path);
         let del = Op::Delete {
             table: "t",
             key: b"a".to_vec(),
@@ -344,17 +369,17 @@ mod tests {
     fn a_new_epoch_hides_older_records_even_after_a_shorter_run() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, _) = open(&path);
+        let mut log = fresh(&path);
         for i in 0..5 {
             assert!(log.append([put(&format!("old{i}"), "x")].iter()).unwrap());
         }
-        log.new_epoch().unwrap();
+        log.start_epoch(3).unwrap();
         assert!(log.append([put("new", "y")].iter()).unwrap());
         drop(log);
         // records 1..5 of the old epoch still sit after the new one
         let (mut log, ops) = open(&path);
-        assert_eq!(ops, vec![put("new", "y")]);
-        log.new_epoch().unwrap();
+        assert_eq!((log.epoch(), ops), (3, vec![put("new", "y")]));
+        log.start_epoch(5).unwrap();
         drop(log);
         assert!(open(&path).1.is_empty());
     }
@@ -363,7 +388,7 @@ mod tests {
     fn a_torn_last_record_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, _) = open(&path);
+        let mut log = fresh(&path);
         assert!(log.append([put("a", "1")].iter()).unwrap());
         assert!(log.append([put("b", "2")].iter()).unwrap());
         drop(log);
@@ -383,28 +408,29 @@ mod tests {
     fn a_torn_header_falls_back_to_the_other_slot() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, _) = open(&path);
+        let mut log = fresh(&path); // epoch 1, slot 0
         assert!(log.append([put("a", "1")].iter()).unwrap());
-        log.new_epoch().unwrap(); // epoch 2, slot 0
+        log.start_epoch(3).unwrap(); // slot 1
         drop(log);
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(b"garbage!", 0).unwrap();
+        f.write_all_at(b"garbage!", PAGE).unwrap();
         // epoch 1 again: its record replays (already checkpointed: harmless)
-        assert_eq!(open(&path).1, vec![put("a", "1")]);
+        let (log, ops) = open(&path);
+        assert_eq!((log.epoch(), ops), (1, vec![put("a", "1")]));
     }
 
     #[test]
     fn a_full_log_refuses_and_a_new_epoch_makes_room() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, _) = open(&path);
+        let mut log = fresh(&path);
         let records = (LOG_BYTES - FIRST_RECORD) / PAGE;
         for i in 0..records {
             assert!(log.append([put(&format!("k{i}"), "v")].iter()).unwrap());
         }
         assert!(!log.append([put("over", "v")].iter()).unwrap());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_BYTES);
-        log.new_epoch().unwrap();
+        log.start_epoch(3).unwrap();
         assert!(log.append([put("over", "v")].iter()).unwrap());
     }
 
@@ -412,7 +438,7 @@ mod tests {
     fn unknown_tables_are_refused_not_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
-        let (mut log, _) = open(&path);
+        let mut log = fresh(&path);
         assert!(log.append([put("a", "1")].iter()).unwrap());
         drop(log);
         let err = Log::open(&path, &["other"]).err().unwrap();
