@@ -605,7 +605,8 @@ fn write_ops<'a>(db: &Database, ops: impl Iterator<Item = &'a Op>) -> Result<(),
 mod tests {
     use super::*;
 
-    fn put(k: &str, v: &str) -> Op {
+    /// A put to table "t" (shared with the log's tests).
+    pub(crate) fn put(k: &str, v: &str) -> Op {
         Op::Put {
             table: "t",
             key: k.as_bytes().to_vec(),

@@ -323,14 +323,7 @@ fn decode(mut b: &[u8], tables: &[&'static str], ops: &mut Vec<Op>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(k: &str, v: &str) -> Op {
-        Op::Put {
-            table: "t",
-            key: k.as_bytes().to_vec(),
-            value: v.as_bytes().to_vec(),
-        }
-    }
+    use crate::tests::put;
 
     fn open(path: &Path) -> (Log, Vec<Op>) {
         Log::open(path, &["t"]).unwrap()
