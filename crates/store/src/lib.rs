@@ -487,10 +487,15 @@ impl Committer {
                 Err(e) => return Err(self.fail(self.active.path().to_path_buf(), e.to_string())),
             }
         }
-        // larger than a whole log: straight into redb, after everything before
+        // larger than a whole log (a pool of a million addresses released):
+        // straight into redb, after everything before it. Then neither log
+        // may keep records older than it: replayed after a crash, they
+        // would undo it. A switch empties the older log.
         self.settle()?;
         let ops: Vec<&Op> = batches.iter().flat_map(|b| &b.ops).collect();
-        self.write(ops.into_iter())
+        self.write(ops.into_iter())?;
+        self.switch()?;
+        self.wait_checkpoint()
     }
 
     /// Hands the active log's changes to the checkpoint thread and makes
@@ -680,6 +685,31 @@ mod tests {
             Store::open(&path, 1, &["t"]).unwrap().load("t").unwrap(),
             rows
         );
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_log_is_not_undone_by_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let value = "v".repeat(1000);
+        {
+            let s = Store::open(&path, 1, &["t"]).unwrap();
+            s.submit(vec![put("k", "old")]).wait().unwrap();
+            // ~10 MB in one submission: more than a log holds
+            let mut big: Vec<Op> = (0..10_000)
+                .map(|i| put(&format!("f{i:05}"), &value))
+                .collect();
+            big.push(put("k", "new"));
+            s.submit(big).wait().unwrap();
+            s.submit(vec![put("z", "after")]).wait().unwrap();
+            // stop as a crash would: no checkpoint at close
+            s.failed.store(true, Ordering::Release);
+        }
+        let s = Store::open(&path, 1, &["t"]).unwrap();
+        let rows: std::collections::BTreeMap<_, _> = s.load("t").unwrap().into_iter().collect();
+        assert_eq!(rows.len(), 10_002);
+        assert_eq!(rows[&b"k".to_vec()], b"new");
+        assert_eq!(rows[&b"z".to_vec()], b"after");
     }
 
     #[test]
