@@ -35,18 +35,19 @@ pub async fn run(s: &Settings) -> Result<String> {
         file.write_all_at(&vec![0u8; (PAGES * 4096) as usize], 0)?;
         file.sync_all()?;
         let data = [1u8; 4096];
-        for i in 0..s.commits as u64 {
+        let page_sync = |i: u64, into: &mut Latencies| -> std::io::Result<()> {
             let t = Instant::now();
             file.write_all_at(&data, (i % PAGES) * 4096)?;
             file.sync_data()?;
-            page.push(t.elapsed());
+            into.push(t.elapsed());
+            Ok(())
+        };
+        for i in 0..s.commits as u64 {
+            page_sync(i, &mut page)?;
         }
         for i in 0..(s.commits as u64 / 8).max(1) {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            let t = Instant::now();
-            file.write_all_at(&data, (i % PAGES) * 4096)?;
-            file.sync_data()?;
-            page_idle.push(t.elapsed());
+            page_sync(i, &mut page_idle)?;
         }
     }
 
