@@ -56,12 +56,13 @@ pub(crate) struct Log {
 impl Log {
     /// Opens the log at `path` (creating it if missing) and returns it with
     /// the changes of its current epoch, in order, for the caller to apply
-    /// before it starts a new epoch in it ([`Log::start_epoch`]). `tables` maps logged table names back to
-    /// the caller's names; a name outside it is an error.
+    /// before it starts a new epoch in it ([`Log::start_epoch`]). `tables`
+    /// maps logged table names back to the caller's names; a name outside
+    /// it is an error.
     pub(crate) fn open(path: &Path, tables: &[&'static str]) -> io::Result<(Log, Vec<Op>)> {
-        let existing = match std::fs::metadata(path) {
-            Ok(m) => Some(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
         let file = OpenOptions::new()
@@ -77,19 +78,14 @@ impl Log {
             epoch: 0,
             seq: 0,
             next: FIRST_RECORD,
-            filled: existing.unwrap_or(0).min(LOG_BYTES) / PAGE * PAGE,
+            filled: len.min(LOG_BYTES) / PAGE * PAGE,
         };
-        let found = match existing {
-            Some(len) => log.read_header(len)?,
-            None => None,
-        };
-        let Some(epoch) = found else {
+        let Some(epoch) = log.read_header(len)? else {
             // new, or a crash during creation: no record was acknowledged;
             // epoch 0 until [`Log::start_epoch`] writes the file
             return Ok((log, Vec::new()));
         };
         log.epoch = epoch;
-        let len = existing.unwrap_or(0);
         let ops = log.replay(len, tables)?;
         Ok((log, ops))
     }
@@ -194,7 +190,7 @@ impl Log {
             }
             let mut h = [0u8; HEADER_LEN];
             self.file.read_exact_at(&mut h, i * PAGE)?;
-            let crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+            let crc = u32_at(&h, 16);
             if &h[..8] != HEADER_MAGIC || crc32fast::hash(&h[..16]) != crc {
                 continue;
             }
@@ -215,8 +211,7 @@ impl Log {
         while at + RECORD_HEAD as u64 <= len {
             let mut head = [0u8; RECORD_HEAD];
             self.file.read_exact_at(&mut head, at)?;
-            let payload_len =
-                u64::from(u32::from_le_bytes([head[20], head[21], head[22], head[23]]));
+            let payload_len = u64::from(u32_at(&head, 20));
             if &head[..4] != RECORD_MAGIC
                 || u64_at(&head, 4) != self.epoch
                 || u64_at(&head, 12) != seq
@@ -227,7 +222,7 @@ impl Log {
             let mut payload = vec![0u8; payload_len as usize];
             self.file
                 .read_exact_at(&mut payload, at + RECORD_HEAD as u64)?;
-            let crc = u32::from_le_bytes([head[24], head[25], head[26], head[27]]);
+            let crc = u32_at(&head, 24);
             if record_crc(&head[4..24], &payload) != crc {
                 break; // torn: written but never acknowledged
             }
@@ -250,6 +245,12 @@ impl Log {
 /// successive epochs alternate between the two slots.
 fn slot(epoch: u64) -> u64 {
     (epoch / 2) % 2
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(v)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -295,7 +296,7 @@ fn decode(mut b: &[u8], tables: &[&'static str], ops: &mut Vec<Op>) -> Result<()
     }
     fn take_len(b: &mut &[u8]) -> Result<usize, String> {
         let l = take(b, 4)?;
-        Ok(u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+        Ok(u32_at(l, 0) as usize)
     }
     while !b.is_empty() {
         let kind = take(&mut b, 1)?[0];
