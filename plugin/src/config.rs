@@ -44,6 +44,12 @@ pub struct Config {
     )]
     pub default_pools: Vec<DefaultPool>,
 
+    /// Milliseconds a released container link is kept for reuse while its
+    /// network churns (two endpoints created within this time); 0 deletes
+    /// every released link at once.
+    #[arg(long, env = "LINK_REUSE_MS", default_value_t = 100)]
+    pub link_reuse_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY", default_value_t = 1 << 20)]
     pub max_body: usize,

@@ -72,7 +72,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let default_parent = Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
     let driver = Driver::open(
         &config.state_dir.join("driver.redb"),
-        DriverConfig { default_parent },
+        DriverConfig {
+            default_parent,
+            link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+        },
     )
     .context("opening the driver state")?;
     if let Err(e) = driver.reconcile().await {

@@ -448,3 +448,145 @@ fn a_join_that_fails_in_the_kernel_leaks_nothing() {
         "{link} left"
     );
 }
+
+/// What the engine does with a container link: moves it into the
+/// container's namespace as eth0, configures and uses it (plus `extra`
+/// commands on eth0 there), then brings it down and moves it back under
+/// its own name.
+fn through_container(ns: &NetNs, ctr: &NetNs, link: &str, extra: &[&[&str]]) {
+    let (host, inside) = (ns.name.as_str(), ctr.name.as_str());
+    sh(&["ip", "-n", host, "link", "set", link, "netns", inside]);
+    sh(&["ip", "-n", inside, "link", "set", link, "name", "eth0"]);
+    sh(&[
+        "ip",
+        "-n",
+        inside,
+        "addr",
+        "add",
+        "10.70.0.99/24",
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", inside, "link", "set", "eth0", "up"]);
+    for args in extra {
+        let mut cmd = vec!["ip", "-n", inside];
+        cmd.extend_from_slice(args);
+        sh(&cmd);
+    }
+    sh(&["ip", "-n", inside, "link", "set", "eth0", "down"]);
+    sh(&["ip", "-n", inside, "link", "set", "eth0", "name", link]);
+    sh(&["ip", "-n", inside, "link", "set", link, "netns", host]);
+}
+
+/// The ifindex and MAC of `link`.
+fn index_and_mac(ns: &NetNs, link: &str) -> (String, String) {
+    let d = ns
+        .link_details(link)
+        .unwrap_or_else(|| panic!("{link} missing"));
+    let index = d.split(':').next().unwrap().trim().to_string();
+    let mut words = d.split_whitespace();
+    let mac = words
+        .find(|w| *w == "link/ether")
+        .and_then(|_| words.next())
+        .unwrap()
+        .to_string();
+    (index, mac)
+}
+
+/// While a network churns, a link released by DeleteEndpoint is given to
+/// the next endpoint (same link, new MAC) instead of being deleted and
+/// re-created; a link a container changed is deleted, not reused; unclaimed
+/// spares are deleted when the window ends, with the network, and at
+/// SIGTERM; a lone endpoint's link is deleted at once.
+#[test]
+fn released_links_are_reused_only_under_churn_and_only_unchanged() {
+    let ns = NetNs::new("ru");
+    let ctr = NetNs::new("ructr");
+    ns.add_veth_parent("hp0");
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
+    let env = [("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", "1500")];
+    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &env);
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
+    let start = |i: u32| {
+        let addr = format!("10.70.0.{}/24", i + 2);
+        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
+        join(&p, NET, &ep(i))
+    };
+    let delete = |i: u32| assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
+
+    // two endpoints created back to back: the network churns
+    let (a, b) = (start(0), start(1));
+    through_container(&ns, &ctr, &a, &[]);
+    let (a_index, a_mac) = index_and_mac(&ns, &a);
+    delete(0);
+    assert!(
+        ns.link_details(&a).is_some(),
+        "{a} deleted although the network churns"
+    );
+    let c = start(2);
+    assert_eq!(c, a, "the next endpoint did not get the released link");
+    let (c_index, c_mac) = index_and_mac(&ns, &c);
+    assert_eq!(c_index, a_index, "{c} was re-created, not reused");
+    assert_ne!(c_mac, a_mac, "a reused macvlan link kept its MAC");
+    assert!(p.log_text().contains("joined with a reused link"));
+
+    // a container that changed its link leaves a link that is not reused
+    through_container(&ns, &ctr, &b, &[&["link", "set", "eth0", "mtu", "1400"]]);
+    delete(1);
+    assert!(
+        ns.link_gone_within(&b, Duration::from_secs(1)),
+        "a changed link was kept"
+    );
+    let log = p.log_text();
+    assert!(
+        log.contains("released link not kept for reuse") && log.contains("Mtu(1400)"),
+        "no reason logged:\n{log}"
+    );
+    let d = start(3);
+    assert_ne!(d, b, "a changed link was handed out");
+
+    // an unclaimed spare is deleted when the window ends
+    through_container(&ns, &ctr, &c, &[]);
+    delete(2);
+    assert!(ns.link_details(&c).is_some(), "{c} not kept");
+    assert!(
+        ns.link_gone_within(&c, Duration::from_secs(5)),
+        "{c} still there after the window"
+    );
+
+    // with the network: spares go at once
+    let e = start(4);
+    delete(4);
+    assert!(ns.link_details(&e).is_some(), "{e} not kept");
+    delete(3);
+    assert_eq!(
+        p.post(
+            "/NetworkDriver.DeleteNetwork",
+            &format!(r#"{{"NetworkID":"{NET}"}}"#)
+        )
+        .status,
+        200
+    );
+    assert_eq!(ns.container_links(), Vec::<String>::new());
+
+    // a lone endpoint (one `docker run --rm`) is not churn; at SIGTERM
+    // spares are deleted before the process exits
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let f = start(5);
+    delete(5);
+    assert!(ns.link_gone_within(&f, Duration::from_secs(1)), "{f} kept");
+    assert!(p.log_text().contains("the network is not churning"));
+    let (g, _) = (start(6), start(7));
+    delete(6);
+    assert!(ns.link_details(&g).is_some(), "{g} not kept");
+    assert!(p.stop().success());
+    assert!(
+        ns.link_details(&g).is_none(),
+        "{g} left after SIGTERM: {}",
+        p.log_text()
+    );
+}

@@ -45,6 +45,7 @@ SCENARIOS=(
   overlapping_subnets
   second_instance
   plugin_disable_enable
+  link_reuse
   plugin_kill9
   daemon_restart
   daemon_restart_live_restore

@@ -648,3 +648,43 @@ scenario_second_instance() {
   ((bad == 0)) || fail "$bad of 2 'docker run' failed: a second plugin instance in this network namespace deleted this instance's container link between Join and the move into the container (its start-up reconcile treats every ivr* link it has no endpoint for as an orphan)"
   echo "ok: both runs succeeded"
 }
+
+# Link reuse under churn (LINK_REUSE_MS, here long enough to be deterministic):
+# the link of a removed container is kept and given to the next container of
+# the network, through the engine's real moves between namespaces: r3's eth0 is
+# r1's former link (same ifindex) with a new MAC, and traffic crosses it. With
+# the network, the spare goes; the default comes back for the other scenarios.
+scenario_link_reuse() {
+  local p n=10.$E.27 mark ma ia mc ic kept
+  x docker plugin disable "$P"
+  x docker plugin set "$P" LINK_REUSE_MS=60000
+  x docker plugin enable "$P"
+  p=$(new_parent)
+  mark=$(log_mark)
+  mknet ru --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr r1 --network ru
+  ctr r2 --network ru
+  ma=$(ex r1 cat /sys/class/net/eth0/address)
+  ia=$(ex r1 cat /sys/class/net/eth0/ifindex)
+  x docker rm -f r1 >/dev/null
+  kept=$(ivr_links)
+  [[ -n $kept ]] || fail "no link kept for reuse after rm -f r1 on a churning network"
+  echo "ok: $kept kept for reuse"
+  ctr r3 --network ru
+  mc=$(ex r3 cat /sys/class/net/eth0/address)
+  ic=$(ex r3 cat /sys/class/net/eth0/ifindex)
+  [[ -z $(ivr_links) ]] || fail "the kept link was not given to r3: $(ivr_links)"
+  eq "$ic" "$ia" "ifindex of r3's eth0 (r1's former link)"
+  [[ $mc != "$ma" ]] || fail "the reused link kept r1's MAC $ma"
+  echo "ok: r3 got r1's link with MAC $mc (r1 had $ma)"
+  matches "$(tail -n +"$((mark + 1))" "$DLOG")" "joined with a reused link" "plugin log"
+  pings r3 r2
+  pings r2 r3
+  x docker rm -f r2 r3 >/dev/null
+  x docker network rm ru >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+  x docker plugin disable "$P"
+  x docker plugin set "$P" LINK_REUSE_MS=100
+  x docker plugin enable "$P"
+}

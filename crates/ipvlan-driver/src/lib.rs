@@ -21,12 +21,17 @@
 //!   the last network on it.
 //! - Leave and Delete* of unknown IDs succeed: the engine replays them after
 //!   crashes.
+//! - A released container link is deleted off the request path (reaper) or,
+//!   while its network churns and only if it is exactly as a new link would
+//!   be, kept for a short window and given to the network's next endpoint
+//!   (spare); spares live in memory only, so a restart deletes them.
 //!
 //! Knows nothing of HTTP; talks to the kernel only through rtnetlink.
 
 pub mod link;
 pub mod options;
 mod reaper;
+mod spare;
 mod state;
 
 pub use link::{Link, LinkError, Netlink};
@@ -43,6 +48,8 @@ use state::{ENDPOINTS, INSTANCE, NETWORKS, TABLES};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use store::{Op, Store, StoreError};
 use tokio::sync::Mutex;
 
@@ -170,6 +177,9 @@ pub enum DriverError {
 pub struct DriverConfig {
     /// Parent used when a network names none (`None`: dummy parent).
     pub default_parent: Option<String>,
+    /// How long a released container link is kept for reuse while its
+    /// network churns (see [`spare`]); zero deletes every released link.
+    pub link_reuse_window: Duration,
 }
 
 #[derive(Default)]
@@ -179,6 +189,10 @@ struct State {
     /// Host-side link names of `endpoints`, so that choosing a unique name
     /// costs the same with 100 000 endpoints as with one.
     links: std::collections::HashSet<String>,
+    /// Released links kept for reuse; their names are in `links` too.
+    spares: spare::Spares,
+    /// Spares handed to endpoints by CreateEndpoint, taken up by Join.
+    claimed: HashMap<String, spare::Spare>,
 }
 
 impl State {
@@ -208,7 +222,8 @@ impl State {
 
 /// The network driver. Share it behind an `Arc`.
 pub struct Driver {
-    state: Mutex<State>,
+    /// Shared with the timers that expire spares.
+    state: Arc<Mutex<State>>,
     store: Store,
     netlink: Netlink,
     reaper: reaper::Reaper,
@@ -252,18 +267,35 @@ fn load_link_group(store: &Store) -> Result<(u32, Option<store::Commit>), Driver
 
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
+    random_bytes(&mut b);
+    u32::from_be_bytes(b)
+}
+
+/// Fills `buf` from /dev/urandom; without it, from the clock and pid, which
+/// still differ between instances and calls.
+fn random_bytes(buf: &mut [u8]) {
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| {
         use std::io::Read;
-        f.read_exact(&mut b)
+        f.read_exact(buf)
     });
-    if read.is_ok() {
-        return u32::from_be_bytes(b);
+    if read.is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = (nanos ^ u128::from(std::process::id())).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for (b, s) in buf.iter_mut().zip(seed.to_le_bytes().iter().cycle()) {
+            *b = *s;
+        }
     }
-    // no /dev/urandom: the clock and pid still differ between instances
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// A random unicast, locally administered MAC, as the kernel gives a new
+/// macvlan link.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    random_bytes(&mut mac);
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
 }
 
 /// Host-side name of an endpoint's link.
@@ -384,7 +416,7 @@ impl Driver {
             "driver state loaded"
         );
         Ok(Driver {
-            state: Mutex::new(state),
+            state: Arc::new(Mutex::new(state)),
             store,
             netlink: Netlink::connect()?,
             reaper: reaper::Reaper::start()?,
@@ -681,8 +713,13 @@ impl Driver {
             .collect();
         // links of endpoints deleted earlier go first: after DeleteNetwork
         // nothing of the network is left on the host
+        for spare in state.spares.remove_network(id) {
+            state.links.remove(&spare.name);
+            self.reaper.delete(spare.index, spare.name);
+        }
         self.reaper.flush().await;
         for e in &endpoints {
+            state.claimed.remove(&e.id);
             self.netlink.delete_by_name(&e.link).await?;
         }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
@@ -719,9 +756,17 @@ impl Driver {
                 network.options.kind.name()
             );
         }
-        let link = match state.endpoints.get(eid) {
-            Some(existing) => existing.link.clone(),
-            None => unique_slave_name(eid, &state.links),
+        let spare = match state.endpoints.get(eid) {
+            Some(_) => None,
+            None => {
+                state.spares.created(nid, Instant::now());
+                state.spares.claim(nid)
+            }
+        };
+        let link = match (state.endpoints.get(eid), &spare) {
+            (Some(existing), _) => existing.link.clone(),
+            (None, Some(spare)) => spare.name.clone(),
+            (None, None) => unique_slave_name(eid, &state.links),
         };
         let record = EndpointRecord {
             id: eid.to_string(),
@@ -765,6 +810,9 @@ impl Driver {
         let commit = self.store.submit(vec![put(ENDPOINTS, eid, &record)]);
         let (address, address_ipv6) = (record.address, record.address_ipv6);
         state.insert_endpoint(record);
+        if let Some(spare) = spare {
+            state.claimed.insert(eid.to_string(), spare);
+        }
         drop(state);
         commit.durable().await?;
         tracing::info!(
@@ -802,7 +850,8 @@ impl Driver {
     pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, DriverError> {
         self.link_group_durable().await?;
         let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
-        let state = self.state.lock().await;
+        let mut state = self.state.lock().await;
+        let claimed = state.claimed.remove(eid);
         let network = state
             .networks
             .get(nid)
@@ -815,6 +864,13 @@ impl Driver {
             .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
         if !parent.up {
             self.netlink.set_up(parent.index).await?;
+        }
+        if let Some(spare) = claimed
+            && endpoint.link == spare.name
+            && self.reuse(&spare, network, &parent).await?
+        {
+            tracing::debug!(network = nid, endpoint = eid, link = %endpoint.link, "joined with a reused link");
+            return Ok(join_response(network, endpoint));
         }
         let create = || {
             self.netlink.create_slave(
@@ -847,7 +903,43 @@ impl Driver {
             });
         }
         tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
-        Ok(join_response(network, endpoint))
+        let response = join_response(network, endpoint);
+        if !self.config.link_reuse_window.is_zero() && state.spares.template(nid).is_none() {
+            // what a fresh link of this network looks like, to judge released ones by
+            let link = endpoint.link.clone();
+            if let Some(fresh) = self.netlink.get(&link).await? {
+                state.spares.set_template(nid, fresh.shape);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Readies a claimed spare for the endpoint joining with it: a macvlan
+    /// link gets a new random MAC, as a new link would. `Ok(false)` if the
+    /// spare no longer fits (its parent or MTU changed) or is gone: the
+    /// caller creates a new link, replacing it.
+    async fn reuse(
+        &self,
+        spare: &spare::Spare,
+        network: &NetworkRecord,
+        parent: &Link,
+    ) -> Result<bool, DriverError> {
+        let mtu = network.options.mtu.or(parent.mtu);
+        if spare.parent != Some(parent.index) || spare.mtu != mtu {
+            tracing::debug!(link = %spare.name, "spare no longer fits its parent; replacing it");
+            return Ok(false);
+        }
+        match network.options.kind {
+            LinkKind::MacVlan { .. } => {
+                Ok(self.netlink.set_address(spare.index, random_mac()).await?)
+            }
+            // an ipvlan link has its parent's MAC
+            LinkKind::IpVlan { .. } => Ok(self
+                .netlink
+                .get_by_index(spare.index)
+                .await?
+                .is_some_and(|l| l.name == spare.name)),
+        }
     }
 
     /// `Leave`: nothing to do; the engine moves the link back to the host
@@ -888,6 +980,7 @@ impl Driver {
         // reaper deletes by index, so a later link of the same name is safe
         let link = self.netlink.get(&name).await?;
         if known.is_some() {
+            state.claimed.remove(eid);
             state.remove_endpoint(eid);
             // as in create_endpoint: applied under the lock, awaited without
             let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
@@ -897,15 +990,68 @@ impl Driver {
         }
         if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref()) && self.owns(l))
         {
-            tracing::debug!(endpoint = eid, link = %name, "host-side link queued for deletion");
-            self.reaper.delete(link.index, name);
+            if known.is_some() && self.keep_spare(nid, &link).await {
+                tracing::debug!(endpoint = eid, link = %name, "host-side link kept for reuse");
+            } else {
+                tracing::debug!(endpoint = eid, link = %name, "host-side link queued for deletion");
+                self.reaper.delete(link.index, name);
+            }
         }
         Ok(())
+    }
+
+    /// Keeps a released link of network `nid` as a spare if [`spare`]'s
+    /// rules allow, and arms its expiry; `false` if it must be deleted.
+    async fn keep_spare(&self, nid: &str, link: &Link) -> bool {
+        let window = self.config.link_reuse_window;
+        if window.is_zero() || link.group != Some(self.link_group) {
+            return false;
+        }
+        let mut state = self.state.lock().await;
+        // the name may have been given to a new endpoint meanwhile
+        if !state.networks.contains_key(nid) || state.links.contains(&link.name) {
+            return false;
+        }
+        if let Some(why) = state
+            .spares
+            .refusal(nid, &link.shape, Instant::now(), window)
+        {
+            tracing::debug!(link = %link.name, reason = %why, "released link not kept for reuse");
+            return false;
+        }
+        let id = state.spares.park(
+            nid,
+            spare::Spare {
+                id: 0,
+                name: link.name.clone(),
+                index: link.index,
+                parent: link.parent,
+                mtu: link.mtu,
+            },
+        );
+        state.links.insert(link.name.clone());
+        let (shared, reaper, nid) = (self.state.clone(), self.reaper.clone(), nid.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            let mut state = shared.lock().await;
+            if let Some(spare) = state.spares.expire(&nid, id) {
+                state.links.remove(&spare.name);
+                tracing::debug!(link = %spare.name, "spare not reused in time; queued for deletion");
+                reaper.delete(spare.index, spare.name);
+            }
+        });
+        true
     }
 
     /// Waits until every link handed to the reaper so far is deleted (at
     /// shutdown, and in tests that look at the host's links).
     pub async fn flush_deletions(&self) {
+        let mut state = self.state.lock().await;
+        for spare in state.spares.drain() {
+            state.links.remove(&spare.name);
+            self.reaper.delete(spare.index, spare.name);
+        }
+        drop(state);
         self.reaper.flush().await;
     }
 

@@ -88,6 +88,90 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Link group (`ip link set ... group N`; 0 is "default").
     pub group: Option<u32>,
+    /// Everything about the link a container could have changed, except
+    /// its name, index and MAC (see [`LinkShape`]).
+    pub shape: LinkShape,
+}
+
+/// The configuration of a link as the kernel reports it, without what
+/// identifies it (name, index, MAC) or merely counts and reports (carrier,
+/// statistics, operational state, per-protocol state, which a move between
+/// namespaces resets anyway). Two links of equal shape on one parent are
+/// interchangeable: the kernel and the engine treat them alike.
+///
+/// Deliberately strict: any attribute not known to be volatile counts, so
+/// a kernel that reports something new makes links unequal, never equal.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkShape {
+    flags: u32,
+    attributes: Vec<LinkAttribute>,
+}
+
+/// Interface flags the kernel derives from the carrier, not configuration.
+const OPERATIONAL_FLAGS: u32 = 0x40 /* RUNNING */ | 0x1_0000 /* LOWER_UP */ | 0x2_0000 /* DORMANT */;
+const IFF_NOARP: u32 = 0x80;
+
+impl LinkShape {
+    fn from_message(msg: &LinkMessage) -> LinkShape {
+        let attributes = msg
+            .attributes
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a,
+                    LinkAttribute::IfName(_)
+                        | LinkAttribute::Address(_)
+                        | LinkAttribute::PermAddress(_)
+                        | LinkAttribute::Carrier(_)
+                        | LinkAttribute::CarrierChanges(_)
+                        | LinkAttribute::CarrierUpCount(_)
+                        | LinkAttribute::CarrierDownCount(_)
+                        | LinkAttribute::OperState(_)
+                        | LinkAttribute::Stats(_)
+                        | LinkAttribute::Stats64(_)
+                        | LinkAttribute::Event(_)
+                        | LinkAttribute::NewNetnsId(_)
+                        | LinkAttribute::IfNetnsId(_)
+                        | LinkAttribute::NewIfIndex(_)
+                        | LinkAttribute::AfSpecUnspec(_)
+                        | LinkAttribute::AfSpecBridge(_)
+                        | LinkAttribute::AfSpecUnknown(_)
+                        | LinkAttribute::ProtoInfoInet6(_)
+                        | LinkAttribute::Other(_)
+                )
+            })
+            .cloned()
+            .collect();
+        // ipvlan sets or clears NOARP from the port's mode at every open
+        let is_ipvlan = msg.attributes.iter().any(|a| {
+            matches!(a, LinkAttribute::LinkInfo(infos)
+                if infos.iter().any(|i| matches!(i, LinkInfo::Kind(k) if k.to_string() == "ipvlan")))
+        });
+        let derived = OPERATIONAL_FLAGS | if is_ipvlan { IFF_NOARP } else { 0 };
+        LinkShape {
+            flags: msg.header.flags.bits() & !derived,
+            attributes,
+        }
+    }
+
+    /// The first difference from `other`, for logs; `None` if equal.
+    pub fn difference(&self, other: &LinkShape) -> Option<String> {
+        if self.flags != other.flags {
+            return Some(format!("flags {:#x} != {:#x}", self.flags, other.flags));
+        }
+        if self.attributes.len() != other.attributes.len() {
+            return Some(format!(
+                "{} attributes != {}",
+                self.attributes.len(),
+                other.attributes.len()
+            ));
+        }
+        self.attributes
+            .iter()
+            .zip(&other.attributes)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("{a:?} != {b:?}"))
+    }
 }
 
 impl Link {
@@ -103,6 +187,7 @@ impl Link {
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
+            shape: LinkShape::from_message(msg),
         };
         for attr in &msg.attributes {
             match attr {
@@ -316,6 +401,16 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| LinkError::new(format!("bringing up link {index}"), &e))
+    }
+
+    /// Give the link with `index` the MAC address `mac`; `Ok(false)` if the
+    /// link is gone.
+    pub async fn set_address(&self, index: u32, mac: [u8; 6]) -> Result<bool, LinkError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
+        let done = self.handle.link().set(msg).execute().await;
+        found(done, || format!("setting the MAC address of link {index}"))
     }
 
     /// Delete the link named `name`; `Ok(false)` if there was none.

@@ -5,6 +5,8 @@
 //! endpoint durably and hands its link to the reaper, which deletes links
 //! on a thread and a netlink socket of its own, so that neither the
 //! plugin's runtime thread nor its other requests wait for the grace period.
+//! (A link kept for reuse, see `spare`, reaches the reaper when its window
+//! ends, with its network, or at shutdown.)
 //! Links queued together are moved into [`REAP_GROUP`] and deleted with one
 //! group delete (one grace period for the batch); should that fail they are
 //! deleted one by one.
@@ -26,8 +28,9 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
-/// Handle on the reaper thread; dropping it ends the thread once the queue
-/// is empty.
+/// Handle on the reaper thread; dropping the last one ends the thread once
+/// the queue is empty.
+#[derive(Clone)]
 pub(crate) struct Reaper {
     jobs: mpsc::UnboundedSender<Job>,
 }

@@ -417,6 +417,123 @@ async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
     Ok(())
 }
 
+/// Under churn, a released ipvlan link comes back through a container's
+/// namespace and is given to the next endpoint: same link, same mode, and
+/// traffic crosses it (l2 and l3).
+async fn reused_links(rig: &mut Rig) -> Result {
+    let state = rig.state.with_file_name("reuse.redb");
+    let config = DriverConfig {
+        link_reuse_window: std::time::Duration::from_secs(5),
+        ..DriverConfig::default()
+    };
+    let driver = Driver::open(&state, config).map_err(|e| e.to_string())?;
+    let saved = rig.driver.replace(driver);
+    let result = reused_links_on(rig).await;
+    if let Some(d) = rig.driver.take() {
+        d.close();
+    }
+    rig.driver = saved;
+    result
+}
+
+async fn reused_links_on(rig: &mut Rig) -> Result {
+    for (n, (mode, expect)) in [("l2", IpvlanMode::L2), ("l3", IpvlanMode::L3)]
+        .into_iter()
+        .enumerate()
+    {
+        let parent = format!("ru{n}");
+        rig.dummy(&parent).await?;
+        let nid = rig.id("n");
+        rig.network(
+            &nid,
+            json!({"parent": parent, "ipvlan_mode": mode}),
+            "10.62.0.0/24",
+            None,
+        )
+        .await?;
+        let (e0, e1, e2) = (rig.id("e"), rig.id("e"), rig.id("e"));
+        rig.endpoint(&nid, &e0, "10.62.0.2/24").await?;
+        rig.endpoint(&nid, &e1, "10.62.0.3/24").await?;
+        let released = rig.link_of(&nid, &e0).await?;
+        let fresh = rig.nl.get(&released).await.unwrap();
+        let index = fresh.as_ref().map(|l| l.index);
+        // the engine's round trip: into a container as eth0 and back
+        ip("netns add ruc")?;
+        ip(&format!("link set {released} netns ruc"))?;
+        ip(&format!("-n ruc link set {released} name eth0"))?;
+        ip("-n ruc addr add 10.62.0.2/24 dev eth0")?;
+        ip("-n ruc link set eth0 up")?;
+        ip("-n ruc link set eth0 down")?;
+        ip(&format!("-n ruc link set eth0 name {released}"))?;
+        ip(&format!("-n ruc link set {released} netns 1"))?;
+        ip("netns del ruc")?;
+        let back = rig.nl.get(&released).await.unwrap();
+        let changed = fresh
+            .zip(back)
+            .and_then(|(f, b)| f.shape.difference(&b.shape));
+        rig.driver()
+            .delete_endpoint(&nid, &e0)
+            .await
+            .map_err(|e| e.to_string())?;
+        check!(
+            rig.exists(&released).await,
+            "{mode}: {released} not kept (changed by the round trip: {changed:?})"
+        );
+        rig.endpoint(&nid, &e2, "10.62.0.4/24").await?;
+        let reused = rig.link_of(&nid, &e2).await?;
+        let link = rig.nl.get(&reused).await.unwrap();
+        check!(
+            reused == released && link.as_ref().map(|l| l.index) == index,
+            "{mode}: {reused} is not the released {released}"
+        );
+        check!(
+            link.and_then(|l| l.ipvlan_mode) == Some(expect),
+            "{mode}: the reused link lost its mode"
+        );
+        for (i, (eid, addr)) in [(&e2, "10.62.0.4/24"), (&e1, "10.62.0.3/24")]
+            .into_iter()
+            .enumerate()
+        {
+            let link = rig.link_of(&nid, eid).await?;
+            let ns = format!("ru{n}{i}");
+            ip(&format!("netns add {ns}"))?;
+            ip(&format!("link set {link} netns {ns}"))?;
+            ip(&format!("-n {ns} link set {link} name eth0"))?;
+            ip(&format!("-n {ns} addr add {addr} dev eth0"))?;
+            ip(&format!("-n {ns} link set eth0 up"))?;
+        }
+        let out = Command::new("/usr/local/sbin/ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("ru{n}0"),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "3",
+                "10.62.0.3",
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        check!(
+            out.status.success(),
+            "ping over a reused ipvlan {mode} link: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for i in 0..2 {
+            ip(&format!("netns del ru{n}{i}"))?;
+        }
+        rig.driver()
+            .delete_network(&nid)
+            .await
+            .map_err(|e| e.to_string())?;
+        ip(&format!("link del {parent}"))?;
+    }
+    Ok(())
+}
+
 async fn reconcile_after_crash(rig: &mut Rig) -> Result {
     rig.dummy("rc0").await?;
     let nid = rig.id("n");
@@ -625,6 +742,10 @@ async fn main() -> std::process::ExitCode {
     case!(
         "deleted_endpoints_links_are_reaped_in_batches",
         batched_deletes(&mut rig)
+    );
+    case!(
+        "released_links_are_reused_with_their_mode_and_carry_traffic",
+        reused_links(&mut rig)
     );
     case!(
         "reconcile_removes_strays_and_recreates_created_parents",
