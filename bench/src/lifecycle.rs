@@ -4,8 +4,10 @@
 //! macvlan links on a veth parent in a network namespace of the
 //! benchmark's own and durable commits.
 //!
-//! Baseline in the same run: NetworkDriver.GetCapabilities at the same
-//! concurrency (the transport's floor).
+//! Baselines in the same run: NetworkDriver.GetCapabilities at the same
+//! concurrency (the transport's floor), and one client on a second plugin
+//! started with `LINK_REUSE_MS=0`, which creates and deletes a link for
+//! every lifecycle (what link reuse saves).
 
 use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id, floor_loop};
 use anyhow::{Context, Result, bail};
@@ -30,11 +32,18 @@ pub struct Settings {
 /// Lifecycles measured in a paced row (enough for a p99 of ten samples).
 const PACED_LIFECYCLES: f64 = 1000.0;
 
-/// One row: clients back to back, or one client at a fixed rate.
+/// One row: clients back to back, or one client at a fixed rate; `reuse`
+/// false runs it on the plugin without link reuse.
 #[derive(Clone, Copy)]
 enum Row {
     Saturated(usize),
     Paced(f64),
+}
+
+/// What a row runs against: a plugin, its connections and its network.
+struct Target {
+    conns: Vec<Conn>,
+    net: Network,
 }
 
 const CALLS: [&str; 6] = [
@@ -50,6 +59,9 @@ const CALLS: [&str; 6] = [
 struct Sample {
     calls: [Latencies; 6],
     whole: Latencies,
+    /// Host-side link names Join answered with: a reused link keeps its
+    /// name, a new one is named after its endpoint.
+    links: std::collections::HashSet<String>,
 }
 
 impl Sample {
@@ -58,6 +70,16 @@ impl Sample {
             mine.extend(theirs);
         }
         self.whole.extend(other.whole);
+        self.links.extend(other.links);
+    }
+
+    /// The share of Joins answered with a reused link.
+    fn reused(&self) -> f64 {
+        let joins = self.calls[2].len();
+        if joins == 0 {
+            return 0.0;
+        }
+        (joins - self.links.len().min(joins)) as f64 / joins as f64
     }
 }
 
@@ -71,14 +93,25 @@ struct Network {
 pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
     let ns = Netns::new("lc")?;
     let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;
+    // the baseline without reuse: a second instance (a link group of its
+    // own) with a network on the same parent
+    let plain = PluginProcess::start_in(Some(&ns), binary, &[("LINK_REUSE_MS", "0")])?;
     let max = s.clients.iter().copied().max().unwrap_or(1).max(1);
-    let rows = s
-        .clients
-        .iter()
-        .map(|&n| Row::Saturated(n.max(1)))
-        .chain(s.paced.iter().filter(|r| **r > 0.0).map(|&r| Row::Paced(r)));
-    let mut conns = Conn::open_many(&plugin.socket, max).await?;
-    let net = create_network(&mut conns[0]).await?;
+    let mut targets = [
+        Target::open(&plugin, max).await?,
+        Target::open(&plain, 1).await?,
+    ];
+    let mut rows: Vec<(Row, bool)> = Vec::new();
+    for &n in &s.clients {
+        rows.push((Row::Saturated(n.max(1)), true));
+        if n <= 1 {
+            rows.push((Row::Saturated(1), false));
+        }
+    }
+    for &r in s.paced.iter().filter(|r| **r > 0.0) {
+        rows.push((Row::Paced(r), true));
+        rows.push((Row::Paced(r), false));
+    }
     let ids = Cell::new(0u64);
 
     let mut t = String::new();
@@ -87,12 +120,15 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         "Endpoint lifecycles on a macvlan network (veth parent in a netns). Rows `N` run N \
          clients back to back for {} s; rows `1 @ R/s` run one client starting a lifecycle every \
          1/R s ({PACED_LIFECYCLES} lifecycles), as an engine does when it is not saturated. \
-         Floor: NetworkDriver.GetCapabilities at the same concurrency.\n",
+         Rows marked `no reuse` run on a second plugin started with `LINK_REUSE_MS=0`: every \
+         Join creates a link and every DeleteEndpoint deletes one. `reused`: the share of Joins \
+         answered with a released link. Floor: NetworkDriver.GetCapabilities at the same \
+         concurrency.\n",
         s.phase.as_secs_f64()
     )?;
     write!(
         t,
-        "| clients | lifecycles/s | lifecycle p50 / p99 | floor p50 / p99 | lifecycle p50 / floor p50 |"
+        "| clients | lifecycles/s | lifecycle p50 / p99 | floor p50 / p99 | lifecycle p50 / floor p50 | reused |"
     )?;
     for c in CALLS {
         write!(t, " {c} p50 / p99 |")?;
@@ -100,12 +136,12 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
     writeln!(t)?;
     writeln!(
         t,
-        "|---:|---:|---:|---:|---:{}",
+        "|---:|---:|---:|---:|---:|---:{}",
         "|---:".repeat(CALLS.len()) + "|"
     )?;
-    let (mut single, mut paced_one): (Option<Sample>, Option<(f64, Sample)>) = (None, None);
+    let mut verdicts: Vec<(String, Sample)> = Vec::new();
     let (mut p50s, mut p99s, mut floor_p50s) = (Vec::new(), Vec::new(), Vec::new());
-    for row in rows {
+    for (row, reuse) in rows {
         let (n, interval, phase) = match row {
             Row::Saturated(n) => (n, None, s.phase),
             Row::Paced(r) => (
@@ -114,7 +150,9 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
                 Duration::from_secs_f64(PACED_LIFECYCLES / r),
             ),
         };
-        let conns = &mut conns[..n];
+        let target = &mut targets[usize::from(!reuse)];
+        let net = &target.net;
+        let conns = &mut target.conns[..n];
         let deadline = Instant::now() + s.phase;
         let floors = try_join_all(
             conns
@@ -130,7 +168,7 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let samples = try_join_all(
             conns
                 .iter_mut()
-                .map(|c| lifecycle_loop(c, &net, &ids, deadline, interval)),
+                .map(|c| lifecycle_loop(c, net, &ids, deadline, interval)),
         )
         .await?;
         let elapsed = t0.elapsed();
@@ -139,34 +177,39 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let rate = all.whole.len() as f64 / elapsed.as_secs_f64();
         let (w50, w99) = (all.whole.quantile(0.5), all.whole.quantile(0.99));
         let (f50, f99) = (floor.quantile(0.5), floor.quantile(0.99));
-        let label = match row {
-            Row::Saturated(n) => {
-                p50s.push((n as f64, f64::from(w50) / 1000.0));
-                p99s.push((n as f64, f64::from(w99) / 1000.0));
-                floor_p50s.push((n as f64, f64::from(f50) / 1000.0));
-                n.to_string()
-            }
+        let mut label = match row {
+            Row::Saturated(n) => n.to_string(),
             Row::Paced(r) => format!("1 @ {r:.0}/s"),
         };
+        if let (Row::Saturated(n), true) = (row, reuse) {
+            p50s.push((n as f64, f64::from(w50) / 1000.0));
+            p99s.push((n as f64, f64::from(w99) / 1000.0));
+            floor_p50s.push((n as f64, f64::from(f50) / 1000.0));
+        }
+        if !reuse {
+            label.push_str(", no reuse");
+        }
         write!(
             t,
-            "| {label} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x |",
-            f64::from(w50) / f64::from(f50.max(1))
+            "| {label} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x | {:.0} % |",
+            f64::from(w50) / f64::from(f50.max(1)),
+            all.reused() * 100.0
         )?;
         for l in &mut all.calls {
             write!(t, " {} / {} us |", l.quantile(0.5), l.quantile(0.99))?;
         }
         writeln!(t)?;
         eprintln!("lifecycle: {label}: {rate:.0}/s");
-        match row {
-            Row::Saturated(1) => single = Some(all),
-            Row::Paced(r) if paced_one.is_none() => paced_one = Some((r, all)),
-            _ => {}
+        let first_of_its_kind = !verdicts.iter().any(|(l, _)| *l == label);
+        if matches!(row, Row::Saturated(1) | Row::Paced(_)) && first_of_its_kind {
+            verdicts.push((label, all));
         }
     }
 
     // nothing of the run may stay on the host
-    delete_network(&mut conns[0], &net).await?;
+    for target in &mut targets {
+        delete_network(&mut target.conns[0], &target.net).await?;
+    }
     let left = ns.links_with_prefix("ivr")?;
     if !left.is_empty() {
         bail!("container links left after DeleteNetwork: {left:?}");
@@ -193,26 +236,29 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         writeln!(t, "\n![lifecycle latency vs clients]({})", link.display())?;
     }
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
-    let goals = |t: &mut String, what: &str, one: &mut Sample| {
+    for (label, mut one) in verdicts {
         let (w99, d99) = (one.whole.quantile(0.99), one.calls[4].quantile(0.99));
+        let what = match label.as_str() {
+            "1" => "one client, back to back".to_string(),
+            other => format!("row {other}"),
+        };
         writeln!(
             t,
             "\nGoals ({what}): lifecycle p99 <= 2 ms: {} ({w99} us); DeleteEndpoint p99 <= 1 ms: {} ({d99} us).",
             verdict(w99 <= 2000),
             verdict(d99 <= 1000),
-        )
-    };
-    if let Some(mut one) = single {
-        goals(&mut t, "one client, back to back", &mut one)?;
-    }
-    if let Some((r, mut one)) = paced_one {
-        goals(
-            &mut t,
-            &format!("one client at {r:.0} lifecycles/s"),
-            &mut one,
         )?;
     }
     Ok(t)
+}
+
+impl Target {
+    /// `clients` connections to `plugin` and a network of its own.
+    async fn open(plugin: &PluginProcess, clients: usize) -> Result<Target> {
+        let mut conns = Conn::open_many(&plugin.socket, clients).await?;
+        let net = create_network(&mut conns[0]).await?;
+        Ok(Target { conns, net })
+    }
 }
 
 async fn create_network(c: &mut Conn) -> Result<Network> {
@@ -321,8 +367,11 @@ async fn lifecycle_loop(
         ];
         for (i, body) in bodies(&addr).into_iter().enumerate().skip(1) {
             let t = Instant::now();
-            c.post(paths[i], body).await?;
+            let reply = c.post(paths[i], body).await?;
             s.calls[i].push(t.elapsed());
+            if let Some(link) = reply["InterfaceName"]["SrcName"].as_str() {
+                s.links.insert(link.to_string());
+            }
         }
         s.whole.push(started.elapsed());
     }

@@ -68,8 +68,9 @@ enum Bench {
         /// Engines of the test rig: 20, 28 or both.
         #[arg(long, value_delimiter = ',', default_value = "20,28")]
         engines: Vec<String>,
-        /// Rounds per engine (each measures every case once).
-        #[arg(long, default_value_t = 20)]
+        /// Rounds per engine (each measures every case once; 50 gives 100
+        /// plugin calls of each kind, so that a p99 is not just the maximum).
+        #[arg(long, default_value_t = 50)]
         rounds: usize,
     },
     /// The durable store alone against a bare redb commit (one writer).

@@ -32,6 +32,13 @@ fn create_endpoint(p: &Plugin, net: &str, ep: &str, addr: &str, mac: &str) -> co
     )
 }
 
+fn delete_network(p: &Plugin, net: &str) -> common::Reply {
+    p.post(
+        "/NetworkDriver.DeleteNetwork",
+        &format!(r#"{{"NetworkID":"{net}"}}"#),
+    )
+}
+
 fn endpoint_call(p: &Plugin, call: &str, net: &str, ep: &str) -> common::Reply {
     p.post(
         &format!("/NetworkDriver.{call}"),
@@ -162,14 +169,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
         200,
         "unknown endpoints delete quietly"
     );
-    assert_eq!(
-        p.post(
-            "/NetworkDriver.DeleteNetwork",
-            &format!(r#"{{"NetworkID":"{NET}"}}"#)
-        )
-        .status,
-        200
-    );
+    assert_eq!(delete_network(&p, NET).status, 200);
     assert!(
         ns.link_details("hp0").is_some(),
         "the user's parent was deleted"
@@ -562,14 +562,7 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     delete(4);
     assert!(ns.link_details(&e).is_some(), "{e} not kept");
     delete(3);
-    assert_eq!(
-        p.post(
-            "/NetworkDriver.DeleteNetwork",
-            &format!(r#"{{"NetworkID":"{NET}"}}"#)
-        )
-        .status,
-        200
-    );
+    assert_eq!(delete_network(&p, NET).status, 200);
     assert_eq!(ns.container_links(), Vec::<String>::new());
 
     // a lone endpoint (one `docker run --rm`) is not churn; at SIGTERM

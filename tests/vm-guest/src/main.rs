@@ -364,6 +364,31 @@ async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
     Ok(())
 }
 
+/// Moves `link` into a new namespace `ns` as eth0 with `addr`, up, as the
+/// engine does for a container.
+fn into_container(link: &str, ns: &str, addr: &str) -> Result {
+    ip(&format!("netns add {ns}"))?;
+    ip(&format!("link set {link} netns {ns}"))?;
+    ip(&format!("-n {ns} link set {link} name eth0"))?;
+    ip(&format!("-n {ns} addr add {addr} dev eth0"))?;
+    ip(&format!("-n {ns} link set eth0 up"))
+}
+
+/// One ping from namespace `ns` to `to` answers (`over` names the path).
+fn ping_from(ns: &str, to: &str, over: &str) -> Result {
+    let out = Command::new("/usr/local/sbin/ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "3", to])
+        .output()
+        .map_err(|e| e.to_string())?;
+    check!(
+        out.status.success(),
+        "ping over {over}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Two endpoints of one network in two namespaces ping each other.
 async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
     let parent = format!("tp{n}");
@@ -384,33 +409,9 @@ async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
         links.push(rig.link_of(&nid, &eid).await?);
     }
     for (i, link) in links.iter().enumerate() {
-        let ns = format!("t{n}{i}");
-        ip(&format!("netns add {ns}"))?;
-        ip(&format!("link set {link} netns {ns}"))?;
-        ip(&format!("-n {ns} link set {link} name eth0"))?;
-        ip(&format!("-n {ns} addr add 10.60.0.{}/24 dev eth0", i + 2))?;
-        ip(&format!("-n {ns} link set eth0 up"))?;
+        into_container(link, &format!("t{n}{i}"), &format!("10.60.0.{}/24", i + 2))?;
     }
-    let out = Command::new("/usr/local/sbin/ip")
-        .args([
-            "netns",
-            "exec",
-            &format!("t{n}0"),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "3",
-            "10.60.0.3",
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    check!(
-        out.status.success(),
-        "ping over ipvlan {mode}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ping_from(&format!("t{n}0"), "10.60.0.3", &format!("ipvlan {mode}"))?;
     for i in 0..2 {
         ip(&format!("netns del t{n}{i}"))?;
     }
@@ -458,11 +459,7 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
         let fresh = rig.nl.get(&released).await.unwrap();
         let index = fresh.as_ref().map(|l| l.index);
         // the engine's round trip: into a container as eth0 and back
-        ip("netns add ruc")?;
-        ip(&format!("link set {released} netns ruc"))?;
-        ip(&format!("-n ruc link set {released} name eth0"))?;
-        ip("-n ruc addr add 10.62.0.2/24 dev eth0")?;
-        ip("-n ruc link set eth0 up")?;
+        into_container(&released, "ruc", "10.62.0.2/24")?;
         ip("-n ruc link set eth0 down")?;
         ip(&format!("-n ruc link set eth0 name {released}"))?;
         ip(&format!("-n ruc link set {released} netns 1"))?;
@@ -495,33 +492,13 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
             .enumerate()
         {
             let link = rig.link_of(&nid, eid).await?;
-            let ns = format!("ru{n}{i}");
-            ip(&format!("netns add {ns}"))?;
-            ip(&format!("link set {link} netns {ns}"))?;
-            ip(&format!("-n {ns} link set {link} name eth0"))?;
-            ip(&format!("-n {ns} addr add {addr} dev eth0"))?;
-            ip(&format!("-n {ns} link set eth0 up"))?;
+            into_container(&link, &format!("ru{n}{i}"), addr)?;
         }
-        let out = Command::new("/usr/local/sbin/ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("ru{n}0"),
-                "ping",
-                "-c",
-                "1",
-                "-W",
-                "3",
-                "10.62.0.3",
-            ])
-            .output()
-            .map_err(|e| e.to_string())?;
-        check!(
-            out.status.success(),
-            "ping over a reused ipvlan {mode} link: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ping_from(
+            &format!("ru{n}0"),
+            "10.62.0.3",
+            &format!("a reused ipvlan {mode} link"),
+        )?;
         for i in 0..2 {
             ip(&format!("netns del ru{n}{i}"))?;
         }
