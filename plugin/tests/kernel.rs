@@ -573,13 +573,30 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     delete(5);
     assert!(ns.link_gone_within(&f, Duration::from_secs(1)), "{f} kept");
     assert!(p.log_text().contains("the network is not churning"));
-    let (g, _) = (start(6), start(7));
+    let (g, h) = (start(6), start(7));
     delete(6);
+    delete(7);
     assert!(ns.link_details(&g).is_some(), "{g} not kept");
+    // the same ID re-created with other options: its spares do not fit
+    let r = create_network(
+        &p,
+        NET,
+        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"private"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for link in [&g, &h] {
+        assert!(
+            ns.link_gone_within(link, Duration::from_secs(1)),
+            "{link} kept across a new configuration"
+        );
+    }
+    let (i, _) = (start(8), start(9));
+    delete(8);
+    assert!(ns.link_details(&i).is_some(), "{i} not kept");
     assert!(p.stop().success());
     assert!(
-        ns.link_details(&g).is_none(),
-        "{g} left after SIGTERM: {}",
+        ns.link_details(&i).is_none(),
+        "{i} left after SIGTERM: {}",
         p.log_text()
     );
 }

@@ -630,6 +630,12 @@ impl Driver {
             return Err(e.into());
         }
         tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
+        // spares and template of an earlier configuration under this ID
+        // (re-created without a DeleteNetwork) do not fit this one
+        for spare in state.spares.remove_network(id) {
+            state.links.remove(&spare.name);
+            self.reaper.delete(spare.index, spare.name);
+        }
         state.networks.insert(id.to_string(), record);
         Ok(())
     }
