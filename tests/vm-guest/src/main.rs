@@ -76,6 +76,20 @@ impl Rig {
             .map_err(|e| e.to_string())
     }
 
+    /// A new ipvlan network in `mode` on a new dummy parent `parent`.
+    async fn mode_network(&mut self, parent: &str, mode: &str, subnet: &str) -> Result<String> {
+        self.dummy(parent).await?;
+        let nid = self.id("n");
+        self.network(
+            &nid,
+            json!({"parent": parent, "ipvlan_mode": mode}),
+            subnet,
+            None,
+        )
+        .await?;
+        Ok(nid)
+    }
+
     async fn endpoint(&self, nid: &str, eid: &str, addr: &str) -> Result<JoinResponse> {
         let req: CreateEndpointRequest = serde_json::from_value(json!({
             "NetworkID": nid, "EndpointID": eid, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""}
@@ -391,16 +405,9 @@ fn ping_from(ns: &str, to: &str, over: &str) -> Result {
 
 /// Two endpoints of one network in two namespaces ping each other.
 async fn traffic(rig: &mut Rig, mode: &str, n: u32) -> Result {
-    let parent = format!("tp{n}");
-    rig.dummy(&parent).await?;
-    let nid = rig.id("n");
-    rig.network(
-        &nid,
-        json!({"parent": parent, "ipvlan_mode": mode}),
-        "10.60.0.0/24",
-        None,
-    )
-    .await?;
+    let nid = rig
+        .mode_network(&format!("tp{n}"), mode, "10.60.0.0/24")
+        .await?;
     let mut links = Vec::new();
     for i in 0..2 {
         let eid = rig.id("e");
@@ -443,15 +450,7 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
         .enumerate()
     {
         let parent = format!("ru{n}");
-        rig.dummy(&parent).await?;
-        let nid = rig.id("n");
-        rig.network(
-            &nid,
-            json!({"parent": parent, "ipvlan_mode": mode}),
-            "10.62.0.0/24",
-            None,
-        )
-        .await?;
+        let nid = rig.mode_network(&parent, mode, "10.62.0.0/24").await?;
         let (e0, e1, e2) = (rig.id("e"), rig.id("e"), rig.id("e"));
         rig.endpoint(&nid, &e0, "10.62.0.2/24").await?;
         rig.endpoint(&nid, &e1, "10.62.0.3/24").await?;
