@@ -124,6 +124,24 @@ wait_replicas() {
   fail "service $1: replicas $r, want $2/$2"
 }
 
+# wait_plugin_everywhere: until the manager sees the network plugin on every
+# node (60 s). A node reports its plugins to the manager asynchronously; a
+# service created before the report of a node whose plugin was just re-enabled
+# is scheduled on the other nodes only.
+wait_plugin_everywhere() {
+  local i id seen
+  for ((i = 0; i < 120; i++)); do
+    seen=0
+    for id in $(d 1 node ls -q); do
+      d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id" |
+        grep -qF "Network=$REF" && seen=$((seen + 1))
+    done
+    ((seen == 3)) && return 0
+    sleep 0.5
+  done
+  fail "the manager sees the plugin on $seen of 3 nodes"
+}
+
 # wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
 wait_tasks_settle() {
   local i n total
@@ -270,6 +288,7 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
       --gateway 10.212.0.1 --ip-range "10.212.0.$((32 * n))/27" \
       -o parent=eth0 -o kind=macvlan swcfg
   done
+  wait_plugin_everywhere
   d 1 network create -d "$REF" --scope swarm --attachable --config-from swcfg swlocal
   d 1 service create -d --name loc --replicas 9 --network swlocal --no-resolve-image \
     --endpoint-mode dnsrr bb:latest sleep 3600
