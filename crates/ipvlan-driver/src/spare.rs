@@ -18,6 +18,10 @@
 //!   Moving a link between namespaces already drops its addresses, routes,
 //!   neighbours, per-device sysctls and queueing disciplines; anything else
 //!   a container changed makes the shape differ, and the link is deleted.
+//!   One thing escapes the shape: BPF programs attached through tcx survive
+//!   a move and are not link attributes. Only a container allowed to load
+//!   BPF (CAP_BPF or CAP_SYS_ADMIN) can leave one; where such containers
+//!   run, `LINK_REUSE_MS=0` turns reuse off.
 //! - A macvlan spare gets a new random MAC when it is reused, as a new link
 //!   would.
 //! - A spare lives at most one window, then goes to the reaper; DeleteNetwork
