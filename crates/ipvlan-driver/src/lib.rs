@@ -202,6 +202,19 @@ impl State {
         self.endpoints.insert(e.id.clone(), e);
     }
 
+    /// Hands `spares`, taken out of `self.spares`, to the reaper and frees
+    /// their names.
+    fn discard_spares(
+        &mut self,
+        reaper: &reaper::Reaper,
+        spares: impl IntoIterator<Item = spare::Spare>,
+    ) {
+        for spare in spares {
+            self.links.remove(&spare.name);
+            reaper.delete(spare.index, spare.name);
+        }
+    }
+
     fn remove_endpoint(&mut self, eid: &str) -> Option<EndpointRecord> {
         let e = self.endpoints.remove(eid)?;
         self.links.remove(&e.link);
@@ -632,10 +645,8 @@ impl Driver {
         tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
         // spares and template of an earlier configuration under this ID
         // (re-created without a DeleteNetwork) do not fit this one
-        for spare in state.spares.remove_network(id) {
-            state.links.remove(&spare.name);
-            self.reaper.delete(spare.index, spare.name);
-        }
+        let spares = state.spares.remove_network(id);
+        state.discard_spares(&self.reaper, spares);
         state.networks.insert(id.to_string(), record);
         Ok(())
     }
@@ -719,10 +730,8 @@ impl Driver {
             .collect();
         // links of endpoints deleted earlier go first: after DeleteNetwork
         // nothing of the network is left on the host
-        for spare in state.spares.remove_network(id) {
-            state.links.remove(&spare.name);
-            self.reaper.delete(spare.index, spare.name);
-        }
+        let spares = state.spares.remove_network(id);
+        state.discard_spares(&self.reaper, spares);
         self.reaper.flush().await;
         for e in &endpoints {
             state.claimed.remove(&e.id);
@@ -1041,9 +1050,8 @@ impl Driver {
             tokio::time::sleep(window).await;
             let mut state = shared.lock().await;
             if let Some(spare) = state.spares.expire(&nid, id) {
-                state.links.remove(&spare.name);
                 tracing::debug!(link = %spare.name, "spare not reused in time; queued for deletion");
-                reaper.delete(spare.index, spare.name);
+                state.discard_spares(&reaper, [spare]);
             }
         });
         true
@@ -1053,10 +1061,8 @@ impl Driver {
     /// shutdown, and in tests that look at the host's links).
     pub async fn flush_deletions(&self) {
         let mut state = self.state.lock().await;
-        for spare in state.spares.drain() {
-            state.links.remove(&spare.name);
-            self.reaper.delete(spare.index, spare.name);
-        }
+        let spares = state.spares.drain();
+        state.discard_spares(&self.reaper, spares);
         drop(state);
         self.reaper.flush().await;
     }
