@@ -210,18 +210,13 @@ impl Store {
         }
         txn.commit().map_err(|e| io(&e))?;
 
-        // the two logs, older epoch first: replay both in that order
-        let mut logs = Vec::with_capacity(2);
-        for which in 0..2 {
-            let log_path = log_path(path, which);
-            let (log, replay) =
-                wal::Log::open(&log_path, tables).map_err(|e| io_error(&log_path, e))?;
+        // replayed in that order: the older epoch first
+        let logs = open_logs(path, tables)?;
+        for (log, replay) in &logs {
             if !replay.is_empty() {
-                tracing::info!(path = %log_path.display(), changes = replay.len(), "replaying a state log");
+                tracing::info!(path = %log.path().display(), changes = replay.len(), "replaying a state log");
             }
-            logs.push((log, replay));
         }
-        logs.sort_by_key(|(log, _)| log.epoch());
         write_ops(&db, logs.iter().flat_map(|(_, ops)| ops)).map_err(|e| io(&e))?;
         let newest = logs.iter().map(|(log, _)| log.epoch()).max().unwrap_or(0);
         let mut logs = logs.into_iter().map(|(log, _)| log);
@@ -360,6 +355,18 @@ fn log_path(path: &Path, which: u8) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".wal{which}"));
     PathBuf::from(name)
+}
+
+/// Both logs of the state file at `path` with their logged changes, the
+/// older epoch first.
+fn open_logs(path: &Path, tables: &[&'static str]) -> Result<Vec<(wal::Log, Vec<Op>)>, StoreError> {
+    let mut logs = Vec::with_capacity(2);
+    for which in 0..2 {
+        let log_path = log_path(path, which);
+        logs.push(wal::Log::open(&log_path, tables).map_err(|e| io_error(&log_path, e))?);
+    }
+    logs.sort_by_key(|(log, _)| log.epoch());
+    Ok(logs)
 }
 
 /// The committer thread's state.
@@ -651,10 +658,7 @@ mod tests {
             // after a clean close the newer log is empty and active; the
             // older one still holds the checkpointed put (replayed again
             // at open, harmlessly)
-            let mut logs: Vec<_> = (0..2)
-                .map(|w| wal::Log::open(&log_path(&path, w), &["t"]).unwrap())
-                .collect();
-            logs.sort_by_key(|(l, _)| l.epoch());
+            let mut logs = open_logs(&path, &["t"]).unwrap();
             let (mut log, newest) = logs.pop().unwrap();
             assert!(newest.is_empty(), "close switches logs");
             assert_eq!(logs[0].1, vec![put("a", "1")]);
@@ -673,10 +677,7 @@ mod tests {
         assert_eq!(s.load("t").unwrap(), rows);
         // replayed into redb and the log emptied: a second open agrees
         drop(s);
-        let mut logs: Vec<_> = (0..2)
-            .map(|w| wal::Log::open(&log_path(&path, w), &["t"]).unwrap())
-            .collect();
-        logs.sort_by_key(|(l, _)| l.epoch());
+        let logs = open_logs(&path, &["t"]).unwrap();
         assert!(logs[1].1.is_empty(), "the open started a new epoch");
         assert_eq!(
             Store::open(&path, 1, &["t"]).unwrap().load("t").unwrap(),
