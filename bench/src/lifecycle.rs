@@ -32,8 +32,7 @@ pub struct Settings {
 /// Lifecycles measured in a paced row (enough for a p99 of ten samples).
 const PACED_LIFECYCLES: f64 = 1000.0;
 
-/// One row: clients back to back, or one client at a fixed rate; `reuse`
-/// false runs it on the plugin without link reuse.
+/// One row: clients back to back, or one client at a fixed rate.
 #[derive(Clone, Copy)]
 enum Row {
     Saturated(usize),
@@ -101,6 +100,7 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         Target::open(&plugin, max).await?,
         Target::open(&plain, 1).await?,
     ];
+    // each row with whether it runs on the plugin with link reuse
     let mut rows: Vec<(Row, bool)> = Vec::new();
     for &n in &s.clients {
         rows.push((Row::Saturated(n.max(1)), true));

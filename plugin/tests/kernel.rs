@@ -298,14 +298,10 @@ fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
     );
     let last = join(&p, NET, EP2);
     // the engine retries a Join: the link left by the first one is replaced
-    let index = |name: &str| {
-        ns.link_details(name)
-            .and_then(|d| d.split(':').next().map(str::to_string))
-    };
-    let first_index = index(&last);
+    let first_index = ns.link_index(&last);
     assert_eq!(join(&p, NET, EP2), last);
     assert!(
-        index(&last).is_some() && index(&last) != first_index,
+        ns.link_index(&last).is_some() && ns.link_index(&last) != first_index,
         "{last} not replaced"
     );
     assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP2).status, 200);
@@ -483,7 +479,7 @@ fn index_and_mac(ns: &NetNs, link: &str) -> (String, String) {
     let d = ns
         .link_details(link)
         .unwrap_or_else(|| panic!("{link} missing"));
-    let index = d.split(':').next().unwrap().trim().to_string();
+    let index = ns.link_index(link).unwrap();
     let mut words = d.split_whitespace();
     let mac = words
         .find(|w| *w == "link/ether")

@@ -86,6 +86,12 @@ impl NetNs {
         eventually(within, || self.link_details(name).is_none())
     }
 
+    /// The ifindex of the link `name`, or None.
+    pub fn link_index(&self, name: &str) -> Option<String> {
+        let details = self.link_details(name)?;
+        details.split(':').next().map(|i| i.trim().to_string())
+    }
+
     /// `ip -d link show` of one link, or None.
     pub fn link_details(&self, name: &str) -> Option<String> {
         let out = Command::new("ip")
