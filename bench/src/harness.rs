@@ -354,8 +354,22 @@ pub fn machine_line() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     format!(
-        "{date}; {cores} cores ({cpu}); kernel {}; ipvlan-rs {}",
+        "{date}; {cores} cores ({cpu}); kernel {}; {}; ipvlan-rs {}",
         kernel.trim(),
+        idle_line(),
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// The CPU idle driver, and in a VM guest the halt-polling window: on a
+/// guest that halts at once, every wake-up of an idle vCPU is a VM exit,
+/// which moved the one-client lifecycle's p50 by ~25 % (BENCHMARKS.md).
+fn idle_line() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+    let driver =
+        read("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(|_| "none".into());
+    match read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") {
+        Ok(ns) => format!("cpuidle {driver}, guest_halt_poll_ns {ns}"),
+        Err(_) => format!("cpuidle {driver}"),
+    }
 }
