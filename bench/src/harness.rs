@@ -34,18 +34,33 @@ impl PluginProcess {
         binary: &Path,
         env: &[(&str, &str)],
     ) -> Result<PluginProcess> {
+        PluginProcess::start_wrapped(netns, &[], binary, env)
+    }
+
+    /// Like [`PluginProcess::start_in`], run through `wrapper` (a program
+    /// and its arguments that execs `binary` in the same process, such as
+    /// valgrind), with a 60 s start-up allowance instead of 10.
+    pub fn start_wrapped(
+        netns: Option<&Netns>,
+        wrapper: &[String],
+        binary: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<PluginProcess> {
         let dir = scratch_dir()?;
         let socket = dir.path().join("p.sock");
         let state_dir = dir.path().join("state");
+        // `ip netns exec` execs the next program: the child's pid is the plugin's
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = netns {
+            argv.extend(["netns", "exec", ns.name.as_str()].map(Into::into));
+        }
+        argv.extend(wrapper.iter().map(Into::into));
+        argv.push(binary.into());
         let mut cmd = match netns {
-            // `ip netns exec` execs the binary: the child's pid is the plugin's
-            Some(ns) => {
-                let mut c = Command::new(ip_binary()?);
-                c.args(["netns", "exec", &ns.name]).arg(binary);
-                c
-            }
-            None => Command::new(binary),
+            Some(_) => Command::new(ip_binary()?),
+            None => Command::new(&argv[0]),
         };
+        cmd.args(&argv[usize::from(netns.is_none())..]);
         cmd.env_clear()
             .env("SOCKET", &socket)
             .env("STATE_DIR", &state_dir)
@@ -67,12 +82,16 @@ impl PluginProcess {
             state_dir,
             _dir: dir,
         };
-        plugin.wait_ready()?;
+        plugin.wait_ready(Duration::from_secs(if wrapper.is_empty() {
+            10
+        } else {
+            60
+        }))?;
         Ok(plugin)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    fn wait_ready(&mut self, allowance: Duration) -> Result<()> {
+        let deadline = Instant::now() + allowance;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 bail!("plugin exited during start: {status}");
@@ -83,8 +102,9 @@ impl PluginProcess {
             std::thread::sleep(Duration::from_millis(2));
         }
         bail!(
-            "plugin socket {} not ready after 10 s",
-            self.socket.display()
+            "plugin socket {} not ready after {} s",
+            self.socket.display(),
+            allowance.as_secs()
         )
     }
 
@@ -107,14 +127,21 @@ impl PluginProcess {
 
     /// CPU time (user + system, all threads) the plugin has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
+        let (user, system) = self.cpu_times()?;
+        Ok(user + system)
+    }
+
+    /// CPU time the plugin has used so far (all threads), in user space
+    /// (its own code) and in the kernel (its syscalls: netlink, the disk).
+    pub fn cpu_times(&self) -> Result<(Duration, Duration)> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // fields after the parenthesised command name; utime and stime are 14 and 15
         let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let total = ticks(11) + ticks(12);
         let hz = nix_clock_ticks();
-        Ok(Duration::from_micros(total * 1_000_000 / hz))
+        let time = |t: u64| Duration::from_micros(t * 1_000_000 / hz);
+        Ok((time(ticks(11)), time(ticks(12))))
     }
 
     /// Bytes of state files on disk.

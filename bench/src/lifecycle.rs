@@ -45,7 +45,8 @@ struct Target {
     net: Network,
 }
 
-const CALLS: [&str; 6] = [
+/// The lifecycle's calls, in the engine's order.
+pub(crate) const CALLS: [&str; 6] = [
     "RequestAddress",
     "CreateEndpoint",
     "Join",
@@ -82,7 +83,8 @@ impl Sample {
     }
 }
 
-struct Network {
+/// A network of the benchmark's (macvlan on `hp0`) and its IPv4 pool.
+pub(crate) struct Network {
     id: String,
     pool: String,
 }
@@ -112,6 +114,7 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         rows.push((Row::Paced(r), true));
         rows.push((Row::Paced(r), false));
     }
+    let plugins = [&plugin, &plain];
     let ids = Cell::new(0u64);
 
     let mut t = String::new();
@@ -122,13 +125,15 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
          1/R s ({PACED_LIFECYCLES} lifecycles), as an engine does when it is not saturated. \
          Rows marked `no reuse` run on a second plugin started with `LINK_REUSE_MS=0`: every \
          Join creates a link and every DeleteEndpoint deletes one. `reused`: the share of Joins \
-         answered with a released link. Floor: NetworkDriver.GetCapabilities at the same \
-         concurrency.\n",
+         answered with a released link. `plugin CPU`: the plugin's CPU time during the row's \
+         lifecycles (all threads, from /proc, in ticks of 10 ms) over their number, in its own \
+         code and in the kernel on its behalf. Floor: NetworkDriver.GetCapabilities at the \
+         same concurrency.\n",
         s.phase.as_secs_f64()
     )?;
     write!(
         t,
-        "| clients | lifecycles/s | lifecycle p50 / p99 | floor p50 / p99 | lifecycle p50 / floor p50 | reused |"
+        "| clients | lifecycles/s | lifecycle p50 / p99 | floor p50 / p99 | lifecycle p50 / floor p50 | reused | plugin CPU per lifecycle, user / kernel |"
     )?;
     for c in CALLS {
         write!(t, " {c} p50 / p99 |")?;
@@ -136,7 +141,7 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
     writeln!(t)?;
     writeln!(
         t,
-        "|---:|---:|---:|---:|---:|---:{}",
+        "|---:|---:|---:|---:|---:|---:|---:{}",
         "|---:".repeat(CALLS.len()) + "|"
     )?;
     let mut verdicts: Vec<(String, Sample)> = Vec::new();
@@ -163,6 +168,8 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         let mut floor = Latencies::default();
         floors.into_iter().for_each(|l| floor.extend(l));
 
+        let plugin = plugins[usize::from(!reuse)];
+        let cpu0 = plugin.cpu_times()?;
         let t0 = Instant::now();
         let deadline = t0 + phase;
         let samples = try_join_all(
@@ -172,6 +179,7 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         )
         .await?;
         let elapsed = t0.elapsed();
+        let cpu = plugin.cpu_times()?;
         let mut all = Sample::default();
         samples.into_iter().for_each(|x| all.merge(x));
         let rate = all.whole.len() as f64 / elapsed.as_secs_f64();
@@ -189,11 +197,16 @@ pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) ->
         if !reuse {
             label.push_str(", no reuse");
         }
+        let per_lifecycle = |from: Duration, to: Duration| {
+            to.saturating_sub(from).as_secs_f64() * 1e6 / all.whole.len().max(1) as f64
+        };
         write!(
             t,
-            "| {label} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x | {:.0} % |",
+            "| {label} | {rate:.0} | {w50} / {w99} us | {f50} / {f99} us | {:.1}x | {:.0} % | {:.0} / {:.0} us |",
             f64::from(w50) / f64::from(f50.max(1)),
-            all.reused() * 100.0
+            all.reused() * 100.0,
+            per_lifecycle(cpu0.0, cpu.0),
+            per_lifecycle(cpu0.1, cpu.1),
         )?;
         for l in &mut all.calls {
             write!(t, " {} / {} us |", l.quantile(0.5), l.quantile(0.99))?;
@@ -261,7 +274,8 @@ impl Target {
     }
 }
 
-async fn create_network(c: &mut Conn) -> Result<Network> {
+/// Creates a pool and a macvlan network on `hp0`, as `docker network create` does.
+pub(crate) async fn create_network(c: &mut Conn) -> Result<Network> {
     let reply = c
         .post(
             "/IpamDriver.RequestPool",
@@ -298,7 +312,8 @@ async fn create_network(c: &mut Conn) -> Result<Network> {
     Ok(Network { id, pool })
 }
 
-async fn delete_network(c: &mut Conn, net: &Network) -> Result<()> {
+/// Deletes the network and its pool.
+pub(crate) async fn delete_network(c: &mut Conn, net: &Network) -> Result<()> {
     c.post(
         "/NetworkDriver.DeleteNetwork",
         json!({"NetworkID": net.id}).to_string(),
@@ -329,46 +344,16 @@ async fn lifecycle_loop(
         let n = ids.get();
         ids.set(n + 1);
         let eid = docker_id(n);
-        let (nid, pool) = (net.id.as_str(), net.pool.as_str());
-        let bodies = |addr: &str| -> [String; 6] {
-            let ep = json!({"NetworkID": nid, "EndpointID": eid}).to_string();
-            [
-                String::new(), // RequestAddress: built below, before the address is known
-                json!({"NetworkID": nid, "EndpointID": eid,
-                       "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
-                       "Options": {}})
-                .to_string(),
-                json!({"NetworkID": nid, "EndpointID": eid,
-                       "SandboxKey": "/var/run/docker/netns/bench", "Options": {}})
-                .to_string(),
-                ep.clone(),
-                ep,
-                json!({"PoolID": pool, "Address": addr.split('/').next().unwrap_or(addr)})
-                    .to_string(),
-            ]
-        };
         let started = Instant::now();
         let t = Instant::now();
-        let reply = c
-            .post(
-                "/IpamDriver.RequestAddress",
-                json!({"PoolID": pool, "Address": "", "Options": {}}).to_string(),
-            )
-            .await?;
+        let (path, body) = request_address(net);
+        let reply = c.post(path, body).await?;
         s.calls[0].push(t.elapsed());
         let addr = reply["Address"].as_str().context("no Address")?.to_string();
-        let paths = [
-            "",
-            "/NetworkDriver.CreateEndpoint",
-            "/NetworkDriver.Join",
-            "/NetworkDriver.Leave",
-            "/NetworkDriver.DeleteEndpoint",
-            "/IpamDriver.ReleaseAddress",
-        ];
-        for (i, body) in bodies(&addr).into_iter().enumerate().skip(1) {
+        for (i, (path, body)) in endpoint_calls(net, &eid, &addr).into_iter().enumerate() {
             let t = Instant::now();
-            let reply = c.post(paths[i], body).await?;
-            s.calls[i].push(t.elapsed());
+            let reply = c.post(path, body).await?;
+            s.calls[i + 1].push(t.elapsed());
             if let Some(link) = reply["InterfaceName"]["SrcName"].as_str() {
                 s.links.insert(link.to_string());
             }
@@ -376,4 +361,42 @@ async fn lifecycle_loop(
         s.whole.push(started.elapsed());
     }
     Ok(s)
+}
+
+/// A dynamic RequestAddress in the network's pool: path and body.
+pub(crate) fn request_address(net: &Network) -> (&'static str, String) {
+    (
+        "/IpamDriver.RequestAddress",
+        json!({"PoolID": net.pool, "Address": "", "Options": {}}).to_string(),
+    )
+}
+
+/// The rest of endpoint `eid`'s lifecycle once RequestAddress gave it
+/// `addr` (CIDR form), in the engine's order: CreateEndpoint, Join, Leave,
+/// DeleteEndpoint, ReleaseAddress (paths and bodies).
+pub(crate) fn endpoint_calls(net: &Network, eid: &str, addr: &str) -> [(&'static str, String); 5] {
+    let nid = net.id.as_str();
+    let ep = json!({"NetworkID": nid, "EndpointID": eid}).to_string();
+    [
+        (
+            "/NetworkDriver.CreateEndpoint",
+            json!({"NetworkID": nid, "EndpointID": eid,
+                   "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""},
+                   "Options": {}})
+            .to_string(),
+        ),
+        (
+            "/NetworkDriver.Join",
+            json!({"NetworkID": nid, "EndpointID": eid,
+                   "SandboxKey": "/var/run/docker/netns/bench", "Options": {}})
+            .to_string(),
+        ),
+        ("/NetworkDriver.Leave", ep.clone()),
+        ("/NetworkDriver.DeleteEndpoint", ep),
+        (
+            "/IpamDriver.ReleaseAddress",
+            json!({"PoolID": net.pool, "Address": addr.split('/').next().unwrap_or(addr)})
+                .to_string(),
+        ),
+    ]
 }

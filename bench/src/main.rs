@@ -6,6 +6,7 @@
 mod docker;
 mod footprint;
 mod harness;
+mod instructions;
 mod ipam;
 mod lifecycle;
 mod plot;
@@ -78,6 +79,13 @@ enum Bench {
         /// Commits per case.
         #[arg(long, default_value_t = 2000)]
         commits: usize,
+    },
+    /// Instructions per call (valgrind's callgrind): the plugin's own
+    /// user-space work, free of timing noise.
+    Instructions {
+        /// Calls of each kind.
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
     },
     /// Binary size, idle RSS, exec to serving (empty and large state).
     Footprint {
@@ -171,6 +179,13 @@ fn main() -> Result<()> {
                 commits: (*commits).max(1),
             };
             ("store", rt.block_on(store::run(&settings))?)
+        }
+        Bench::Instructions { calls } => {
+            let settings = instructions::Settings { calls: *calls };
+            (
+                "instructions",
+                rt.block_on(instructions::run(&cli.plugin, &settings))?,
+            )
         }
         Bench::Footprint { starts, endpoints } => {
             let settings = footprint::Settings {
