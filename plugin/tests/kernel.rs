@@ -177,6 +177,65 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
 }
 
 #[test]
+fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back() {
+    let ns = NetNs::new("mp");
+    ns.add_veth_parent("hp0");
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
+    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    p.stop();
+    // the host's interface goes away while the plugin is down
+    sh(&["ip", "-n", &ns.name, "link", "del", "hp0"]);
+    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let log = p.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("parent interface missing")
+            && l.contains("hp0")
+            && l.contains(NET)),
+        "no warning naming the network and its missing parent:\n{log}"
+    );
+    let refused = p.post(
+        "/NetworkDriver.Join",
+        &format!(
+            r#"{{"NetworkID":"{NET}","EndpointID":"{EP1}","SandboxKey":"/var/run/docker/netns/x"}}"#
+        ),
+    );
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(
+        refused.body.contains("hp0"),
+        "error does not name the parent: {}",
+        refused.body
+    );
+    assert!(
+        ns.container_links().is_empty(),
+        "{:?}",
+        ns.container_links()
+    );
+
+    // an interface of that name again: the network works on it
+    ns.add_veth_parent("hp0");
+    let link = join(&p, NET, EP1);
+    let details = ns
+        .link_details(&link)
+        .unwrap_or_else(|| panic!("{link} not created"));
+    assert!(details.contains("@hp0"), "{link} not on hp0: {details}");
+    assert_eq!(endpoint_call(&p, "Leave", NET, EP1).status, 200);
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
+    assert_eq!(delete_network(&p, NET).status, 200);
+    assert!(
+        common::eventually(Duration::from_secs(2), || ns.container_links().is_empty()),
+        "links left: {:?}",
+        ns.container_links()
+    );
+}
+
+#[test]
 fn ipvlan_refuses_a_user_mac_and_conflicting_networks_are_refused() {
     let ns = NetNs::new("km");
     ns.add_veth_parent("hp0");

@@ -474,13 +474,24 @@ impl Driver {
         let links = self.netlink.list().await?;
         let by_name: HashMap<&str, &Link> = links.iter().map(|l| (l.name.as_str(), l)).collect();
         for net in state.networks.values() {
-            if let Some(created) = &net.created_parent
-                && !by_name.contains_key(net.parent.as_str())
-            {
-                tracing::warn!(network = %net.id, parent = %net.parent, "created parent missing; re-creating");
-                if let Err(e) = self.create_parent(&net.id, &net.parent, created).await {
-                    tracing::error!(network = %net.id, parent = %net.parent, error = %e, "could not re-create parent");
+            if by_name.contains_key(net.parent.as_str()) {
+                continue;
+            }
+            match &net.created_parent {
+                Some(created) => {
+                    tracing::warn!(network = %net.id, parent = %net.parent, "created parent missing; re-creating");
+                    if let Err(e) = self.create_parent(&net.id, &net.parent, created).await {
+                        tracing::error!(network = %net.id, parent = %net.parent, error = %e, "could not re-create parent");
+                    }
                 }
+                // the user's interface: not ours to create; Join looks it
+                // up by name each time, so the network works again once
+                // an interface of that name is back
+                None => tracing::warn!(
+                    network = %net.id,
+                    parent = %net.parent,
+                    "parent interface missing; containers cannot join this network until it exists again"
+                ),
             }
         }
         let live_slaves = &state.links;
