@@ -214,7 +214,14 @@ impl Store {
         let logs = open_logs(path, tables)?;
         for (log, replay) in &logs {
             if !replay.is_empty() {
-                tracing::info!(path = %log.path().display(), changes = replay.len(), "replaying a state log");
+                // a log keeps its records after their checkpoint until it
+                // is reused, so this runs after a clean stop too: applying
+                // them again is harmless (each op sets or removes a key)
+                tracing::info!(
+                    path = %log.path().display(),
+                    changes = replay.len(),
+                    "applying the state log's changes to the state file (after any stop, clean or not)"
+                );
             }
         }
         write_ops(&db, logs.iter().flat_map(|(_, ops)| ops)).map_err(|e| io(&e))?;
