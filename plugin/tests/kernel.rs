@@ -14,6 +14,33 @@ const NET: &str = "7c1f2a9e0b3d4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c
 const EP1: &str = "e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80";
 const EP2: &str = "f2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
 
+/// A namespace with a veth parent `hp0`, and a socket and state dir that
+/// outlive one plugin process (for restarts on the same state).
+struct Rig {
+    ns: NetNs,
+    socket: std::path::PathBuf,
+    state: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(tag: &str) -> Rig {
+        let ns = NetNs::new(tag);
+        ns.add_veth_parent("hp0");
+        let dir = tempfile::tempdir().unwrap();
+        Rig {
+            ns,
+            socket: dir.path().join("p.sock"),
+            state: dir.path().join("state"),
+            _dir: dir,
+        }
+    }
+
+    fn start(&self, env: &[(&str, &str)]) -> Plugin {
+        Plugin::start_with(Some(&self.ns.name), &self.socket, &self.state, env)
+    }
+}
+
 fn create_network(p: &Plugin, id: &str, generic: &str) -> common::Reply {
     p.post(
         "/NetworkDriver.CreateNetwork",
@@ -73,11 +100,9 @@ fn link_group(ns: &NetNs, link: &str) -> u32 {
 
 #[test]
 fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
-    let ns = NetNs::new("kl");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let rig = Rig::new("kl");
+    let ns = &rig.ns;
+    let mut p = rig.start(&[]);
 
     let r = create_network(
         &p,
@@ -113,7 +138,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
         );
     }
     let (l1, l2) = (link_of(&p, NET, EP1), link_of(&p, NET, EP2));
-    let group = link_group(&ns, &l1);
+    let group = link_group(ns, &l1);
     assert!(group != 0, "{l1} is in the default link group");
 
     // crash, with a link the plugin never acknowledged left on the parent,
@@ -128,7 +153,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     };
     stray("ivr0000deadbeef", group);
     stray("ivr0000cafef00d", group ^ 1);
-    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let p = rig.start(&[]);
     let links = ns.container_links();
     assert!(
         !links.contains(&"ivr0000deadbeef".to_string()),
@@ -178,11 +203,9 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
 
 #[test]
 fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back() {
-    let ns = NetNs::new("mp");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let rig = Rig::new("mp");
+    let ns = &rig.ns;
+    let mut p = rig.start(&[]);
     let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -192,7 +215,7 @@ fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back(
     p.stop();
     // the host's interface goes away while the plugin is down
     sh(&["ip", "-n", &ns.name, "link", "del", "hp0"]);
-    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let p = rig.start(&[]);
     let log = p.log_text();
     assert!(
         log.lines().any(|l| l.contains("parent interface missing")
@@ -311,12 +334,10 @@ fn join(p: &Plugin, net: &str, ep: &str) -> String {
 /// untouched, and SIGTERM waits for queued deletions.
 #[test]
 fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
-    let ns = NetNs::new("rp");
-    ns.add_veth_parent("hp0");
+    let rig = Rig::new("rp");
+    let ns = &rig.ns;
     ns.add_veth_parent("bystander0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &[("LOG_LEVEL", "debug")]);
+    let mut p = rig.start(&[("LOG_LEVEL", "debug")]);
     let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
 
@@ -435,11 +456,9 @@ fn a_second_instance_leaves_the_first_ones_links_alone() {
 /// out again at once and the endpoint ID can be used afresh.
 #[test]
 fn a_join_that_fails_in_the_kernel_leaks_nothing() {
-    let ns = NetNs::new("jf");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let p = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let rig = Rig::new("jf");
+    let ns = &rig.ns;
+    let p = rig.start(&[]);
     let pool = p
         .post(
             "/IpamDriver.RequestPool",
@@ -555,13 +574,11 @@ fn index_and_mac(ns: &NetNs, link: &str) -> (String, String) {
 /// SIGTERM; a lone endpoint's link is deleted at once.
 #[test]
 fn released_links_are_reused_only_under_churn_and_only_unchanged() {
-    let ns = NetNs::new("ru");
+    let rig = Rig::new("ru");
+    let ns = &rig.ns;
     let ctr = NetNs::new("ructr");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
     let env = [("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", "1500")];
-    let mut p = Plugin::start_with(Some(&ns.name), &socket, &state, &env);
+    let mut p = rig.start(&env);
     let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
@@ -574,8 +591,8 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
 
     // two endpoints created back to back: the network churns
     let (a, b) = (start(0), start(1));
-    through_container(&ns, &ctr, &a, &[]);
-    let (a_index, a_mac) = index_and_mac(&ns, &a);
+    through_container(ns, &ctr, &a, &[]);
+    let (a_index, a_mac) = index_and_mac(ns, &a);
     delete(0);
     assert!(
         ns.link_details(&a).is_some(),
@@ -583,13 +600,13 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     );
     let c = start(2);
     assert_eq!(c, a, "the next endpoint did not get the released link");
-    let (c_index, c_mac) = index_and_mac(&ns, &c);
+    let (c_index, c_mac) = index_and_mac(ns, &c);
     assert_eq!(c_index, a_index, "{c} was re-created, not reused");
     assert_ne!(c_mac, a_mac, "a reused macvlan link kept its MAC");
     assert!(p.log_text().contains("joined with a reused link"));
 
     // a container that changed its link leaves a link that is not reused
-    through_container(&ns, &ctr, &b, &[&["link", "set", "eth0", "mtu", "1400"]]);
+    through_container(ns, &ctr, &b, &[&["link", "set", "eth0", "mtu", "1400"]]);
     delete(1);
     assert!(
         ns.link_gone_within(&b, Duration::from_secs(1)),
@@ -604,7 +621,7 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     assert_ne!(d, b, "a changed link was handed out");
 
     // an unclaimed spare is deleted when the window ends
-    through_container(&ns, &ctr, &c, &[]);
+    through_container(ns, &ctr, &c, &[]);
     delete(2);
     assert!(ns.link_details(&c).is_some(), "{c} not kept");
     assert!(
