@@ -933,8 +933,8 @@ impl Driver {
         if !self.config.link_reuse_window.is_zero() && state.spares.template(nid).is_none() {
             // what a fresh link of this network looks like, to judge released ones by
             let link = endpoint.link.clone();
-            if let Some(fresh) = self.netlink.get(&link).await? {
-                state.spares.set_template(nid, fresh.shape);
+            if let Some((_, shape)) = self.netlink.get_with_shape(&link).await? {
+                state.spares.set_template(nid, shape);
             }
         }
         Ok(response)
@@ -1004,7 +1004,7 @@ impl Driver {
         };
         // looked up now, while the name is still this endpoint's: the
         // reaper deletes by index, so a later link of the same name is safe
-        let link = self.netlink.get(&name).await?;
+        let link = self.netlink.get_with_shape(&name).await?;
         if known.is_some() {
             state.claimed.remove(eid);
             state.remove_endpoint(eid);
@@ -1014,9 +1014,10 @@ impl Driver {
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
         }
-        if let Some(link) = link.filter(|l| link::is_slave_kind(l.kind.as_deref()) && self.owns(l))
+        if let Some((link, shape)) =
+            link.filter(|(l, _)| link::is_slave_kind(l.kind.as_deref()) && self.owns(l))
         {
-            if known.is_some() && self.keep_spare(nid, &link).await {
+            if known.is_some() && self.keep_spare(nid, &link, &shape).await {
                 tracing::debug!(endpoint = eid, link = %name, "host-side link kept for reuse");
             } else {
                 tracing::debug!(endpoint = eid, link = %name, "host-side link queued for deletion");
@@ -1028,7 +1029,7 @@ impl Driver {
 
     /// Keeps a released link of network `nid` as a spare if [`spare`]'s
     /// rules allow, and arms its expiry; `false` if it must be deleted.
-    async fn keep_spare(&self, nid: &str, link: &Link) -> bool {
+    async fn keep_spare(&self, nid: &str, link: &Link, shape: &link::LinkShape) -> bool {
         let window = self.config.link_reuse_window;
         if window.is_zero() || link.group != Some(self.link_group) {
             return false;
@@ -1038,10 +1039,7 @@ impl Driver {
         if !state.networks.contains_key(nid) || state.links.contains(&link.name) {
             return false;
         }
-        if let Some(why) = state
-            .spares
-            .refusal(nid, &link.shape, Instant::now(), window)
-        {
+        if let Some(why) = state.spares.refusal(nid, shape, Instant::now(), window) {
             tracing::debug!(link = %link.name, reason = %why, "released link not kept for reuse");
             return false;
         }

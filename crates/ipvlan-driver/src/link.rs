@@ -88,9 +88,6 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Link group (`ip link set ... group N`; 0 is "default").
     pub group: Option<u32>,
-    /// Everything about the link a container could have changed, except
-    /// its name, index and MAC (see [`LinkShape`]).
-    pub shape: LinkShape,
 }
 
 /// The configuration of a link as the kernel reports it, without what
@@ -187,7 +184,6 @@ impl Link {
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
-            shape: LinkShape::from_message(msg),
         };
         for attr in &msg.attributes {
             match attr {
@@ -265,6 +261,15 @@ impl Netlink {
     pub async fn get(&self, name: &str) -> Result<Option<Link>, LinkError> {
         let req = self.handle.link().get().match_name(name.to_string());
         first_link(req, format!("looking up link {name}")).await
+    }
+
+    /// The link named `name` and its [`LinkShape`], if it exists. The
+    /// shape copies every attribute, so only the calls that judge a link
+    /// for reuse ask for it.
+    pub async fn get_with_shape(&self, name: &str) -> Result<Option<(Link, LinkShape)>, LinkError> {
+        let req = self.handle.link().get().match_name(name.to_string());
+        let msg = first_message(req, format!("looking up link {name}")).await?;
+        Ok(msg.map(|m| (Link::from_message(&m), LinkShape::from_message(&m))))
     }
 
     /// The link with `index`, if it exists.
@@ -512,8 +517,18 @@ async fn first_link(
     req: rtnetlink::LinkGetRequest,
     what: String,
 ) -> Result<Option<Link>, LinkError> {
+    Ok(first_message(req, what)
+        .await?
+        .map(|m| Link::from_message(&m)))
+}
+
+/// The kernel's one message for a filtered get; "no such device" is `None`.
+async fn first_message(
+    req: rtnetlink::LinkGetRequest,
+    what: String,
+) -> Result<Option<LinkMessage>, LinkError> {
     match req.execute().try_next().await {
-        Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
+        Ok(msg) => Ok(msg),
         Err(e) => {
             let err = LinkError::new(what, &e);
             if err.is_not_found() {

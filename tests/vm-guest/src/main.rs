@@ -455,18 +455,18 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
         rig.endpoint(&nid, &e0, "10.62.0.2/24").await?;
         rig.endpoint(&nid, &e1, "10.62.0.3/24").await?;
         let released = rig.link_of(&nid, &e0).await?;
-        let fresh = rig.nl.get(&released).await.unwrap();
-        let index = fresh.as_ref().map(|l| l.index);
+        let fresh = rig.nl.get_with_shape(&released).await.unwrap();
+        let index = fresh.as_ref().map(|(l, _)| l.index);
         // the engine's round trip: into a container as eth0 and back
         into_container(&released, "ruc", "10.62.0.2/24")?;
         ip("-n ruc link set eth0 down")?;
         ip(&format!("-n ruc link set eth0 name {released}"))?;
         ip(&format!("-n ruc link set {released} netns 1"))?;
         ip("netns del ruc")?;
-        let back = rig.nl.get(&released).await.unwrap();
+        let back = rig.nl.get_with_shape(&released).await.unwrap();
         let changed = fresh
             .zip(back)
-            .and_then(|(f, b)| f.shape.difference(&b.shape));
+            .and_then(|((_, f), (_, b))| f.difference(&b));
         rig.driver()
             .delete_endpoint(&nid, &e0)
             .await
