@@ -49,18 +49,21 @@ impl PluginProcess {
         let dir = scratch_dir()?;
         let socket = dir.path().join("p.sock");
         let state_dir = dir.path().join("state");
-        // `ip netns exec` execs the next program: the child's pid is the plugin's
-        let mut argv: Vec<std::ffi::OsString> = Vec::new();
-        if let Some(ns) = netns {
-            argv.extend(["netns", "exec", ns.name.as_str()].map(Into::into));
-        }
-        argv.extend(wrapper.iter().map(Into::into));
+        let mut argv: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
         argv.push(binary.into());
         let mut cmd = match netns {
-            Some(_) => Command::new(ip_binary()?),
-            None => Command::new(&argv[0]),
+            // `ip netns exec` execs the next program: the child's pid is the plugin's
+            Some(ns) => {
+                let mut c = Command::new(ip_binary()?);
+                c.args(["netns", "exec", &ns.name]).args(&argv);
+                c
+            }
+            None => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
         };
-        cmd.args(&argv[usize::from(netns.is_none())..]);
         cmd.env_clear()
             .env("SOCKET", &socket)
             .env("STATE_DIR", &state_dir)
