@@ -654,11 +654,16 @@ scenario_second_instance() {
 # the network, through the engine's real moves between namespaces: r3's eth0 is
 # r1's former link (same ifindex) with a new MAC, and traffic crosses it. With
 # the network, the spare goes; the default comes back for the other scenarios.
+# plugin_settings KEY=VALUE...: the plugin disabled, set, and enabled again
+plugin_settings() {
+  x docker plugin disable "$P"
+  x docker plugin set "$P" "$@"
+  x docker plugin enable "$P"
+}
+
 scenario_link_reuse() {
   local p n=10.$E.27 mark ma ia mc ic kept
-  x docker plugin disable "$P"
-  x docker plugin set "$P" LINK_REUSE_MS=60000
-  x docker plugin enable "$P"
+  plugin_settings LINK_REUSE_MS=60000
   p=$(new_parent)
   mark=$(log_mark)
   mknet ru --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
@@ -684,7 +689,5 @@ scenario_link_reuse() {
   x docker network rm ru >/dev/null
   no_links_on "$p"
   no_plugin_errors "$mark"
-  x docker plugin disable "$P"
-  x docker plugin set "$P" LINK_REUSE_MS=100
-  x docker plugin enable "$P"
+  plugin_settings LINK_REUSE_MS=100
 }
