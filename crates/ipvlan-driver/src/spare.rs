@@ -9,9 +9,22 @@
 //! for a short window and handed to the next endpoint of the same network
 //! instead of being deleted and re-created.
 //!
+//! The rule for "churning": at the moment of a release, the network's last
+//! two endpoint creations both lie within the window before it. Creations
+//! arriving at least two per window right now predict that another will
+//! follow within the window, which is when a spare pays:
+//! - a service scaling up, a batch of short jobs, parallel `docker run --rm`
+//!   (creations back to back): released links are kept and reused;
+//! - a service scaling down, a rolling update step, a lone or sequential
+//!   `docker run --rm` whose container lives longer than the window, a
+//!   short-lived container beside long-running ones: the older creation is
+//!   out of the window, nothing is kept, and no link outlives its endpoint.
+//!   A sequential `docker run` loop spends hundreds of milliseconds in the
+//!   engine per run, far more than a link costs, so it loses nothing.
+//!
 //! Invariants:
-//! - A link becomes a spare only if the network is churning (its last two
-//!   endpoints were created within the window) and the link has exactly
+//! - A link becomes a spare only if the network is churning (above) and the
+//!   link has exactly
 //!   the shape of a link freshly created on that network (the *template*,
 //!   taken at the network's first Join): same kind, mode, parent, MTU,
 //!   flags, queue and offload settings, no alias, altname or XDP program.
