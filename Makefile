@@ -13,7 +13,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build bundle create enable install push release test test-unit test-vm test-fuzz e2e e2e-swarm soak bench lint clean
+.PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-fuzz e2e e2e-swarm soak bench lint clean
 
 all: build
 
@@ -73,6 +73,15 @@ test: lint test-unit test-vm test-fuzz e2e e2e-swarm
 test-unit:
 	tests/require-root.sh
 	cargo test --workspace --locked
+
+## test-repeat: the unit, conformance, kernel and crash suites N times in a row
+##   (default 20), counting failed runs: for any change that touches timing.
+##   TESTS narrows it, e.g. make test-repeat N=20 TESTS='-p ipvlan-rs --test kernel'
+N ?= 20
+TESTS ?= --workspace
+test-repeat:
+	tests/require-root.sh
+	N=$(N) TESTS='$(TESTS)' tests/repeat.sh
 
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:

@@ -214,8 +214,9 @@ fn replay(file: &str) {
             "/NetworkDriver.DeleteEndpoint" => {
                 let link = ipvlan_driver::slave_name(&id("EndpointID"));
                 assert!(
-                    ns.link_gone_within(&link, Duration::from_secs(2)),
-                    "{link} left 2 s after DeleteEndpoint: {ctx}"
+                    ns.link_gone_within(&link, common::GUARD),
+                    "{link} still there {:?} after DeleteEndpoint: {ctx}",
+                    common::GUARD
                 );
             }
             "/NetworkDriver.GetCapabilities" => assert_eq!(v["Scope"], "local", "{ctx}"),

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Alive while the plugin answers; a refused connection ends a client.
 fn try_post(socket: &Path, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
@@ -61,6 +61,20 @@ fn kills(default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Waits until `acked` has grown by `more` since this round began, so that
+/// each kill lands after a chosen amount of acknowledged work, whatever the
+/// machine's speed (a kill after a fixed time would find a slow machine
+/// with too little done), and fails if the clients stop making progress.
+fn kill_after(plugin: &mut Plugin, acked: &AtomicUsize, more: usize, round: u64) {
+    let target = acked.load(Ordering::Relaxed) + more;
+    assert!(
+        common::eventually(common::GUARD, || acked.load(Ordering::Relaxed) >= target),
+        "round {round}: the clients acknowledged fewer than {more} changes within {:?}",
+        common::GUARD
+    );
+    plugin.kill9();
 }
 
 struct Lcg(u64);
@@ -157,8 +171,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(30 + rng.next(250)));
-        plugin.kill9();
+        kill_after(&mut plugin, &acked, 40 + rng.next(60) as usize, round);
         stop.store(true, Ordering::Relaxed);
         for c in clients {
             let _ = c.join();
@@ -339,8 +352,7 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
             })
             .collect();
         next_ep += 1_000_000;
-        std::thread::sleep(Duration::from_millis(150 + rng.next(400)));
-        plugin.kill9();
+        kill_after(&mut plugin, &acked, 12 + rng.next(20) as usize, round);
         stop.store(true, Ordering::Relaxed);
         for h in handles {
             assert!(
