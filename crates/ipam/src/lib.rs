@@ -56,9 +56,21 @@ pub enum IpamError {
         /// The family asked for.
         asked: &'static str,
     },
-    /// A pool with no usable address, or the whole address range.
+    /// The whole address range asked for as a pool.
     #[error("invalid pool {0}: {1}")]
     InvalidPool(IpNet, &'static str),
+    /// An `--ip-range` (or a whole pool) holding only reserved addresses.
+    #[error(
+        "ip range {range} of subnet {pool} has no usable address: {why}; give a range with at least one host address"
+    )]
+    EmptyRange {
+        /// The range.
+        range: IpNet,
+        /// The pool it is in.
+        pool: IpNet,
+        /// Which reserved address each of the range's addresses is.
+        why: String,
+    },
     /// `--ip-range` not inside `--subnet`.
     #[error("ip range {sub_pool} is not inside subnet {pool}")]
     SubPoolOutsidePool {

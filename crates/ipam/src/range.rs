@@ -52,6 +52,23 @@ pub fn usable(pool: &IpNet, range: &IpNet) -> Option<(u128, u128)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// What each address of `range` is in `pool`, for a range in which nothing
+/// is usable (at most two addresses: the pool's first and last), e.g.
+/// "10.0.0.255 is the broadcast address".
+pub fn reserved_in(pool: &IpNet, range: &IpNet) -> String {
+    let (lo, hi) = bounds(range);
+    (lo..=hi.min(lo.saturating_add(1)))
+        .map(|n| {
+            let addr = from_int(n, range);
+            match reserved_role(pool, addr) {
+                Some(role) => format!("{addr} is the {role}"),
+                None => format!("{addr} is usable"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! Every mutating method validates first and changes memory only once it
 //! cannot fail, returning the [`Op`]s that make the change durable.
 
-use crate::range::{bounds, from_int, reserved_role, to_int, usable};
+use crate::range::{bounds, from_int, reserved_in, reserved_role, to_int, usable};
 use crate::{DefaultPool, GLOBAL_SPACE, IpamError, LOCAL_SPACE, PoolLease};
 use ipnet::IpNet;
 use protocol::options::IPAM_SERIAL;
@@ -108,8 +108,11 @@ struct Pool {
 impl Pool {
     fn new(id: PoolId, owner: Owner, record: PoolRecord) -> Result<Pool, IpamError> {
         let range = record.sub_pool.unwrap_or(record.pool);
-        let (lo, hi) = usable(&record.pool, &range)
-            .ok_or(IpamError::InvalidPool(record.pool, "no usable address"))?;
+        let (lo, hi) = usable(&record.pool, &range).ok_or_else(|| IpamError::EmptyRange {
+            range,
+            pool: record.pool,
+            why: reserved_in(&record.pool, &range),
+        })?;
         Ok(Pool {
             id,
             owner,

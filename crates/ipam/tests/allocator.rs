@@ -354,6 +354,54 @@ async fn bad_pool_requests_name_the_value() {
     assert_eq!(ipam.address_count(), 0);
 }
 
+/// An `--ip-range` made only of reserved addresses is refused naming the
+/// range (not only the subnet) and what each of its addresses is.
+#[tokio::test]
+async fn a_range_with_no_usable_address_names_the_range_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipam = open(&dir.path().join("ipam.redb"));
+    let cases = [
+        (
+            "10.0.0.0/24",
+            "10.0.0.255/32",
+            "10.0.0.255 is the broadcast address",
+        ),
+        (
+            "10.0.0.0/24",
+            "10.0.0.0/32",
+            "10.0.0.0 is the network address",
+        ),
+        (
+            "fd00::/64",
+            "fd00::/128",
+            "fd00:: is the subnet-router anycast address",
+        ),
+    ];
+    for (pool, range, why) in cases {
+        let v6 = pool.contains(':');
+        let err = ipam
+            .request_pool(&pool_req("local", pool, range, v6))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IpamError::EmptyRange { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("ip range {range} of subnet {pool}")) && text.contains(why),
+            "{text}"
+        );
+    }
+    // one usable address is enough
+    let lease = ipam
+        .request_pool(&pool_req("local", "10.0.0.0/24", "10.0.0.254/31", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_addr(&ipam, &lease.id.to_string()).await,
+        "10.0.0.254/24"
+    );
+    assert_eq!(ipam.address_count(), 1);
+}
+
 struct Routes(Vec<IpNet>);
 impl HostRoutes for Routes {
     fn prefixes(&self) -> Vec<IpNet> {
