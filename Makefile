@@ -31,19 +31,19 @@ bundle: build
 	: > $(BUNDLE)/rootfs/etc/resolv.conf
 	cp config.json $(BUNDLE)/config.json
 
-## create: (re)create the plugin in the engine from the bundle
+## create: (re)create the plugin in the engine from the bundle; a plugin that
+## exists keeps its state (pools, addresses, endpoints) and its settings
 create: bundle
-	-$(DOCKER) plugin disable -f $(PLUGIN_REF):$(PLUGIN_TAG) 2>/dev/null
-	-$(DOCKER) plugin rm -f $(PLUGIN_REF):$(PLUGIN_TAG) 2>/dev/null
-	$(DOCKER) plugin create $(PLUGIN_REF):$(PLUGIN_TAG) $(BUNDLE)
+	DOCKER='$(DOCKER)' scripts/create-plugin.sh $(PLUGIN_REF):$(PLUGIN_TAG) $(BUNDLE)
 
-## enable: enable the created plugin
+## enable: enable the created plugin (if it is not already)
 enable:
-	$(DOCKER) plugin enable $(PLUGIN_REF):$(PLUGIN_TAG)
+	$(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN_REF):$(PLUGIN_TAG) | grep -qx true || \
+	  $(DOCKER) plugin enable $(PLUGIN_REF):$(PLUGIN_TAG)
 
 ## install: build + bundle + create + enable in the local engine (re-runnable)
 install: create enable
-	@echo "installed $(PLUGIN_REF):$(PLUGIN_TAG); try: docker network create -d $(PLUGIN_REF):$(PLUGIN_TAG) --ipam-driver $(PLUGIN_REF):$(PLUGIN_TAG) --subnet 192.168.50.0/24 -o parent=eth0 mynet"
+	@echo "installed $(PLUGIN_REF):$(PLUGIN_TAG); a first network: README.md, Quick start"
 
 ## push: push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) (create it first with REGISTRY set)
 push:
