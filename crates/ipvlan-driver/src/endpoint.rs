@@ -6,7 +6,7 @@ use crate::options::LinkKind;
 use crate::records::{ENDPOINTS, EndpointRecord};
 use crate::state::{delete, put};
 use crate::{Driver, DriverError};
-use protocol::network::CreateEndpointRequest;
+use protocol::network::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInfoRequest};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -105,9 +105,9 @@ impl Driver {
     /// `EndpointOperInfo`: what `docker inspect` shows of the endpoint.
     pub async fn endpoint_info(
         &self,
-        nid: &str,
-        eid: &str,
+        req: &EndpointInfoRequest,
     ) -> Result<BTreeMap<String, serde_json::Value>, DriverError> {
+        let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
         let state = self.state.lock().await;
         let e = state.endpoint(nid, eid)?;
         let mut info = BTreeMap::new();
@@ -126,7 +126,8 @@ impl Driver {
     /// still in the host namespace, to the reaper (see [`crate::reaper`]): the
     /// answer does not wait for the kernel's delete. Unknown endpoints
     /// succeed.
-    pub async fn delete_endpoint(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
+    pub async fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), DriverError> {
+        let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
         let mut state = self.state.lock().await;
         let known = state
             .endpoints

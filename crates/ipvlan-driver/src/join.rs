@@ -7,7 +7,9 @@ use crate::options::LinkKind;
 use crate::records::{EndpointRecord, NetworkRecord, Subnet};
 use crate::{Driver, DriverError, spare};
 use ipnet::IpNet;
-use protocol::network::{InterfaceName, JoinRequest, JoinResponse, RouteType, StaticRoute};
+use protocol::network::{
+    InterfaceName, JoinRequest, JoinResponse, LeaveRequest, RouteType, StaticRoute,
+};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -156,8 +158,8 @@ impl Driver {
 
     /// `Leave`: nothing to do; the engine moves the link back to the host
     /// and DeleteEndpoint removes it.
-    pub async fn leave(&self, nid: &str, eid: &str) -> Result<(), DriverError> {
-        tracing::debug!(network = nid, endpoint = eid, "left");
+    pub async fn leave(&self, req: &LeaveRequest) -> Result<(), DriverError> {
+        tracing::debug!(network = %req.network_id, endpoint = %req.endpoint_id, "left");
         Ok(())
     }
 

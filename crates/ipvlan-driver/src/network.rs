@@ -6,7 +6,7 @@ use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
 use crate::records::{CreatedParent, ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
 use crate::state::{State, delete, put};
 use crate::{Driver, DriverError};
-use protocol::network::CreateNetworkRequest;
+use protocol::network::{CreateNetworkRequest, DeleteNetworkRequest};
 use std::collections::BTreeMap;
 use store::Op;
 
@@ -212,7 +212,8 @@ impl Driver {
 
     /// `DeleteNetwork`: delete leftover endpoint links, the parent if this
     /// driver created it and no other network uses it, and the records.
-    pub async fn delete_network(&self, id: &str) -> Result<(), DriverError> {
+    pub async fn delete_network(&self, req: &DeleteNetworkRequest) -> Result<(), DriverError> {
+        let id = req.network_id.as_str();
         let mut state = self.state.lock().await;
         let Some(record) = state.networks.get(id).cloned() else {
             tracing::debug!(network = id, "delete of unknown network ignored");
