@@ -84,7 +84,15 @@ impl Driver {
         // order), awaited without it, so that concurrent calls share one
         // commit. A failed commit stops the process: memory ahead of the
         // disk is never served for long.
-        let commit = self.store.submit(vec![put(ENDPOINTS, eid, &record)]);
+        let op = match put(ENDPOINTS, eid, &record) {
+            Ok(op) => op,
+            Err(e) => {
+                // nothing is stored: the spare claimed above goes as if it expired
+                state.discard_spares(&self.reaper, spare);
+                return Err(e);
+            }
+        };
+        let commit = self.store.submit(vec![op]);
         let (address, address_ipv6) = (record.address, record.address_ipv6);
         state.insert_endpoint(record);
         if let Some(spare) = spare {

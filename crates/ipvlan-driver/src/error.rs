@@ -110,6 +110,17 @@ pub enum DriverError {
     /// The state could not be made durable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A record could not be encoded for the state file; nothing was stored.
+    #[error("could not encode {table} record {key} for the state file: {source}")]
+    Encode {
+        /// The table it was meant for.
+        table: &'static str,
+        /// Its key.
+        key: String,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The state file holds something this build cannot read.
     #[error("corrupt driver state: {0}")]
     Corrupt(String),

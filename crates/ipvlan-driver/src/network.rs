@@ -133,10 +133,18 @@ impl Driver {
                 record.created_parent = Some(created);
             }
         }
-        let commit = self.store.submit(vec![put(NETWORKS, id, &record)]);
-        if let Err(e) = commit.durable().await {
+        let stored = match put(NETWORKS, id, &record) {
+            Ok(op) => self
+                .store
+                .submit(vec![op])
+                .durable()
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
             self.remove_parent_if_unused(&state, &record).await;
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
         // spares and template of an earlier configuration under this ID

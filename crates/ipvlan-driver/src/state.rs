@@ -99,12 +99,23 @@ fn load_link_group(store: &Store) -> Result<(u32, Option<store::Commit>), Driver
     Ok((group, Some(commit)))
 }
 
-pub(crate) fn put<T: serde::Serialize>(table: &'static str, key: &str, value: &T) -> Op {
-    Op::Put {
+/// The store write of a record; a record that cannot be encoded is an
+/// error for the caller, never an empty value on disk.
+pub(crate) fn put<T: serde::Serialize>(
+    table: &'static str,
+    key: &str,
+    value: &T,
+) -> Result<Op, DriverError> {
+    let value = serde_json::to_vec(value).map_err(|source| DriverError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })?;
+    Ok(Op::Put {
         table,
         key: key.as_bytes().to_vec(),
-        value: serde_json::to_vec(value).unwrap_or_default(),
-    }
+        value,
+    })
 }
 
 pub(crate) fn delete(table: &'static str, key: &str) -> Op {
