@@ -196,7 +196,7 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
             ok(EmptyResponse {})
         }
         Request::DeleteNetwork(r) => {
-            app.driver.delete_network(r.network_id.as_str()).await?;
+            app.driver.delete_network(&r).await?;
             ok(EmptyResponse {})
         }
         Request::CreateEndpoint(r) => {
@@ -204,23 +204,16 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
             ok(CreateEndpointResponse::default())
         }
         Request::EndpointOperInfo(r) => {
-            let value = app
-                .driver
-                .endpoint_info(r.network_id.as_str(), r.endpoint_id.as_str())
-                .await?;
+            let value = app.driver.endpoint_info(&r).await?;
             ok(EndpointInfoResponse { value })
         }
         Request::DeleteEndpoint(r) => {
-            app.driver
-                .delete_endpoint(r.network_id.as_str(), r.endpoint_id.as_str())
-                .await?;
+            app.driver.delete_endpoint(&r).await?;
             ok(EmptyResponse {})
         }
         Request::Join(r) => ok(app.driver.join(&r).await?),
         Request::Leave(r) => {
-            app.driver
-                .leave(r.network_id.as_str(), r.endpoint_id.as_str())
-                .await?;
+            app.driver.leave(&r).await?;
             ok(EmptyResponse {})
         }
         Request::DiscoverNew(n) | Request::DiscoverDelete(n) => {

@@ -129,6 +129,16 @@ pub enum IpamError {
     /// The state could not be made durable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A pool record could not be encoded for the state file; nothing was
+    /// stored.
+    #[error("could not encode pool {pool} for the state file: {source}")]
+    Encode {
+        /// The pool's ID.
+        pool: String,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The state file holds something this build cannot read.
     #[error("corrupt IPAM state: {0}")]
     Corrupt(String),
@@ -289,7 +299,7 @@ impl Ipam {
     pub async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<(), IpamError> {
         let commit = {
             let mut state = self.lock();
-            let Some(ops) = state.release_pool(&req.pool_id) else {
+            let Some(ops) = state.release_pool(&req.pool_id)? else {
                 tracing::debug!(pool_id = %req.pool_id, "release of unknown pool ignored");
                 return Ok(());
             };

@@ -122,20 +122,28 @@ impl Pool {
         })
     }
 
-    fn put(&self) -> Op {
-        Op::Put {
-            table: POOLS,
-            key: self.id.as_str().as_bytes().to_vec(),
-            value: serde_json::to_vec(&self.record).unwrap_or_default(),
-        }
-    }
-
     fn cursor(&self) -> u128 {
         self.record
             .cursor
             .map(to_int)
             .filter(|c| (self.lo..=self.hi).contains(c))
             .unwrap_or(self.lo)
+    }
+}
+
+impl PoolRecord {
+    /// The store write of this record as pool `id`; a record that cannot be
+    /// encoded is an error for the caller, never an empty value on disk.
+    fn put(&self, id: &PoolId) -> Result<Op, IpamError> {
+        let value = serde_json::to_vec(self).map_err(|source| IpamError::Encode {
+            pool: id.as_str().to_string(),
+            source,
+        })?;
+        Ok(Op::Put {
+            table: POOLS,
+            key: id.as_str().as_bytes().to_vec(),
+            value,
+        })
     }
 }
 
@@ -442,8 +450,10 @@ impl State {
         }
         let id = PoolId::new(space, &pool, sub_pool.as_ref());
         if let Some(existing) = self.pools.get_mut(&id) {
-            existing.record.refs = existing.record.refs.saturating_add(1);
-            let op = existing.put();
+            let mut record = existing.record.clone();
+            record.refs = record.refs.saturating_add(1);
+            let op = record.put(&id)?;
+            existing.record = record;
             return Ok((PoolLease { id, pool }, vec![op]));
         }
         let serial = options
@@ -459,19 +469,28 @@ impl State {
         };
         // checked before interning, so that a refused pool leaves no owner
         let mut entry = Pool::new(id.clone(), Owner(u32::MAX), record)?;
+        let op = entry.record.put(&id)?;
         entry.owner = self.owners.intern(&id);
-        let op = entry.put();
         self.pools.insert(id.clone(), entry);
         Ok((PoolLease { id, pool }, vec![op]))
     }
 
-    pub(crate) fn release_pool(&mut self, id: &str) -> Option<Vec<Op>> {
-        let pool = self.pools.get_mut(id)?;
-        pool.record.refs = pool.record.refs.saturating_sub(1);
-        if pool.record.refs > 0 {
-            return Some(vec![pool.put()]);
+    /// The writes that release one lease of pool `id`, applied; `None` if
+    /// the pool is unknown.
+    pub(crate) fn release_pool(&mut self, id: &str) -> Result<Option<Vec<Op>>, IpamError> {
+        let Some(pool) = self.pools.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut record = pool.record.clone();
+        record.refs = record.refs.saturating_sub(1);
+        if record.refs > 0 {
+            let op = record.put(&pool.id)?;
+            pool.record = record;
+            return Ok(Some(vec![op]));
         }
-        let pool = self.pools.remove(id)?;
+        let Some(pool) = self.pools.remove(id) else {
+            return Ok(None);
+        };
         let mut ops = vec![Op::Delete {
             table: POOLS,
             key: id.as_bytes().to_vec(),
@@ -487,7 +506,7 @@ impl State {
             }
         }
         self.owners.forget(pool.owner);
-        Some(ops)
+        Ok(Some(ops))
     }
 
     fn pool(&self, id: &str) -> Result<&Pool, IpamError> {
@@ -576,16 +595,25 @@ impl State {
             address: addr,
             pool: net,
         })?;
-        alloc.insert(addr, owner);
         let mut ops = vec![Op::Put {
             table: ADDRESSES,
             key: address_key(space, addr),
             value,
         }];
-        if serial && let Some(pool) = self.pools.get_mut(id) {
-            let next = if n >= hi { lo } else { n + 1 };
-            pool.record.cursor = Some(from_int(next, &net));
-            ops.push(pool.put());
+        let moved_cursor = match self.pools.get_mut(id) {
+            Some(pool) if serial => {
+                let mut record = pool.record.clone();
+                let next = if n >= hi { lo } else { n + 1 };
+                record.cursor = Some(from_int(next, &net));
+                ops.push(record.put(&pool.id)?);
+                Some((pool, record))
+            }
+            _ => None,
+        };
+        // applied only now that every write is encoded
+        alloc.insert(addr, owner);
+        if let Some((pool, record)) = moved_cursor {
+            pool.record = record;
         }
         Ok((cidr, ops))
     }

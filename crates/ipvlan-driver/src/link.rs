@@ -3,16 +3,15 @@
 
 use crate::options::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode};
 use futures::TryStreamExt;
-use ipnet::IpNet;
 use rtnetlink::packet_route::link::{
     InfoData, InfoIpVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     MacVlanMode,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::{
     Handle, LinkDummy, LinkIpVlan, LinkMacVlan, LinkUnspec, LinkVlan, RouteMessageBuilder,
 };
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A netlink request the kernel refused, or that could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -472,24 +471,6 @@ impl Netlink {
             }
         }
         Ok(None)
-    }
-
-    /// Destinations of the host's routes, both families.
-    pub async fn route_prefixes(&self) -> Result<Vec<IpNet>, LinkError> {
-        let mut out = Vec::new();
-        for route in self.routes().await? {
-            let dst = route.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
-                RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
-                _ => None,
-            });
-            if let Some(dst) = dst
-                && let Ok(net) = IpNet::new(dst, route.header.destination_prefix_length)
-            {
-                out.push(net);
-            }
-        }
-        Ok(out)
     }
 
     async fn routes(&self) -> Result<Vec<RouteMessage>, LinkError> {

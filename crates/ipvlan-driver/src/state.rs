@@ -1,81 +1,200 @@
-//! Durable records of networks and endpoints.
+//! The driver's in-memory index of its records, how it is loaded from and
+//! written to the store, and this instance's link group.
 
-use crate::options::NetworkOptions;
-use ipnet::IpNet;
-use protocol::network::IpamData;
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use crate::error::DriverError;
+use crate::link::Link;
+use crate::names::random_u32;
+use crate::records::{ENDPOINTS, EndpointRecord, INSTANCE, NETWORKS, NetworkRecord, TABLES};
+use crate::{Driver, DriverConfig, Netlink, reaper, spare};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use store::{Op, Store};
+use tokio::sync::Mutex;
 
-pub(crate) const NETWORKS: &str = "networks";
-pub(crate) const ENDPOINTS: &str = "endpoints";
-/// This state's own facts (its link group); added in 0.1 without a schema
-/// bump: opening an older file creates the table.
-pub(crate) const INSTANCE: &str = "instance";
-pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE];
+/// Schema of the state file: 1 = networks + endpoints tables.
+pub const SCHEMA: u64 = 1;
 
-/// One subnet of a network and its gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subnet {
-    /// The subnet.
-    pub pool: IpNet,
-    /// Its gateway, when the engine reserved one.
-    pub gateway: Option<IpAddr>,
+/// What the driver knows, kept in step with the store: records applied
+/// here in the order their commits were submitted.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) networks: HashMap<String, NetworkRecord>,
+    pub(crate) endpoints: HashMap<String, EndpointRecord>,
+    /// Host-side link names of `endpoints`, so that choosing a unique name
+    /// costs the same with 100 000 endpoints as with one.
+    pub(crate) links: HashSet<String>,
+    /// Released links kept for reuse; their names are in `links` too.
+    pub(crate) spares: spare::Spares,
+    /// Spares handed to endpoints by CreateEndpoint, taken up by Join.
+    pub(crate) claimed: HashMap<String, spare::Spare>,
 }
 
-impl Subnet {
-    pub(crate) fn from_ipam(d: &IpamData) -> Subnet {
-        Subnet {
-            pool: d.pool.trunc(),
-            gateway: d.gateway.map(|g| g.addr()),
+impl State {
+    pub(crate) fn insert_endpoint(&mut self, e: EndpointRecord) {
+        self.remove_endpoint(&e.id);
+        self.links.insert(e.link.clone());
+        self.endpoints.insert(e.id.clone(), e);
+    }
+
+    /// Hands `spares`, taken out of `self.spares`, to the reaper and frees
+    /// their names.
+    pub(crate) fn discard_spares(
+        &mut self,
+        reaper: &reaper::Reaper,
+        spares: impl IntoIterator<Item = spare::Spare>,
+    ) {
+        for spare in spares {
+            self.links.remove(&spare.name);
+            reaper.delete(spare.index, spare.name);
         }
+    }
+
+    pub(crate) fn remove_endpoint(&mut self, eid: &str) -> Option<EndpointRecord> {
+        let e = self.endpoints.remove(eid)?;
+        self.links.remove(&e.link);
+        Some(e)
+    }
+
+    /// The endpoint `eid` of network `nid`.
+    pub(crate) fn endpoint(&self, nid: &str, eid: &str) -> Result<&EndpointRecord, DriverError> {
+        self.endpoints
+            .get(eid)
+            .filter(|e| e.network_id == nid)
+            .ok_or_else(|| DriverError::NoEndpoint {
+                endpoint: eid.to_string(),
+                network: nid.to_string(),
+            })
     }
 }
 
-/// A parent link this driver created (and deletes with its last network).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum CreatedParent {
-    /// An 802.1Q link on `base`.
-    Vlan {
-        /// The base interface.
-        base: String,
-        /// The VLAN ID.
-        vid: u16,
-    },
-    /// A dummy link (networks without a parent).
-    Dummy,
+const LINK_GROUP_KEY: &str = "link_group";
+
+/// The link group of this state: stored, or chosen now (at random, never 0,
+/// the kernel's default group, nor the reaper's group) and submitted.
+fn load_link_group(store: &Store) -> Result<(u32, Option<store::Commit>), DriverError> {
+    for (k, v) in store.load(INSTANCE)? {
+        if k == LINK_GROUP_KEY.as_bytes() {
+            let bytes: [u8; 4] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| DriverError::Corrupt(format!("link group {v:?}")))?;
+            return Ok((u32::from_be_bytes(bytes), None));
+        }
+    }
+    // 31 bits: iproute2 reads and prints groups as signed ints
+    let mut group = 0u32;
+    while group == 0 || group == reaper::REAP_GROUP {
+        group = random_u32() & 0x7fff_ffff;
+    }
+    let commit = store.submit(vec![Op::Put {
+        table: INSTANCE,
+        key: LINK_GROUP_KEY.as_bytes().to_vec(),
+        value: group.to_be_bytes().to_vec(),
+    }]);
+    tracing::info!(
+        link_group = group,
+        "new state: chose this instance's link group"
+    );
+    Ok((group, Some(commit)))
 }
 
-/// A network as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkRecord {
-    /// The engine's network ID.
-    pub id: String,
-    /// The parsed options.
-    pub options: NetworkOptions,
-    /// The resolved parent interface name.
-    pub parent: String,
-    /// Set when this driver created the parent.
-    pub created_parent: Option<CreatedParent>,
-    /// No external connectivity (`--internal`, or no parent).
-    pub internal: bool,
-    /// IPv4 subnets.
-    pub ipv4: Vec<Subnet>,
-    /// IPv6 subnets.
-    pub ipv6: Vec<Subnet>,
+/// The store write of a record; a record that cannot be encoded is an
+/// error for the caller, never an empty value on disk.
+pub(crate) fn put<T: serde::Serialize>(
+    table: &'static str,
+    key: &str,
+    value: &T,
+) -> Result<Op, DriverError> {
+    let value = serde_json::to_vec(value).map_err(|source| DriverError::Encode {
+        table,
+        key: key.to_string(),
+        source,
+    })?;
+    Ok(Op::Put {
+        table,
+        key: key.as_bytes().to_vec(),
+        value,
+    })
 }
 
-/// An endpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointRecord {
-    /// The engine's endpoint ID.
-    pub id: String,
-    /// Its network.
-    pub network_id: String,
-    /// Name of its link in the host namespace (before the engine moves it).
-    pub link: String,
-    /// IPv4 address.
-    pub address: Option<IpNet>,
-    /// IPv6 address.
-    pub address_ipv6: Option<IpNet>,
+pub(crate) fn delete(table: &'static str, key: &str) -> Op {
+    Op::Delete {
+        table,
+        key: key.as_bytes().to_vec(),
+    }
+}
+
+impl Driver {
+    /// Open the state file at `path`, connect to netlink (on the current
+    /// tokio runtime) and load the state. Call [`Driver::reconcile`] next.
+    pub fn open(path: &Path, config: DriverConfig) -> Result<Driver, DriverError> {
+        let store = Store::open(path, SCHEMA, TABLES)?;
+        let mut state = State::default();
+        for (k, v) in store.load(NETWORKS)? {
+            let n: NetworkRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("network {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.networks.insert(n.id.clone(), n);
+        }
+        for (k, v) in store.load(ENDPOINTS)? {
+            let e: EndpointRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("endpoint {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.insert_endpoint(e);
+        }
+        let (link_group, link_group_commit) = load_link_group(&store)?;
+        tracing::info!(
+            path = %path.display(),
+            networks = state.networks.len(),
+            endpoints = state.endpoints.len(),
+            link_group,
+            "driver state loaded"
+        );
+        Ok(Driver {
+            state: Arc::new(Mutex::new(state)),
+            store,
+            netlink: Netlink::connect()?,
+            reaper: reaper::Reaper::start()?,
+            link_group,
+            link_group_commit: std::sync::Mutex::new(link_group_commit),
+            config,
+        })
+    }
+
+    /// The link group this instance creates its links in.
+    pub fn link_group(&self) -> u32 {
+        self.link_group
+    }
+
+    /// Makes sure the link group is on disk before links carry it: links of
+    /// a group the state forgot would never be cleaned up.
+    pub(crate) async fn link_group_durable(&self) -> Result<(), DriverError> {
+        let pending = self.link_group_commit.lock().map_or(None, |mut c| c.take());
+        if let Some(commit) = pending {
+            commit.durable().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `link` was created by this instance (or is being deleted by
+    /// a reaper, which only ever holds container links).
+    pub(crate) fn owns(&self, link: &Link) -> bool {
+        matches!(link.group, Some(g) if g == self.link_group || g == reaper::REAP_GROUP)
+    }
+
+    /// The known network records (for tests and diagnostics).
+    pub async fn networks(&self) -> Vec<NetworkRecord> {
+        self.state.lock().await.networks.values().cloned().collect()
+    }
+
+    /// Whether the store has failed (the process should restart).
+    pub fn failed(&self) -> bool {
+        self.store.failed()
+    }
+
+    /// Flush and close the state file.
+    pub fn close(&self) {
+        self.store.close();
+    }
 }

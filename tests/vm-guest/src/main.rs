@@ -8,7 +8,10 @@
 
 use ipvlan_driver::options::IpvlanMode;
 use ipvlan_driver::{Driver, DriverConfig, Netlink};
-use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest, JoinResponse};
+use protocol::network::{
+    CreateEndpointRequest, CreateNetworkRequest, EndpointRequest, JoinRequest, JoinResponse,
+    NetworkRequest,
+};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -109,7 +112,7 @@ impl Rig {
     async fn link_of(&self, nid: &str, eid: &str) -> Result<String> {
         let info = self
             .driver()
-            .endpoint_info(nid, eid)
+            .endpoint_info(&endpoint_request(nid, eid))
             .await
             .map_err(|e| e.to_string())?;
         Ok(info["link"].as_str().unwrap_or_default().to_string())
@@ -118,6 +121,17 @@ impl Rig {
     async fn exists(&self, name: &str) -> bool {
         self.nl.get(name).await.unwrap().is_some()
     }
+}
+
+/// A request naming endpoint `eid` of network `nid` (EndpointOperInfo,
+/// DeleteEndpoint).
+fn endpoint_request(nid: &str, eid: &str) -> EndpointRequest {
+    serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid})).unwrap()
+}
+
+/// A request naming network `nid` (DeleteNetwork).
+fn network_request(nid: &str) -> NetworkRequest {
+    serde_json::from_value(json!({"NetworkID": nid})).unwrap()
 }
 
 fn ip(args: &str) -> Result {
@@ -194,14 +208,14 @@ async fn modes_and_flags(rig: &mut Rig) -> Result {
             }
             check!(resp.disable_gateway_service, "gateway service not disabled");
             rig.driver()
-                .delete_endpoint(&nid, &eid)
+                .delete_endpoint(&endpoint_request(&nid, &eid))
                 .await
                 .map_err(|e| e.to_string())?;
             // DeleteEndpoint answers before the reaper thread deletes the link
             rig.driver().flush_deletions().await;
             check!(!rig.exists(&link).await, "{link} left after DeleteEndpoint");
             rig.driver()
-                .delete_network(&nid)
+                .delete_network(&network_request(&nid))
                 .await
                 .map_err(|e| e.to_string())?;
             check!(
@@ -237,13 +251,13 @@ async fn vlan_parent(rig: &mut Rig) -> Result {
     rig.network(&nid2, json!({"parent": "vb0.10"}), "10.52.0.0/24", None)
         .await?;
     rig.driver()
-        .delete_endpoint(&nid, &eid)
+        .delete_endpoint(&endpoint_request(&nid, &eid))
         .await
         .map_err(|e| e.to_string())?;
     // DeleteEndpoint answers before the reaper thread deletes the link
     rig.driver().flush_deletions().await;
     rig.driver()
-        .delete_network(&nid)
+        .delete_network(&network_request(&nid))
         .await
         .map_err(|e| e.to_string())?;
     check!(
@@ -251,7 +265,7 @@ async fn vlan_parent(rig: &mut Rig) -> Result {
         "vb0.10 deleted while another network uses it"
     );
     rig.driver()
-        .delete_network(&nid2)
+        .delete_network(&network_request(&nid2))
         .await
         .map_err(|e| e.to_string())?;
     check!(
@@ -265,7 +279,7 @@ async fn vlan_parent(rig: &mut Rig) -> Result {
     rig.network(&nid3, json!({"parent": "vb0.20"}), "10.53.0.0/24", None)
         .await?;
     rig.driver()
-        .delete_network(&nid3)
+        .delete_network(&network_request(&nid3))
         .await
         .map_err(|e| e.to_string())?;
     check!(rig.exists("vb0.20").await, "user's vb0.20 was deleted");
@@ -300,13 +314,13 @@ async fn dummy_parent(rig: &mut Rig) -> Result {
         "internal network got a route: {resp:?}"
     );
     rig.driver()
-        .delete_endpoint(&nid, &eid)
+        .delete_endpoint(&endpoint_request(&nid, &eid))
         .await
         .map_err(|e| e.to_string())?;
     // DeleteEndpoint answers before the reaper thread deletes the link
     rig.driver().flush_deletions().await;
     rig.driver()
-        .delete_network(&nid)
+        .delete_network(&network_request(&nid))
         .await
         .map_err(|e| e.to_string())?;
     check!(
@@ -364,14 +378,14 @@ async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
         "kernel took macvlan beside ipvlan"
     );
     rig.driver()
-        .delete_endpoint(&a, &eid)
+        .delete_endpoint(&endpoint_request(&a, &eid))
         .await
         .map_err(|e| e.to_string())?;
     // DeleteEndpoint answers before the reaper thread deletes the link
     rig.driver().flush_deletions().await;
     for n in [&a, &c] {
         rig.driver()
-            .delete_network(n)
+            .delete_network(&network_request(n))
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -468,7 +482,7 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
             .zip(back)
             .and_then(|((_, f), (_, b))| f.difference(&b));
         rig.driver()
-            .delete_endpoint(&nid, &e0)
+            .delete_endpoint(&endpoint_request(&nid, &e0))
             .await
             .map_err(|e| e.to_string())?;
         check!(
@@ -502,7 +516,7 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
             ip(&format!("netns del ru{n}{i}"))?;
         }
         rig.driver()
-            .delete_network(&nid)
+            .delete_network(&network_request(&nid))
             .await
             .map_err(|e| e.to_string())?;
         ip(&format!("link del {parent}"))?;
@@ -570,13 +584,13 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
     rig.driver().join(&join).await.map_err(|e| e.to_string())?;
     check!(rig.exists(&live).await, "{live} missing after re-Join");
     rig.driver()
-        .delete_endpoint(&nid, &eid)
+        .delete_endpoint(&endpoint_request(&nid, &eid))
         .await
         .map_err(|e| e.to_string())?;
     // DeleteEndpoint answers before the reaper thread deletes the link
     rig.driver().flush_deletions().await;
     rig.driver()
-        .delete_network(&nid)
+        .delete_network(&network_request(&nid))
         .await
         .map_err(|e| e.to_string())?;
     check!(!rig.exists("rc0.7").await, "rc0.7 left");
@@ -598,13 +612,13 @@ async fn prefix_collision(rig: &mut Rig) -> Result {
     }
     for e in [a, b] {
         rig.driver()
-            .delete_endpoint(&nid, e)
+            .delete_endpoint(&endpoint_request(&nid, e))
             .await
             .map_err(|e| e.to_string())?;
     }
     // DeleteNetwork waits for the links its endpoints handed to the reaper
     rig.driver()
-        .delete_network(&nid)
+        .delete_network(&network_request(&nid))
         .await
         .map_err(|e| e.to_string())?;
     for l in [&la, &lb] {
@@ -636,7 +650,7 @@ async fn batched_deletes(rig: &mut Rig) -> Result {
     for (eid, _) in &endpoints {
         let t = std::time::Instant::now();
         rig.driver()
-            .delete_endpoint(&nid, eid)
+            .delete_endpoint(&endpoint_request(&nid, eid))
             .await
             .map_err(|e| e.to_string())?;
         slowest = slowest.max(t.elapsed());
@@ -661,7 +675,7 @@ async fn batched_deletes(rig: &mut Rig) -> Result {
     );
     check!(rig.exists("pd0").await, "the user's parent was deleted");
     rig.driver()
-        .delete_network(&nid)
+        .delete_network(&network_request(&nid))
         .await
         .map_err(|e| e.to_string())?;
     ip("link del pd0")?;

@@ -1,0 +1,127 @@
+//! The driver's error: one variant per way a call can fail, each message
+//! naming the bad value.
+
+use crate::link::LinkError;
+use crate::options::OptionError;
+use store::StoreError;
+
+/// A driver call that could not be served. Messages name the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A bad `-o` option.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// The parent does not exist and cannot be created.
+    #[error("parent interface {0} does not exist")]
+    NoParent(String),
+    /// The base of a `name.vid` parent does not exist.
+    #[error("parent interface {base} of 802.1Q link {name} does not exist")]
+    NoVlanBase {
+        /// The base name.
+        base: String,
+        /// The `name.vid` parent.
+        name: String,
+    },
+    /// `parent=auto` on a host without a default route.
+    #[error("parent=auto: the host has no default route to take the interface from")]
+    NoDefaultRoute,
+    /// The parent is the loopback interface.
+    #[error("loopback interface {0} is not a valid parent link")]
+    Loopback(String),
+    /// Another network on the same parent wants another kind or mode.
+    #[error(
+        "parent interface {parent} is already used by network {other} as {other_kind}; network {network} asks for {kind}, and a parent carries one ipvlan mode (and no macvlan beside ipvlan)"
+    )]
+    ParentConflict {
+        /// The parent.
+        parent: String,
+        /// The conflicting network.
+        other: String,
+        /// What it uses.
+        other_kind: String,
+        /// The network asking.
+        network: String,
+        /// What it asks for.
+        kind: String,
+    },
+    /// macvlan passthru needs the parent alone.
+    #[error(
+        "parent interface {parent} is already used by network {other}; macvlan passthru needs the parent to itself"
+    )]
+    Passthru {
+        /// The parent.
+        parent: String,
+        /// The other network.
+        other: String,
+    },
+    /// The network ID exists with different options.
+    #[error("network {0} already exists with a different configuration")]
+    Exists(String),
+    /// No such network.
+    #[error("network {0} not found")]
+    NoNetwork(String),
+    /// No such endpoint.
+    #[error("endpoint {endpoint} not found on network {network}")]
+    NoEndpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// The network.
+        network: String,
+    },
+    /// CreateEndpoint of a known endpoint with other addresses.
+    #[error(
+        "endpoint {endpoint} already exists on network {network} with addresses {existing}; refusing {requested}"
+    )]
+    EndpointExists {
+        /// The endpoint.
+        endpoint: String,
+        /// Its network.
+        network: String,
+        /// Its recorded addresses.
+        existing: String,
+        /// The addresses asked for now.
+        requested: String,
+    },
+    /// An endpoint option of the wrong type (e.g. a MAC that is not one).
+    #[error(transparent)]
+    EndpointOption(#[from] protocol::options::OptionTypeError),
+    /// IPv4 is enabled but no IPv4 pool was given.
+    #[error("ipv4 pool is empty")]
+    NoIpv4Pool,
+    /// A user MAC on an ipvlan network.
+    #[error(
+        "ipvlan interfaces do not support custom mac address assignment (got {0}); use -o kind=macvlan"
+    )]
+    MacOnIpvlan(String),
+    /// A netlink call failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The container link could not be created on the parent.
+    #[error("failed to create the container link on parent {parent}: {source}{hint}")]
+    JoinFailed {
+        /// The parent.
+        parent: String,
+        /// The kernel's answer.
+        #[source]
+        source: LinkError,
+        /// What usually causes it.
+        hint: &'static str,
+    },
+    /// The state could not be made durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record could not be encoded for the state file; nothing was stored.
+    #[error("could not encode {table} record {key} for the state file: {source}")]
+    Encode {
+        /// The table it was meant for.
+        table: &'static str,
+        /// Its key.
+        key: String,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The state file holds something this build cannot read.
+    #[error("corrupt driver state: {0}")]
+    Corrupt(String),
+}

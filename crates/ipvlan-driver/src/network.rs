@@ -1,0 +1,256 @@
+//! Networks: CreateNetwork and DeleteNetwork, and the parent links they
+//! resolve, create, share and delete.
+
+use crate::names::{ALIAS_PREFIX, dummy_name};
+use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
+use crate::records::{CreatedParent, ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
+use crate::state::{State, delete, put};
+use crate::{Driver, DriverError};
+use protocol::network::{CreateNetworkRequest, DeleteNetworkRequest};
+use std::collections::BTreeMap;
+use store::Op;
+
+impl Driver {
+    pub(crate) async fn create_parent(
+        &self,
+        network: &str,
+        name: &str,
+        created: &CreatedParent,
+    ) -> Result<(), DriverError> {
+        let alias = format!("{ALIAS_PREFIX}{network}");
+        match created {
+            CreatedParent::Dummy => {
+                self.netlink
+                    .create_dummy(name, &alias, self.link_group)
+                    .await?
+            }
+            CreatedParent::Vlan { base, vid } => {
+                let base_link =
+                    self.netlink
+                        .get(base)
+                        .await?
+                        .ok_or_else(|| DriverError::NoVlanBase {
+                            base: base.clone(),
+                            name: name.to_string(),
+                        })?;
+                self.netlink
+                    .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse and check network options without touching anything
+    /// (GwAllocCheck, AllocateNetwork).
+    pub fn check_options(
+        &self,
+        generic: &BTreeMap<String, String>,
+    ) -> Result<NetworkOptions, DriverError> {
+        Ok(NetworkOptions::parse(
+            generic,
+            self.config.default_parent.as_deref(),
+        )?)
+    }
+
+    /// `CreateNetwork`: resolve the parent (creating an 802.1Q or dummy
+    /// parent when needed) and record the network.
+    pub async fn create_network(&self, req: &CreateNetworkRequest) -> Result<(), DriverError> {
+        self.link_group_durable().await?;
+        let id = req.network_id.as_str();
+        let options = self.check_options(&req.options.generic)?;
+        if req.options.enable_ipv4.unwrap_or(true)
+            && req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0)
+        {
+            return Err(DriverError::NoIpv4Pool);
+        }
+        let mut state = self.state.lock().await;
+        let (parent, created_parent) = match &options.parent {
+            ParentSpec::None => (dummy_name(id), Some(CreatedParent::Dummy)),
+            ParentSpec::Auto => {
+                let name = self
+                    .netlink
+                    .default_route_interface()
+                    .await?
+                    .ok_or(DriverError::NoDefaultRoute)?;
+                (name, None)
+            }
+            ParentSpec::Named { name } => (name.clone(), None),
+        };
+        let record = NetworkRecord {
+            id: id.to_string(),
+            internal: req.options.internal || options.parent == ParentSpec::None,
+            options,
+            parent,
+            created_parent,
+            ipv4: req.ipv4_data.iter().map(Subnet::from_ipam).collect(),
+            ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
+        };
+        if let Some(existing) = state.networks.get(id) {
+            // the engine re-creates Swarm networks with the same ID
+            let same = existing.options == record.options
+                && existing.ipv4 == record.ipv4
+                && existing.ipv6 == record.ipv6;
+            if same {
+                tracing::info!(
+                    network = id,
+                    "network already known with the same configuration"
+                );
+                return Ok(());
+            }
+            if state.endpoints.values().any(|e| e.network_id == id) {
+                return Err(DriverError::Exists(id.to_string()));
+            }
+        }
+        self.check_parent_sharing(&state, &record)?;
+        let mut record = record;
+        let existing_link = self.netlink.get(&record.parent).await?;
+        match existing_link {
+            Some(l) if l.loopback => return Err(DriverError::Loopback(record.parent)),
+            Some(_) => {
+                // another network of ours may have created it: share its ownership
+                if record.created_parent.is_none() {
+                    record.created_parent = state
+                        .networks
+                        .values()
+                        .find(|n| n.parent == record.parent)
+                        .and_then(|n| n.created_parent.clone());
+                }
+            }
+            None => {
+                let created = match &record.created_parent {
+                    Some(c) => c.clone(),
+                    None => match options::vlan_parts(&record.parent) {
+                        Some((base, vid)) => CreatedParent::Vlan {
+                            base: base.to_string(),
+                            vid,
+                        },
+                        None => return Err(DriverError::NoParent(record.parent)),
+                    },
+                };
+                self.create_parent(id, &record.parent, &created).await?;
+                tracing::info!(network = id, parent = %record.parent, kind = ?created, "created parent link");
+                record.created_parent = Some(created);
+            }
+        }
+        let stored = match put(NETWORKS, id, &record) {
+            Ok(op) => self
+                .store
+                .submit(vec![op])
+                .durable()
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            self.remove_parent_if_unused(&state, &record).await;
+            return Err(e);
+        }
+        tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
+        // spares and template of an earlier configuration under this ID
+        // (re-created without a DeleteNetwork) do not fit this one
+        let spares = state.spares.remove_network(id);
+        state.discard_spares(&self.reaper, spares);
+        state.networks.insert(id.to_string(), record);
+        Ok(())
+    }
+
+    pub(crate) fn check_parent_sharing(
+        &self,
+        state: &State,
+        record: &NetworkRecord,
+    ) -> Result<(), DriverError> {
+        for other in state
+            .networks
+            .values()
+            .filter(|n| n.parent == record.parent && n.id != record.id)
+        {
+            let (mine, theirs) = (&record.options.kind, &other.options.kind);
+            let agree = match (mine, theirs) {
+                (
+                    LinkKind::IpVlan { mode: a, flag: fa },
+                    LinkKind::IpVlan { mode: b, flag: fb },
+                ) => a == b && fa == fb,
+                (LinkKind::MacVlan { mode: a }, LinkKind::MacVlan { mode: b }) => {
+                    if *a == options::MacvlanMode::Passthru || *b == options::MacvlanMode::Passthru
+                    {
+                        return Err(DriverError::Passthru {
+                            parent: record.parent.clone(),
+                            other: other.id.clone(),
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !agree {
+                return Err(DriverError::ParentConflict {
+                    parent: record.parent.clone(),
+                    other: other.id.clone(),
+                    other_kind: theirs.to_string(),
+                    network: record.id.clone(),
+                    kind: mine.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn remove_parent_if_unused(&self, state: &State, record: &NetworkRecord) {
+        let Some(_) = &record.created_parent else {
+            return;
+        };
+        if state
+            .networks
+            .values()
+            .any(|n| n.parent == record.parent && n.id != record.id)
+        {
+            return;
+        }
+        match self.netlink.delete_by_name(&record.parent).await {
+            Ok(true) => {
+                tracing::info!(network = %record.id, parent = %record.parent, "deleted created parent link")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(network = %record.id, parent = %record.parent, error = %e, "could not delete parent link")
+            }
+        }
+    }
+
+    /// `DeleteNetwork`: delete leftover endpoint links, the parent if this
+    /// driver created it and no other network uses it, and the records.
+    pub async fn delete_network(&self, req: &DeleteNetworkRequest) -> Result<(), DriverError> {
+        let id = req.network_id.as_str();
+        let mut state = self.state.lock().await;
+        let Some(record) = state.networks.get(id).cloned() else {
+            tracing::debug!(network = id, "delete of unknown network ignored");
+            return Ok(());
+        };
+        let endpoints: Vec<EndpointRecord> = state
+            .endpoints
+            .values()
+            .filter(|e| e.network_id == id)
+            .cloned()
+            .collect();
+        // links of endpoints deleted earlier go first: after DeleteNetwork
+        // nothing of the network is left on the host
+        let spares = state.spares.remove_network(id);
+        state.discard_spares(&self.reaper, spares);
+        self.reaper.flush().await;
+        for e in &endpoints {
+            state.claimed.remove(&e.id);
+            self.netlink.delete_by_name(&e.link).await?;
+        }
+        let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
+        ops.push(delete(NETWORKS, id));
+        self.store.submit(ops).durable().await?;
+        for e in &endpoints {
+            state.remove_endpoint(&e.id);
+        }
+        state.networks.remove(id);
+        self.remove_parent_if_unused(&state, &record).await;
+        tracing::info!(network = id, "network deleted");
+        Ok(())
+    }
+}

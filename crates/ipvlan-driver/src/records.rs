@@ -1,0 +1,81 @@
+//! Durable records of networks and endpoints.
+
+use crate::options::NetworkOptions;
+use ipnet::IpNet;
+use protocol::network::IpamData;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+pub(crate) const NETWORKS: &str = "networks";
+pub(crate) const ENDPOINTS: &str = "endpoints";
+/// This state's own facts (its link group); added in 0.1 without a schema
+/// bump: opening an older file creates the table.
+pub(crate) const INSTANCE: &str = "instance";
+pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE];
+
+/// One subnet of a network and its gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// The subnet.
+    pub pool: IpNet,
+    /// Its gateway, when the engine reserved one.
+    pub gateway: Option<IpAddr>,
+}
+
+impl Subnet {
+    pub(crate) fn from_ipam(d: &IpamData) -> Subnet {
+        Subnet {
+            pool: d.pool.trunc(),
+            gateway: d.gateway.map(|g| g.addr()),
+        }
+    }
+}
+
+/// A parent link this driver created (and deletes with its last network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CreatedParent {
+    /// An 802.1Q link on `base`.
+    Vlan {
+        /// The base interface.
+        base: String,
+        /// The VLAN ID.
+        vid: u16,
+    },
+    /// A dummy link (networks without a parent).
+    Dummy,
+}
+
+/// A network as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// The engine's network ID.
+    pub id: String,
+    /// The parsed options.
+    pub options: NetworkOptions,
+    /// The resolved parent interface name.
+    pub parent: String,
+    /// Set when this driver created the parent.
+    pub created_parent: Option<CreatedParent>,
+    /// No external connectivity (`--internal`, or no parent).
+    pub internal: bool,
+    /// IPv4 subnets.
+    pub ipv4: Vec<Subnet>,
+    /// IPv6 subnets.
+    pub ipv6: Vec<Subnet>,
+}
+
+/// An endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The engine's endpoint ID.
+    pub id: String,
+    /// Its network.
+    pub network_id: String,
+    /// Name of its link in the host namespace (before the engine moves it).
+    pub link: String,
+    /// IPv4 address.
+    pub address: Option<IpNet>,
+    /// IPv6 address.
+    pub address_ipv6: Option<IpNet>,
+}
