@@ -768,3 +768,94 @@ fn spares_expire_after_the_window_and_old_creations_are_not_churn() {
         "{short} left behind"
     );
 }
+
+/// A parent named by an alternative name (`ip link property add ... altname`,
+/// which systemd gives most NICs) is the same device as under its own name:
+/// the sharing rules and the MTU check apply to the device, and a restart
+/// finds it.
+#[test]
+fn parents_are_known_by_device_not_by_the_name_typed() {
+    let rig = Rig::new("pa");
+    let ns = &rig.ns;
+    sh(&[
+        "ip", "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
+    ]);
+    let mut p = rig.start(&[]);
+    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    let link = join(&p, NET, EP1);
+    assert!(
+        ns.link_details(&link).is_some_and(|d| d.contains("@hp0")),
+        "{link} not on hp0"
+    );
+    let other = "a".repeat(64);
+    // another kind on the same device, by its other name: refused, naming
+    // the network that holds it
+    let err = create_network(&p, &other, r#"{"parent":"hp0"}"#).assert_error(500);
+    assert!(err.contains("hp0") && err.contains(NET), "{err}");
+    let err = create_network(
+        &p,
+        &other,
+        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"passthru"}"#,
+    )
+    .assert_error(500);
+    assert!(err.contains("passthru") && err.contains(NET), "{err}");
+    // the MTU is checked against the device, by either name
+    let err = create_network(
+        &p,
+        &other,
+        r#"{"parent":"up1","kind":"macvlan","com.docker.network.driver.mtu":"9000"}"#,
+    )
+    .assert_error(500);
+    assert!(err.contains("mtu 9000 exceeds parent hp0's 1500"), "{err}");
+    let r = create_network(
+        &p,
+        &other,
+        r#"{"parent":"hp0","kind":"macvlan","com.docker.network.driver.mtu":"1400"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // a restart finds the parent: no "missing" warning
+    assert!(p.stop().success());
+    let p = rig.start(&[]);
+    let log = p.log_text();
+    assert!(!log.contains("parent interface missing"), "{log}");
+    assert_eq!(link_of(&p, NET, EP1), link);
+}
+
+/// A macvlan passthru link carries its parent NIC's MAC, and a reused spare
+/// gets a new MAC, which the kernel would pass down to the NIC: passthru
+/// links are never kept for reuse, even while the network churns.
+#[test]
+fn passthru_links_are_never_kept_for_reuse() {
+    let rig = Rig::new("pt");
+    let ns = &rig.ns;
+    let window_ms = LONG_WINDOW.as_millis().to_string();
+    let p = rig.start(&[("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", &window_ms)]);
+    let r = create_network(
+        &p,
+        NET,
+        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"passthru"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, nic_mac) = index_and_mac(ns, "hp0");
+    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
+    let mut last = String::new();
+    // one passthru link at a time; two creations within the window are churn
+    for i in 0..2 {
+        let addr = format!("10.70.0.{}/24", i + 2);
+        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
+        last = join(&p, NET, &ep(i));
+        assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
+        assert!(ns.link_gone_within(&last, common::GUARD), "{last} kept");
+    }
+    assert!(
+        log_line_with(&p, &["released link not kept", "passthru", &last]).is_some(),
+        "no reason logged for {last}:\n{}",
+        p.log_text()
+    );
+    assert_eq!(index_and_mac(ns, "hp0").1, nic_mac, "hp0's MAC changed");
+}

@@ -22,6 +22,30 @@ pub enum DriverError {
         /// The `name.vid` parent.
         name: String,
     },
+    /// An 802.1Q link for the VLAN exists on the base under another name.
+    #[error(
+        "cannot create 802.1Q link {name}: VLAN {vid} on {base} already exists under another name; give that link as the parent"
+    )]
+    VlanExists {
+        /// The link that was to be created.
+        name: String,
+        /// Its base device.
+        base: String,
+        /// The VLAN ID.
+        vid: u16,
+    },
+    /// `-o mtu=` above what the parent carries.
+    #[error(
+        "mtu {mtu} exceeds parent {parent}'s {limit}; give -o mtu={limit} or less, or raise the parent's MTU first"
+    )]
+    MtuAboveParent {
+        /// The MTU asked for.
+        mtu: u32,
+        /// The parent (and the device beneath it, for an 802.1Q link).
+        parent: String,
+        /// The parent's MTU.
+        limit: u32,
+    },
     /// `parent=auto` on a host without a default route.
     #[error("parent=auto: the host has no default route to take the interface from")]
     NoDefaultRoute,

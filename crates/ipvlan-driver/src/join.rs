@@ -144,8 +144,16 @@ impl Driver {
             return Ok(false);
         }
         match network.options.kind {
+            // a NIC that refuses a MAC change makes the spare unfit, not
+            // the Join: the caller replaces it with a new link
             LinkKind::MacVlan { .. } => {
-                Ok(self.netlink.set_address(spare.index, random_mac()).await?)
+                match self.netlink.set_address(spare.index, random_mac()).await {
+                    Ok(there) => Ok(there),
+                    Err(e) => {
+                        tracing::debug!(link = %spare.name, error = %e, "spare refused a new MAC; replacing it");
+                        Ok(false)
+                    }
+                }
             }
             // an ipvlan link has its parent's MAC
             LinkKind::IpVlan { .. } => Ok(self
@@ -172,7 +180,16 @@ impl Driver {
         }
         let mut state = self.state.lock().await;
         // the name may have been given to a new endpoint meanwhile
-        if !state.networks.contains_key(nid) || state.links.contains(&link.name) {
+        let Some(network) = state.networks.get(nid) else {
+            return false;
+        };
+        // a passthru link's MAC is the NIC's own: the new MAC a reused
+        // link gets would change the parent's
+        if network.options.kind.is_passthru() {
+            tracing::debug!(link = %link.name, reason = "macvlan passthru", "released link not kept for reuse");
+            return false;
+        }
+        if state.links.contains(&link.name) {
             return false;
         }
         if let Some(why) = state.spares.refusal(nid, shape, Instant::now(), window) {

@@ -362,9 +362,19 @@ impl Netlink {
     }
 
     /// Create a dummy link `name`, up, tagged with `alias`, in link group
-    /// `group`.
-    pub async fn create_dummy(&self, name: &str, alias: &str, group: u32) -> Result<(), LinkError> {
-        let msg = LinkDummy::new(name).up().link_group(group).build();
+    /// `group`, with `mtu` if given.
+    pub async fn create_dummy(
+        &self,
+        name: &str,
+        alias: &str,
+        group: u32,
+        mtu: Option<u32>,
+    ) -> Result<(), LinkError> {
+        let mut msg = LinkDummy::new(name).up().link_group(group);
+        if let Some(mtu) = mtu {
+            msg = msg.mtu(mtu);
+        }
+        let msg = msg.build();
         self.add_tagged(msg, "dummy", name, alias).await
     }
 

@@ -1,6 +1,7 @@
 //! Networks: CreateNetwork and DeleteNetwork, and the parent links they
 //! resolve, create, share and delete.
 
+use crate::link::Link;
 use crate::names::{ALIAS_PREFIX, dummy_name};
 use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
 use crate::records::{CreatedParent, ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
@@ -10,18 +11,56 @@ use protocol::network::{CreateNetworkRequest, DeleteNetworkRequest};
 use std::collections::BTreeMap;
 use store::Op;
 
+/// The parent link a new network will use.
+enum ParentLink {
+    /// A link that exists (the user's, or one another network created).
+    Existing(Link),
+    /// A link to create, and for an 802.1Q link the device beneath it.
+    Create {
+        name: String,
+        created: CreatedParent,
+        lower: Option<Link>,
+    },
+}
+
+/// Refuses a container MTU above what the parent carries: macvlan refuses
+/// such a link at every Join (EINVAL), and ipvlan accepts it and sends
+/// frames the wire drops. `lower` names the device beneath an 802.1Q
+/// parent still to be created, whose MTU is then the limit.
+fn check_mtu(
+    mtu: Option<u32>,
+    parent: &str,
+    limit_of: &Link,
+    lower: Option<&str>,
+) -> Result<(), DriverError> {
+    match (mtu, limit_of.mtu) {
+        (Some(mtu), Some(limit)) if mtu > limit => Err(DriverError::MtuAboveParent {
+            mtu,
+            parent: match lower {
+                Some(lower) => format!("{parent}'s device {lower}"),
+                None => parent.to_string(),
+            },
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Driver {
+    /// Creates the parent `name` of `network`: a dummy (given `mtu`, so that
+    /// container links of that MTU fit on it) or an 802.1Q link.
     pub(crate) async fn create_parent(
         &self,
         network: &str,
         name: &str,
         created: &CreatedParent,
+        mtu: Option<u32>,
     ) -> Result<(), DriverError> {
         let alias = format!("{ALIAS_PREFIX}{network}");
         match created {
             CreatedParent::Dummy => {
                 self.netlink
-                    .create_dummy(name, &alias, self.link_group)
+                    .create_dummy(name, &alias, self.link_group, mtu)
                     .await?
             }
             CreatedParent::Vlan { base, vid } => {
@@ -35,10 +74,57 @@ impl Driver {
                         })?;
                 self.netlink
                     .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
-                    .await?;
+                    .await
+                    .map_err(|e| match e.is_exists() {
+                        true => DriverError::VlanExists {
+                            name: name.to_string(),
+                            base: base.clone(),
+                            vid: *vid,
+                        },
+                        false => e.into(),
+                    })?;
             }
         }
         Ok(())
+    }
+
+    /// Finds the device a user's `-o parent=` names. The kernel resolves an
+    /// alternative name (`ip link property add ... altname`) to its device,
+    /// whose own name is what networks are compared and stored by. A
+    /// missing `base.vid` becomes an 802.1Q link to create, named with the
+    /// VLAN ID in decimal (`eth0.010` and `eth0.+10` are `eth0.10`) on the
+    /// base device's name, so one VLAN of one device has one name.
+    async fn resolve_named_parent(&self, typed: &str) -> Result<ParentLink, DriverError> {
+        if let Some(link) = self.netlink.get(typed).await? {
+            return Ok(ParentLink::Existing(link));
+        }
+        let Some((base, vid)) = options::vlan_parts(typed) else {
+            return Err(DriverError::NoParent(typed.to_string()));
+        };
+        let lower = self
+            .netlink
+            .get(base)
+            .await?
+            .ok_or_else(|| DriverError::NoVlanBase {
+                base: base.to_string(),
+                name: typed.to_string(),
+            })?;
+        // the device's name may be longer than the alternative name typed
+        let name = [format!("{}.{vid}", lower.name), format!("{base}.{vid}")]
+            .into_iter()
+            .find(|n| n.len() <= options::IFNAME_MAX)
+            .unwrap_or_else(|| typed.to_string());
+        if let Some(link) = self.netlink.get(&name).await? {
+            return Ok(ParentLink::Existing(link));
+        }
+        Ok(ParentLink::Create {
+            name,
+            created: CreatedParent::Vlan {
+                base: lower.name.clone(),
+                vid,
+            },
+            lower: Some(lower),
+        })
     }
 
     /// Parse and check network options without touching anything
@@ -102,12 +188,29 @@ impl Driver {
                 return Err(DriverError::Exists(id.to_string()));
             }
         }
-        self.check_parent_sharing(&state, &record)?;
         let mut record = record;
-        let existing_link = self.netlink.get(&record.parent).await?;
-        match existing_link {
-            Some(l) if l.loopback => return Err(DriverError::Loopback(record.parent)),
-            Some(_) => {
+        let resolved = match record.created_parent {
+            Some(CreatedParent::Dummy) => match self.netlink.get(&record.parent).await? {
+                Some(link) => ParentLink::Existing(link),
+                None => ParentLink::Create {
+                    name: record.parent.clone(),
+                    created: CreatedParent::Dummy,
+                    lower: None,
+                },
+            },
+            _ => self.resolve_named_parent(&record.parent).await?,
+        };
+        match resolved {
+            ParentLink::Existing(link) => {
+                if link.loopback {
+                    return Err(DriverError::Loopback(record.parent));
+                }
+                if link.name != record.parent {
+                    tracing::info!(network = id, parent = %record.parent, device = %link.name, "parent named by an alternative name; the network uses the device's name");
+                }
+                record.parent = link.name.clone();
+                check_mtu(record.options.mtu, &record.parent, &link, None)?;
+                self.check_parent_sharing(&state, &record)?;
                 // another network of ours may have created it: share its ownership
                 if record.created_parent.is_none() {
                     record.created_parent = state
@@ -117,18 +220,18 @@ impl Driver {
                         .and_then(|n| n.created_parent.clone());
                 }
             }
-            None => {
-                let created = match &record.created_parent {
-                    Some(c) => c.clone(),
-                    None => match options::vlan_parts(&record.parent) {
-                        Some((base, vid)) => CreatedParent::Vlan {
-                            base: base.to_string(),
-                            vid,
-                        },
-                        None => return Err(DriverError::NoParent(record.parent)),
-                    },
-                };
-                self.create_parent(id, &record.parent, &created).await?;
+            ParentLink::Create {
+                name,
+                created,
+                lower,
+            } => {
+                record.parent = name;
+                if let Some(lower) = &lower {
+                    check_mtu(record.options.mtu, &record.parent, lower, Some(&lower.name))?;
+                }
+                self.check_parent_sharing(&state, &record)?;
+                self.create_parent(id, &record.parent, &created, record.options.mtu)
+                    .await?;
                 tracing::info!(network = id, parent = %record.parent, kind = ?created, "created parent link");
                 record.created_parent = Some(created);
             }

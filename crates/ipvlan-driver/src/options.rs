@@ -135,6 +135,17 @@ impl LinkKind {
         }
     }
 
+    /// Whether the link is a macvlan in passthru mode (one per parent,
+    /// sharing the parent's MAC).
+    pub fn is_passthru(&self) -> bool {
+        matches!(
+            self,
+            LinkKind::MacVlan {
+                mode: MacvlanMode::Passthru
+            }
+        )
+    }
+
     /// Whether containers route (L3/L3S) rather than switch.
     pub fn is_l3(&self) -> bool {
         matches!(
@@ -213,6 +224,9 @@ pub fn vlan_parts(name: &str) -> Option<(&str, u16)> {
     (!base.is_empty() && (1..=4094).contains(&vid)).then_some((base, vid))
 }
 
+/// The longest interface name the kernel takes (IFNAMSIZ less its NUL).
+pub const IFNAME_MAX: usize = 15;
+
 /// Check an interface name against the kernel's rules (`dev_valid_name`).
 pub fn check_ifname(name: &str) -> Result<(), OptionError> {
     let bad = |why| {
@@ -224,7 +238,7 @@ pub fn check_ifname(name: &str) -> Result<(), OptionError> {
     if name.is_empty() {
         return bad("empty");
     }
-    if name.len() > 15 {
+    if name.len() > IFNAME_MAX {
         return bad("longer than 15 bytes");
     }
     if name == "." || name == ".." {

@@ -22,8 +22,32 @@ macro_rules! check {
     ($cond:expr, $($fmt:tt)*) => { if !$cond { return Err(format!($($fmt)*)); } };
 }
 
+/// The driver's log lines, kept for cases that check what it said.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn since(&self, mark: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[mark..]).into_owned()
+    }
+}
+
 struct Rig {
     nl: Netlink,
+    log: Captured,
     state: std::path::PathBuf,
     driver: Option<Driver>,
     next: u32,
@@ -53,7 +77,7 @@ impl Rig {
 
     async fn dummy(&self, name: &str) -> Result {
         self.nl
-            .create_dummy(name, "test-parent", 0)
+            .create_dummy(name, "test-parent", 0, None)
             .await
             .map_err(|e| e.to_string())
     }
@@ -120,6 +144,13 @@ impl Rig {
 
     async fn exists(&self, name: &str) -> bool {
         self.nl.get(name).await.unwrap().is_some()
+    }
+
+    async fn delete_network(&self, nid: &str) -> Result {
+        self.driver()
+            .delete_network(&network_request(nid))
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -290,6 +321,109 @@ async fn vlan_parent(rig: &mut Rig) -> Result {
         .unwrap_err();
     check!(err.contains("nobase"), "missing base: {err}");
     Ok(())
+}
+
+/// `eth0.010`, `eth0.+10` and `eth0.10` are one VLAN of one device, so one
+/// link `eth0.10` that the three networks share; a VLAN the user made under
+/// another name is named in the error; after a reboot the shared parent is
+/// re-created once, not once per network.
+async fn vlan_ids_name_one_link(rig: &mut Rig) -> Result {
+    rig.dummy("vn0").await?;
+    let mut nets = Vec::new();
+    for (i, parent) in ["vn0.010", "vn0.+10", "vn0.10"].into_iter().enumerate() {
+        let nid = rig.id("n");
+        rig.network(
+            &nid,
+            json!({ "parent": parent }),
+            &format!("10.7{i}.0.0/24"),
+            None,
+        )
+        .await
+        .map_err(|e| format!("parent {parent}: {e}"))?;
+        nets.push(nid);
+    }
+    check!(
+        rig.exists("vn0.10").await && !rig.exists("vn0.010").await,
+        "vn0.010 not created as vn0.10"
+    );
+    ip("link add link vn0 name uservlan type vlan id 30")?;
+    let nid = rig.id("n");
+    let err = rig
+        .network(&nid, json!({"parent": "vn0.30"}), "10.73.0.0/24", None)
+        .await
+        .unwrap_err();
+    check!(
+        err.contains("VLAN 30") && err.contains("vn0") && err.contains("another name"),
+        "a user's VLAN under another name: {err}"
+    );
+    check!(!rig.exists("vn0.30").await, "vn0.30 left");
+    ip("link del uservlan")?;
+    // the host rebooted: the created parent is gone, the records are not
+    ip("link del vn0.10")?;
+    let mark = rig.log.len();
+    rig.reopen();
+    rig.driver().reconcile().await.map_err(|e| e.to_string())?;
+    let log = rig.log.since(mark);
+    check!(rig.exists("vn0.10").await, "vn0.10 not re-created");
+    check!(
+        !log.contains("could not re-create parent")
+            && log.matches("created parent missing; re-creating").count() == 1,
+        "vn0.10 not re-created exactly once:\n{log}"
+    );
+    for nid in &nets {
+        rig.delete_network(nid).await?;
+    }
+    check!(
+        !rig.exists("vn0.10").await,
+        "vn0.10 left after its networks"
+    );
+    ip("link del vn0")
+}
+
+/// An MTU above the parent's is refused at CreateNetwork, naming both; for
+/// an 802.1Q parent still to be created, the device beneath it is the
+/// limit; a network without a parent gets a dummy of its MTU.
+async fn mtu_against_the_parent(rig: &mut Rig) -> Result {
+    rig.dummy("mt0").await?;
+    let nid = rig.id("n");
+    let jumbo = |parent: Option<&str>| {
+        let mut o = json!({"com.docker.network.driver.mtu": "9000"});
+        if let Some(p) = parent {
+            o["parent"] = json!(p);
+        }
+        o
+    };
+    let err = rig
+        .network(&nid, jumbo(Some("mt0")), "10.74.0.0/24", None)
+        .await
+        .unwrap_err();
+    check!(err.contains("mtu 9000 exceeds parent mt0's 1500"), "{err}");
+    let err = rig
+        .network(&nid, jumbo(Some("mt0.5")), "10.74.0.0/24", None)
+        .await
+        .unwrap_err();
+    check!(
+        err.contains("mtu 9000 exceeds parent mt0.5's device mt0's 1500"),
+        "{err}"
+    );
+    check!(
+        !rig.exists("mt0.5").await,
+        "mt0.5 created for a refused network"
+    );
+    rig.network(&nid, jumbo(None), "10.74.0.0/24", Some("10.74.0.1/24"))
+        .await?;
+    let eid = rig.id("e");
+    rig.endpoint(&nid, &eid, "10.74.0.2/24").await?;
+    let link = rig.link_of(&nid, &eid).await?;
+    let mtu = rig.nl.get(&link).await.unwrap().and_then(|l| l.mtu);
+    check!(mtu == Some(9000), "{link} has MTU {mtu:?}");
+    rig.driver()
+        .delete_endpoint(&endpoint_request(&nid, &eid))
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver().flush_deletions().await;
+    rig.delete_network(&nid).await?;
+    ip("link del mt0")
 }
 
 async fn dummy_parent(rig: &mut Rig) -> Result {
@@ -550,7 +684,7 @@ async fn reconcile_after_crash(rig: &mut Rig) -> Result {
     // and a dummy parent of a network of that other instance
     let foreign_dummy = "ivd0000cafef00d";
     rig.nl
-        .create_dummy(foreign_dummy, "ipvlan-rs:other", group ^ 1)
+        .create_dummy(foreign_dummy, "ipvlan-rs:other", group ^ 1, None)
         .await
         .map_err(|e| e.to_string())?;
     let fg = rig.nl.get("fg0").await.unwrap().unwrap();
@@ -688,8 +822,15 @@ async fn main() -> std::process::ExitCode {
     let dir = Path::new("/tmp/ipvlan-rs-state");
     let _ = std::fs::remove_dir_all(dir);
     let state = dir.join("driver.redb");
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
     let mut rig = Rig {
         nl: Netlink::connect().unwrap(),
+        log,
         driver: Some(Driver::open(&state, DriverConfig::default()).unwrap()),
         state,
         next: 0,
@@ -714,6 +855,14 @@ async fn main() -> std::process::ExitCode {
     case!(
         "vlan_parent_created_shared_and_deleted_only_if_created",
         vlan_parent(&mut rig)
+    );
+    case!(
+        "vlan_ids_name_one_link_recreated_once_after_a_reboot",
+        vlan_ids_name_one_link(&mut rig)
+    );
+    case!(
+        "mtu_above_the_parent_is_refused_and_a_dummy_takes_it",
+        mtu_against_the_parent(&mut rig)
     );
     case!(
         "no_parent_makes_an_internal_network_on_a_dummy",
