@@ -118,6 +118,16 @@ pub enum IpamError {
         /// The address space.
         space: String,
     },
+    /// Allocated in this address space through another pool.
+    #[error("address {address} is already in use by pool {holder} in address space {space:?}")]
+    HeldByPool {
+        /// The address asked for.
+        address: IpAddr,
+        /// The pool that holds it (its ID: space, subnet and range).
+        holder: String,
+        /// The address space.
+        space: String,
+    },
     /// Every usable address of the range is allocated.
     #[error("no available addresses in {range} (pool {pool})")]
     Exhausted {

@@ -538,17 +538,31 @@ impl State {
             pool: net,
         })?;
         let alloc = self.spaces.entry(space).or_default();
-        if alloc.get(addr).is_some() {
+        match alloc.get(addr) {
             // The Swarm manager's allocator is the authority for the global
-            // space and re-claims every address it holds when a manager
-            // becomes leader: a claim there is idempotent.
-            if space == AddressSpace::Global {
+            // space and re-claims every address a pool holds when a manager
+            // becomes leader: a claim through the same pool is idempotent.
+            Some(holder) if holder == owner && space == AddressSpace::Global => {
                 return Ok((cidr, Vec::new()));
             }
-            return Err(IpamError::InUse {
-                address: addr,
-                space: space.name().to_string(),
-            });
+            Some(holder) if holder == owner => {
+                return Err(IpamError::InUse {
+                    address: addr,
+                    space: space.name().to_string(),
+                });
+            }
+            // an overlapping pool holds it: never a re-claim
+            Some(holder) => {
+                return Err(IpamError::HeldByPool {
+                    address: addr,
+                    holder: self
+                        .owners
+                        .id(holder)
+                        .map_or_else(|| "?".to_string(), ToString::to_string),
+                    space: space.name().to_string(),
+                });
+            }
+            None => {}
         }
         alloc.insert(addr, owner);
         Ok((

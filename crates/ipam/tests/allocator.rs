@@ -295,6 +295,23 @@ async fn global_space_claims_are_idempotent_local_ones_are_not() {
             .await
             .is_err()
     );
+    // an overlapping global pool never re-claims what another pool holds
+    let wide = ipam
+        .request_pool(&pool_req("global", "10.88.0.0/16", "", false))
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let err = ipam
+        .request_address(&addr_req(&wide, "10.88.0.7", &[serial]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IpamError::HeldByPool { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("10.88.0.7") && text.contains("global/10.88.0.0/24"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
