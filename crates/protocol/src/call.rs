@@ -1,19 +1,7 @@
 //! The closed set of calls the engine makes, and their URL paths.
 
-/// Which plugin subsystem a call belongs to; it decides the error field the
-/// engine reads (`Err` for network calls, `Error` for IPAM calls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Api {
-    /// `/Plugin.*` handshake (legacy v1 plugins only).
-    Plugin,
-    /// `/NetworkDriver.*`.
-    NetworkDriver,
-    /// `/IpamDriver.*`.
-    IpamDriver,
-}
-
 macro_rules! calls {
-    ($($variant:ident => $api:ident, $path:literal;)*) => {
+    ($($variant:ident => $path:literal;)*) => {
         /// Every call the engine makes to a network + IPAM plugin.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Call {
@@ -32,11 +20,6 @@ macro_rules! calls {
                 match self { $(Call::$variant => $path),* }
             }
 
-            /// The subsystem this call belongs to.
-            pub fn api(self) -> Api {
-                match self { $(Call::$variant => Api::$api),* }
-            }
-
             /// The call for a URL path, if it is one the protocol defines.
             pub fn from_path(path: &str) -> Option<Call> {
                 match path { $($path => Some(Call::$variant),)* _ => None }
@@ -52,28 +35,28 @@ macro_rules! calls {
 }
 
 calls! {
-    Activate => Plugin, "/Plugin.Activate";
-    GetCapabilities => NetworkDriver, "/NetworkDriver.GetCapabilities";
-    GwAllocCheck => NetworkDriver, "/NetworkDriver.GwAllocCheck";
-    AllocateNetwork => NetworkDriver, "/NetworkDriver.AllocateNetwork";
-    FreeNetwork => NetworkDriver, "/NetworkDriver.FreeNetwork";
-    CreateNetwork => NetworkDriver, "/NetworkDriver.CreateNetwork";
-    DeleteNetwork => NetworkDriver, "/NetworkDriver.DeleteNetwork";
-    CreateEndpoint => NetworkDriver, "/NetworkDriver.CreateEndpoint";
-    EndpointOperInfo => NetworkDriver, "/NetworkDriver.EndpointOperInfo";
-    DeleteEndpoint => NetworkDriver, "/NetworkDriver.DeleteEndpoint";
-    Join => NetworkDriver, "/NetworkDriver.Join";
-    Leave => NetworkDriver, "/NetworkDriver.Leave";
-    DiscoverNew => NetworkDriver, "/NetworkDriver.DiscoverNew";
-    DiscoverDelete => NetworkDriver, "/NetworkDriver.DiscoverDelete";
-    ProgramExternalConnectivity => NetworkDriver, "/NetworkDriver.ProgramExternalConnectivity";
-    RevokeExternalConnectivity => NetworkDriver, "/NetworkDriver.RevokeExternalConnectivity";
-    IpamGetCapabilities => IpamDriver, "/IpamDriver.GetCapabilities";
-    GetDefaultAddressSpaces => IpamDriver, "/IpamDriver.GetDefaultAddressSpaces";
-    RequestPool => IpamDriver, "/IpamDriver.RequestPool";
-    ReleasePool => IpamDriver, "/IpamDriver.ReleasePool";
-    RequestAddress => IpamDriver, "/IpamDriver.RequestAddress";
-    ReleaseAddress => IpamDriver, "/IpamDriver.ReleaseAddress";
+    Activate => "/Plugin.Activate";
+    GetCapabilities => "/NetworkDriver.GetCapabilities";
+    GwAllocCheck => "/NetworkDriver.GwAllocCheck";
+    AllocateNetwork => "/NetworkDriver.AllocateNetwork";
+    FreeNetwork => "/NetworkDriver.FreeNetwork";
+    CreateNetwork => "/NetworkDriver.CreateNetwork";
+    DeleteNetwork => "/NetworkDriver.DeleteNetwork";
+    CreateEndpoint => "/NetworkDriver.CreateEndpoint";
+    EndpointOperInfo => "/NetworkDriver.EndpointOperInfo";
+    DeleteEndpoint => "/NetworkDriver.DeleteEndpoint";
+    Join => "/NetworkDriver.Join";
+    Leave => "/NetworkDriver.Leave";
+    DiscoverNew => "/NetworkDriver.DiscoverNew";
+    DiscoverDelete => "/NetworkDriver.DiscoverDelete";
+    ProgramExternalConnectivity => "/NetworkDriver.ProgramExternalConnectivity";
+    RevokeExternalConnectivity => "/NetworkDriver.RevokeExternalConnectivity";
+    IpamGetCapabilities => "/IpamDriver.GetCapabilities";
+    GetDefaultAddressSpaces => "/IpamDriver.GetDefaultAddressSpaces";
+    RequestPool => "/IpamDriver.RequestPool";
+    ReleasePool => "/IpamDriver.ReleasePool";
+    RequestAddress => "/IpamDriver.RequestAddress";
+    ReleaseAddress => "/IpamDriver.ReleaseAddress";
 }
 
 #[cfg(test)]
@@ -96,13 +79,11 @@ mod tests {
     }
 
     #[test]
-    fn method_and_api() {
+    fn method_and_path() {
         assert_eq!(Call::Join.method(), "Join");
-        assert_eq!(Call::RequestPool.api(), Api::IpamDriver);
         assert_eq!(
             Call::IpamGetCapabilities.path(),
             "/IpamDriver.GetCapabilities"
         );
-        assert_eq!(Call::Activate.api(), Api::Plugin);
     }
 }

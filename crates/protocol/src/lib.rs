@@ -25,7 +25,7 @@ pub mod options;
 mod request;
 mod serde_util;
 
-pub use call::{Api, Call};
+pub use call::Call;
 pub use error::{DecodeError, ErrorResponse, decode};
 pub use mac::{MacAddress, ParseMacError};
 pub use network::{EndpointId, NetworkId};
