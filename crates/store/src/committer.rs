@@ -189,14 +189,21 @@ impl Committer {
             }
         }
         // larger than a whole log (a pool of a million addresses released):
-        // straight into redb, after everything before it. Then neither log
-        // may keep records older than it: replayed after a crash, they
-        // would undo it. A switch empties the older log.
+        // straight into redb, after everything before it. From the moment
+        // it is there, neither log may keep records older than it:
+        // replayed after a crash, they would undo it. Settling leaves the
+        // older log holding the epoch it just checkpointed; a second switch
+        // gives that log a new, empty epoch before the batch is written.
         self.settle()?;
+        self.switch()?;
+        self.wait_checkpoint()?;
         self.start_checkpoint(take_ops(batches).collect())?;
         self.wait_checkpoint()?;
-        self.switch()?;
-        self.wait_checkpoint()
+        #[cfg(test)]
+        if crash_point::reached(&self.path) {
+            self.failed.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Hands the active log's changes to the checkpoint thread and makes
@@ -308,4 +315,28 @@ pub(crate) fn write_ops<'a>(
         }
     }
     txn.commit().map_err(|e| e.to_string())
+}
+
+/// A point where a test stops a committer as a crash would: nothing after
+/// it reaches the disk (the store is marked failed, so close writes
+/// nothing either).
+#[cfg(test)]
+pub(crate) mod crash_point {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// The state file whose committer stops after its next batch larger
+    /// than a log is in redb.
+    pub(crate) static AFTER_OVERSIZE_WRITE: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+    pub(super) fn reached(path: &Path) -> bool {
+        let mut armed = AFTER_OVERSIZE_WRITE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if armed.as_deref() == Some(path) {
+            *armed = None;
+            return true;
+        }
+        false
+    }
 }
