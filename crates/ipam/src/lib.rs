@@ -307,16 +307,21 @@ impl Ipam {
 
     /// Release a pool lease (`ReleasePool`); unknown or empty IDs change nothing.
     pub async fn release_pool(&self, req: &ReleasePoolRequest) -> Result<(), IpamError> {
-        let commit = {
+        // nothing to release (a repeated release): the empty submission
+        // answers once the first copy is durable
+        let (commit, released) = {
             let mut state = self.lock();
-            let Some(ops) = state.release_pool(&req.pool_id)? else {
-                tracing::debug!(pool_id = %req.pool_id, "release of unknown pool ignored");
-                return Ok(());
-            };
-            self.store.submit(ops)
+            match state.release_pool(&req.pool_id)? {
+                Some(ops) => (self.store.submit(ops), true),
+                None => (self.store.submit(Vec::new()), false),
+            }
         };
         commit.durable().await?;
-        tracing::info!(pool_id = %req.pool_id, "pool released");
+        if released {
+            tracing::info!(pool_id = %req.pool_id, "pool released");
+        } else {
+            tracing::debug!(pool_id = %req.pool_id, "release of unknown pool ignored");
+        }
         Ok(())
     }
 
@@ -346,15 +351,19 @@ impl Ipam {
         let Some(address) = req.address else {
             return Ok(());
         };
-        let commit = {
+        // nothing to release (a repeated release): the empty submission
+        // answers once the first copy is durable
+        let (commit, released) = {
             let mut state = self.lock();
             match state.release(&req.pool_id, address) {
-                Some(ops) => self.store.submit(ops),
-                None => return Ok(()),
+                Some(ops) => (self.store.submit(ops), true),
+                None => (self.store.submit(Vec::new()), false),
             }
         };
         commit.durable().await?;
-        tracing::debug!(pool_id = %req.pool_id, %address, "address released");
+        if released {
+            tracing::debug!(pool_id = %req.pool_id, %address, "address released");
+        }
         Ok(())
     }
 

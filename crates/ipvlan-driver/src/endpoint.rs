@@ -53,7 +53,12 @@ impl Driver {
             address_ipv6: req.interface.address_ipv6,
         };
         match state.endpoints.get(eid) {
-            Some(existing) if existing == &record => return Ok(()),
+            // a repeated create: answered once the first copy is durable
+            Some(existing) if existing == &record => {
+                let pending = self.store.submit(Vec::new());
+                drop(state);
+                return Ok(pending.durable().await?);
+            }
             // an ID is the engine's for one endpoint: a second create with
             // other addresses (or on another network) is a mistake, not an update
             Some(existing) => {
@@ -153,7 +158,10 @@ impl Driver {
                         endpoint = eid,
                         "delete of unknown endpoint ignored"
                     );
-                    return Ok(());
+                    // the answer may rest on a delete still being committed
+                    let pending = self.store.submit(Vec::new());
+                    drop(state);
+                    return Ok(pending.durable().await?);
                 }
                 name
             }
@@ -169,6 +177,11 @@ impl Driver {
             drop(state);
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
+        } else {
+            // a replayed delete: the first copy's commit may be in flight
+            let pending = self.store.submit(Vec::new());
+            drop(state);
+            pending.durable().await?;
         }
         if let Some((link, shape)) =
             link.filter(|(l, _)| link::is_slave_kind(l.kind.as_deref()) && self.owns(l))

@@ -182,7 +182,8 @@ impl Driver {
                     network = id,
                     "network already known with the same configuration"
                 );
-                return Ok(());
+                // answered once the first copy is durable
+                return Ok(self.store.submit(Vec::new()).durable().await?);
             }
             if state.endpoints.values().any(|e| e.network_id == id) {
                 return Err(DriverError::Exists(id.to_string()));
@@ -328,7 +329,8 @@ impl Driver {
         let mut state = self.state.lock().await;
         let Some(record) = state.networks.get(id).cloned() else {
             tracing::debug!(network = id, "delete of unknown network ignored");
-            return Ok(());
+            // the answer may rest on a delete still being committed
+            return Ok(self.store.submit(Vec::new()).durable().await?);
         };
         let endpoints: Vec<EndpointRecord> = state
             .endpoints
