@@ -16,6 +16,17 @@
 //! last record (never acknowledged) ends the run, and records left from an
 //! older epoch never match.
 //!
+//! Each log file has a salt, a random number chosen when the file is made
+//! and kept in its header; every record's CRC covers it, so a record left
+//! by an earlier life of the file (or another store's log copied in) never
+//! replays, even where its epoch and sequence number match. A record that
+//! fails its CRC ends the log only if nothing valid follows it: a torn
+//! write can only be the last one, so a bad record followed by a valid one
+//! of the same epoch is corruption, and opening fails rather than drop
+//! acknowledged changes. So does a record naming a table the opener does
+//! not know (a downgrade to a release without that table): the remedy is
+//! to run the release that wrote it, never to drop its changes.
+//!
 //! A log's header has two slots, used in turn by the epochs it receives
 //! (which step by two, the other log taking the odd ones out), so that a
 //! torn header write leaves the previous header readable. See
@@ -33,9 +44,12 @@ pub(crate) const LOG_BYTES: u64 = 8 << 20;
 /// Zeros written ahead of the records when the file grows.
 const GROW: u64 = 1 << 20;
 const FIRST_RECORD: u64 = 2 * PAGE;
-const HEADER_MAGIC: &[u8; 8] = b"irs-wal1";
-/// magic (8), epoch (8), crc (4)
-const HEADER_LEN: usize = 20;
+/// Headers without a salt, written by releases before salts; their
+/// records' CRCs cover no salt. Read, never written.
+const HEADER_MAGIC_UNSALTED: &[u8; 8] = b"irs-wal1";
+const HEADER_MAGIC: &[u8; 8] = b"irs-wal2";
+/// magic (8), epoch (8), salt (8), crc (4)
+const HEADER_LEN: usize = 28;
 const RECORD_MAGIC: &[u8; 4] = b"irsR";
 /// magic (4), epoch (8), seq (8), payload length (4), crc (4)
 const RECORD_HEAD: usize = 28;
@@ -47,6 +61,9 @@ pub(crate) struct Log {
     file: File,
     path: PathBuf,
     epoch: u64,
+    /// The file's salt (`None`: an unsalted log of an earlier release,
+    /// until its next epoch gives it one).
+    salt: Option<u64>,
     seq: u64,
     next: u64,
     /// Bytes of the file known written (zeros or records).
@@ -54,6 +71,49 @@ pub(crate) struct Log {
 }
 
 impl Log {
+    /// The payload of record `seq` of the current epoch if it is whole at
+    /// `at` (magic, epoch, sequence number, length and salted CRC).
+    fn record_at(&self, at: u64, seq: u64, len: u64) -> io::Result<Option<Vec<u8>>> {
+        if at + RECORD_HEAD as u64 > len {
+            return Ok(None);
+        }
+        let mut head = [0u8; RECORD_HEAD];
+        self.file.read_exact_at(&mut head, at)?;
+        let payload_len = u64::from(u32_at(&head, 20));
+        if &head[..4] != RECORD_MAGIC
+            || u64_at(&head, 4) != self.epoch
+            || u64_at(&head, 12) != seq
+            || at + RECORD_HEAD as u64 + payload_len > len
+        {
+            return Ok(None);
+        }
+        let mut payload = vec![0u8; payload_len as usize];
+        self.file
+            .read_exact_at(&mut payload, at + RECORD_HEAD as u64)?;
+        let crc = u32_at(&head, 24);
+        Ok((record_crc(self.salt, &head[4..24], &payload) == crc).then_some(payload))
+    }
+
+    /// The sequence number of a whole record of the current epoch, later
+    /// than `seq`, anywhere after `at`.
+    fn valid_record_after(&self, at: u64, seq: u64, len: u64) -> io::Result<Option<u64>> {
+        let mut page = at + PAGE;
+        while page + RECORD_HEAD as u64 <= len {
+            let mut head = [0u8; RECORD_HEAD];
+            self.file.read_exact_at(&mut head, page)?;
+            let later = u64_at(&head, 12);
+            if &head[..4] == RECORD_MAGIC
+                && u64_at(&head, 4) == self.epoch
+                && later > seq
+                && self.record_at(page, later, len)?.is_some()
+            {
+                return Ok(Some(later));
+            }
+            page += PAGE;
+        }
+        Ok(None)
+    }
+
     /// Opens the log at `path` (creating it if missing) and returns it with
     /// the changes of its current epoch, in order, for the caller to apply
     /// before it starts a new epoch in it ([`Log::start_epoch`]). `tables`
@@ -76,16 +136,18 @@ impl Log {
             file,
             path: path.to_path_buf(),
             epoch: 0,
+            salt: None,
             seq: 0,
             next: FIRST_RECORD,
             filled: len.min(LOG_BYTES) / PAGE * PAGE,
         };
-        let Some(epoch) = log.read_header(len)? else {
+        let Some((epoch, salt)) = log.read_header(len)? else {
             // new, or a crash during creation: no record was acknowledged;
             // epoch 0 until [`Log::start_epoch`] writes the file
             return Ok((log, Vec::new()));
         };
         log.epoch = epoch;
+        log.salt = salt;
         let ops = log.replay(len, tables)?;
         Ok((log, ops))
     }
@@ -115,7 +177,7 @@ impl Log {
         record[4..12].copy_from_slice(&self.epoch.to_le_bytes());
         record[12..20].copy_from_slice(&self.seq.to_le_bytes());
         record[20..24].copy_from_slice(&(payload_len as u32).to_le_bytes());
-        let crc = record_crc(&record[4..24], &record[RECORD_HEAD..]);
+        let crc = record_crc(self.salt, &record[4..24], &record[RECORD_HEAD..]);
         record[24..28].copy_from_slice(&crc.to_le_bytes());
         record.resize(padded as usize, 0);
         self.file.write_all_at(&record, self.next)?;
@@ -136,6 +198,9 @@ impl Log {
     pub(crate) fn start_epoch(&mut self, epoch: u64) -> io::Result<()> {
         if self.epoch == 0 {
             return self.create(epoch);
+        }
+        if self.salt.is_none() {
+            self.salt = Some(new_salt());
         }
         self.write_header(epoch)?;
         self.file.sync_data()?;
@@ -161,6 +226,7 @@ impl Log {
         self.file.set_len(0)?;
         self.file.write_all_at(&[0u8; 2 * PAGE as usize], 0)?;
         self.epoch = epoch;
+        self.salt = Some(new_salt());
         self.seq = 0;
         self.next = FIRST_RECORD;
         self.filled = FIRST_RECORD;
@@ -176,27 +242,32 @@ impl Log {
         let mut page = vec![0u8; PAGE as usize];
         page[..8].copy_from_slice(HEADER_MAGIC);
         page[8..16].copy_from_slice(&epoch.to_le_bytes());
-        let crc = crc32fast::hash(&page[..16]);
-        page[16..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        page[16..24].copy_from_slice(&self.salt.unwrap_or_default().to_le_bytes());
+        let crc = crc32fast::hash(&page[..24]);
+        page[24..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all_at(&page, slot(epoch) * PAGE)
     }
 
-    /// The newest valid header's epoch, if any.
-    fn read_header(&self, len: u64) -> io::Result<Option<u64>> {
-        let mut newest = None;
+    /// The newest valid header's epoch and salt, if any.
+    fn read_header(&self, len: u64) -> io::Result<Option<(u64, Option<u64>)>> {
+        let mut newest: Option<(u64, Option<u64>)> = None;
         for i in 0..2u64 {
             if (i + 1) * PAGE > len {
                 break;
             }
             let mut h = [0u8; HEADER_LEN];
             self.file.read_exact_at(&mut h, i * PAGE)?;
-            let crc = u32_at(&h, 16);
-            if &h[..8] != HEADER_MAGIC || crc32fast::hash(&h[..16]) != crc {
+            let found = if &h[..8] == HEADER_MAGIC && crc32fast::hash(&h[..24]) == u32_at(&h, 24) {
+                (u64_at(&h, 8), Some(u64_at(&h, 16)))
+            } else if &h[..8] == HEADER_MAGIC_UNSALTED
+                && crc32fast::hash(&h[..16]) == u32_at(&h, 16)
+            {
+                (u64_at(&h, 8), None)
+            } else {
                 continue;
-            }
-            let epoch = u64_at(&h, 8);
-            if slot(epoch) == i && newest.is_none_or(|n| epoch > n) {
-                newest = Some(epoch);
+            };
+            if slot(found.0) == i && newest.is_none_or(|(n, _)| found.0 > n) {
+                newest = Some(found);
             }
         }
         Ok(newest)
@@ -209,23 +280,22 @@ impl Log {
         let mut at = FIRST_RECORD;
         let mut seq = 0u64;
         while at + RECORD_HEAD as u64 <= len {
-            let mut head = [0u8; RECORD_HEAD];
-            self.file.read_exact_at(&mut head, at)?;
-            let payload_len = u64::from(u32_at(&head, 20));
-            if &head[..4] != RECORD_MAGIC
-                || u64_at(&head, 4) != self.epoch
-                || u64_at(&head, 12) != seq
-                || at + RECORD_HEAD as u64 + payload_len > len
-            {
+            let Some(payload) = self.record_at(at, seq, len)? else {
+                // the end of the run: a torn last write (never
+                // acknowledged), or corruption if a valid record follows
+                if let Some(later) = self.valid_record_after(at, seq, len)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: record {seq} of epoch {} is damaged but record {later} after it is whole: the log is corrupt, not torn; acknowledged changes would be lost",
+                            self.path.display(),
+                            self.epoch
+                        ),
+                    ));
+                }
                 break;
-            }
-            let mut payload = vec![0u8; payload_len as usize];
-            self.file
-                .read_exact_at(&mut payload, at + RECORD_HEAD as u64)?;
-            let crc = u32_at(&head, 24);
-            if record_crc(&head[4..24], &payload) != crc {
-                break; // torn: written but never acknowledged
-            }
+            };
+            let payload_len = payload.len() as u64;
             decode(&payload, tables, &mut ops).map_err(|what| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -239,6 +309,27 @@ impl Log {
         self.seq = seq;
         Ok(ops)
     }
+}
+
+/// A salt for a new log file: 8 bytes of the kernel's randomness, or, where
+/// that cannot be read, the process's hash seed mixed with the time (a salt
+/// need only differ from the file's earlier lives, not be secret).
+fn new_salt() -> u64 {
+    let mut b = [0u8; 8];
+    if File::open("/dev/urandom")
+        .and_then(|f| f.read_exact_at(&mut b, 0))
+        .is_ok()
+    {
+        return u64::from_le_bytes(b);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// The header slot of `epoch`: a log receives every other epoch, so its
@@ -259,8 +350,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(v)
 }
 
-fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
+fn record_crc(salt: Option<u64>, head: &[u8], payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
+    if let Some(salt) = salt {
+        h.update(&salt.to_le_bytes());
+    }
     h.update(head);
     h.update(payload);
     h.finalize()
@@ -426,6 +520,78 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_BYTES);
         log.start_epoch(3).unwrap();
         assert!(log.append([put("over", "v")].iter()).unwrap());
+    }
+
+    #[test]
+    fn a_damaged_record_before_a_whole_one_is_corruption_not_a_tear() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal");
+        let mut log = fresh(&path);
+        for k in ["a", "b", "c"] {
+            assert!(log.append([put(k, "1")].iter()).unwrap());
+        }
+        drop(log);
+        // the second of three acknowledged records rots
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"Z", FIRST_RECORD + PAGE + RECORD_HEAD as u64 + 3)
+            .unwrap();
+        let err = Log::open(&path, &["t"]).err().unwrap().to_string();
+        assert!(
+            err.contains("record 1 of epoch 1 is damaged but record 2 after it is whole"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn records_of_an_earlier_life_of_the_file_never_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let mut log = fresh(&old);
+        assert!(log.append([put("stale", "1")].iter()).unwrap());
+        drop(log);
+        // a log made anew in the same epoch, over which the earlier life's
+        // record pages lie (a restored or reused file)
+        drop(fresh(&new));
+        let mut stale = vec![0u8; PAGE as usize];
+        let (o, n) = (
+            File::open(&old).unwrap(),
+            OpenOptions::new().write(true).open(&new).unwrap(),
+        );
+        o.read_exact_at(&mut stale, FIRST_RECORD).unwrap();
+        n.write_all_at(&stale, FIRST_RECORD).unwrap();
+        let (log, ops) = open(&new);
+        assert_eq!((log.epoch(), ops), (1, vec![]));
+    }
+
+    #[test]
+    fn an_unsalted_log_of_an_earlier_release_replays_and_gets_a_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal");
+        // as the release before salts wrote it: epoch 1, one record
+        let mut file = vec![0u8; (FIRST_RECORD + PAGE) as usize];
+        file[..8].copy_from_slice(HEADER_MAGIC_UNSALTED);
+        file[8..16].copy_from_slice(&1u64.to_le_bytes());
+        let crc = crc32fast::hash(&file[..16]);
+        file[16..20].copy_from_slice(&crc.to_le_bytes());
+        let mut record = vec![0u8; RECORD_HEAD];
+        encode(&put("a", "1"), &mut record);
+        let payload_len = (record.len() - RECORD_HEAD) as u32;
+        record[..4].copy_from_slice(RECORD_MAGIC);
+        record[4..12].copy_from_slice(&1u64.to_le_bytes());
+        record[12..20].copy_from_slice(&0u64.to_le_bytes());
+        record[20..24].copy_from_slice(&payload_len.to_le_bytes());
+        let crc = record_crc(None, &record[4..24], &record[RECORD_HEAD..]);
+        record[24..28].copy_from_slice(&crc.to_le_bytes());
+        let at = FIRST_RECORD as usize;
+        file[at..at + record.len()].copy_from_slice(&record);
+        std::fs::write(&path, &file).unwrap();
+        let (mut log, ops) = open(&path);
+        assert_eq!((log.epoch(), log.salt, ops), (1, None, vec![put("a", "1")]));
+        log.start_epoch(3).unwrap();
+        assert!(log.salt.is_some());
+        assert!(log.append([put("b", "2")].iter()).unwrap());
+        drop(log);
+        assert_eq!(open(&path).1, vec![put("b", "2")]);
     }
 
     #[test]
