@@ -86,5 +86,7 @@ pub struct Driver {
     /// The commit of a newly chosen link group, awaited before the first
     /// link is made with it (open is synchronous and runs inside a runtime).
     link_group_commit: std::sync::Mutex<Option<store::Commit>>,
+    /// Taken before `state` by the calls that change an endpoint's link.
+    endpoint_turns: state::EndpointTurns,
     config: DriverConfig,
 }
