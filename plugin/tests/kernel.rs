@@ -394,6 +394,67 @@ fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
     );
 }
 
+/// Join does not hold the state lock across its netlink calls, but calls
+/// on one endpoint still take turns: Joins racing each other all answer
+/// with the endpoint's one link, and Joins racing its DeleteEndpoint leave
+/// no link behind (a Join before the delete made the link the delete
+/// removes; a Join after it finds no endpoint).
+#[test]
+fn racing_calls_on_one_endpoint_leave_its_one_link_or_none() {
+    let rig = Rig::new("tu");
+    let ns = &rig.ns;
+    // no spares: a released link is deleted, so "none left" is checkable
+    let p = rig.start(&[("LINK_REUSE_MS", "0")]);
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let join = |ep: &str| {
+        p.post(
+            "/NetworkDriver.Join",
+            &format!(r#"{{"NetworkID":"{NET}","EndpointID":"{ep}","SandboxKey":"/x"}}"#),
+        )
+    };
+    for round in 0..8 {
+        let ep = format!("{round:02x}{}", &EP1[2..]);
+        let addr = format!("10.70.0.{}/24", round + 2);
+        assert_eq!(create_endpoint(&p, NET, &ep, &addr, "").status, 200);
+        let link = link_of(&p, NET, &ep);
+        let joins: Vec<common::Reply> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4).map(|_| s.spawn(|| join(&ep))).collect();
+            racers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for j in &joins {
+            assert_eq!(j.status, 200, "{}", j.body);
+            assert_eq!(j.json()["InterfaceName"]["SrcName"], link.as_str());
+        }
+        assert!(
+            ns.link_details(&link).is_some(),
+            "{link} missing after racing Joins"
+        );
+        let (joins, deleted) = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..3).map(|_| s.spawn(|| join(&ep))).collect();
+            let delete = s.spawn(|| endpoint_call(&p, "DeleteEndpoint", NET, &ep));
+            let joins: Vec<common::Reply> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+            (joins, delete.join().unwrap())
+        });
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+        for j in joins.iter().filter(|j| j.status != 200) {
+            let err = j.assert_error(j.status);
+            assert!(err.contains("not found"), "{err}");
+        }
+        assert!(
+            ns.link_gone_within(&link, Duration::from_secs(5)),
+            "{link} left after Joins raced its DeleteEndpoint: {}",
+            p.log_text()
+        );
+    }
+    assert_eq!(delete_network(&p, NET).status, 200);
+    assert!(
+        ns.container_links().is_empty(),
+        "{:?}",
+        ns.container_links()
+    );
+}
+
 /// Two instances in one namespace (two engines on one host, or a test beside
 /// a real installation): starting the second must not delete the links of
 /// the first, which its state does not know.

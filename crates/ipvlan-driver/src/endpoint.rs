@@ -141,6 +141,8 @@ impl Driver {
     /// succeed.
     pub async fn delete_endpoint(&self, req: &DeleteEndpointRequest) -> Result<(), DriverError> {
         let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        // not beside a Join of this endpoint, which may be creating its link
+        let _turn = self.endpoint_turns.one(eid).await;
         let mut state = self.state.lock().await;
         let known = state
             .endpoints

@@ -61,16 +61,32 @@ pub fn join_response(network: &NetworkRecord, endpoint: &EndpointRecord) -> Join
 impl Driver {
     /// `Join`: create the container's link on the parent; the engine moves
     /// it into the container.
+    ///
+    /// The state lock is held only to read the records and to record the
+    /// template, not across the netlink round trips (up to five): calls on
+    /// other endpoints go on meanwhile. Calls on this endpoint wait for its
+    /// turn (`EndpointTurns` in state.rs), so the records read
+    /// stay true until the link is made: DeleteEndpoint waits, DeleteNetwork
+    /// waits, and CreateNetwork and CreateEndpoint change no record of a
+    /// network with endpoints or of a known endpoint.
     pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, DriverError> {
         self.link_group_durable().await?;
         let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
-        let mut state = self.state.lock().await;
-        let claimed = state.claimed.remove(eid);
-        let network = state
-            .networks
-            .get(nid)
-            .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?;
-        let endpoint = state.endpoint(nid, eid)?;
+        let _turn = self.endpoint_turns.one(eid).await;
+        let (network, endpoint, claimed, template_wanted) = {
+            let mut state = self.state.lock().await;
+            let claimed = state.claimed.remove(eid);
+            let network = state
+                .networks
+                .get(nid)
+                .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?
+                .clone();
+            let endpoint = state.endpoint(nid, eid)?.clone();
+            let template_wanted =
+                !self.config.link_reuse_window.is_zero() && state.spares.template(nid).is_none();
+            (network, endpoint, claimed, template_wanted)
+        };
+        let (network, endpoint) = (&network, &endpoint);
         let parent = self
             .netlink
             .get(&network.parent)
@@ -118,11 +134,14 @@ impl Driver {
         }
         tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
         let response = join_response(network, endpoint);
-        if !self.config.link_reuse_window.is_zero() && state.spares.template(nid).is_none() {
+        if template_wanted {
             // what a fresh link of this network looks like, to judge released ones by
-            let link = endpoint.link.clone();
-            if let Some((_, shape)) = self.netlink.get_with_shape(&link).await? {
-                state.spares.set_template(nid, shape);
+            if let Some((_, shape)) = self.netlink.get_with_shape(&endpoint.link).await? {
+                let mut state = self.state.lock().await;
+                // a Join of another endpoint may have set it meanwhile
+                if state.spares.template(nid).is_none() && state.networks.contains_key(nid) {
+                    state.spares.set_template(nid, shape);
+                }
             }
         }
         Ok(response)

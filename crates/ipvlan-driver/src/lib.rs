@@ -21,6 +21,11 @@
 //!   the last network on it.
 //! - Leave and Delete* of unknown IDs succeed: the engine replays them after
 //!   crashes.
+//! - Calls that change one endpoint's link (Join, DeleteEndpoint) take
+//!   turns per endpoint, DeleteNetwork waits for all of them; the state lock
+//!   is taken after a turn and is not held across Join's netlink round
+//!   trips: a Join waiting on the kernel holds up only the calls whose
+//!   endpoints share its turn.
 //! - A released container link is deleted off the request path (reaper) or,
 //!   while its network churns and only if it is exactly as a new link would
 //!   be, kept for a short window and given to the network's next endpoint
@@ -86,5 +91,7 @@ pub struct Driver {
     /// The commit of a newly chosen link group, awaited before the first
     /// link is made with it (open is synchronous and runs inside a runtime).
     link_group_commit: std::sync::Mutex<Option<store::Commit>>,
+    /// Taken before `state` by the calls that change an endpoint's link.
+    endpoint_turns: state::EndpointTurns,
     config: DriverConfig,
 }

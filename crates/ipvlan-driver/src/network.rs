@@ -326,6 +326,8 @@ impl Driver {
     /// driver created it and no other network uses it, and the records.
     pub async fn delete_network(&self, req: &DeleteNetworkRequest) -> Result<(), DriverError> {
         let id = req.network_id.as_str();
+        // no Join or DeleteEndpoint is between its netlink calls meanwhile
+        let _turns = self.endpoint_turns.all().await;
         let mut state = self.state.lock().await;
         let Some(record) = state.networks.get(id).cloned() else {
             tracing::debug!(network = id, "delete of unknown network ignored");

@@ -10,10 +10,51 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use store::{Op, Store};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Schema of the state file: 1 = networks + endpoints tables.
 pub const SCHEMA: u64 = 1;
+
+/// How many locks [`EndpointTurns`] spreads endpoints over: enough that
+/// concurrent calls on different endpoints rarely share one.
+const TURNS: usize = 64;
+
+/// Makes the calls that act on one endpoint's link (Join, DeleteEndpoint)
+/// take turns, so that they need not hold the state lock across netlink
+/// round trips, while calls on other endpoints go on beside them. Each
+/// endpoint ID maps to one of [`TURNS`] locks; DeleteNetwork, which deletes
+/// the links of all its endpoints, takes them all.
+///
+/// Lock order: turns before the state lock, never one while holding it;
+/// more than one turn only through [`EndpointTurns::all`], in index order.
+pub(crate) struct EndpointTurns([Mutex<()>; TURNS]);
+
+impl Default for EndpointTurns {
+    fn default() -> Self {
+        EndpointTurns(std::array::from_fn(|_| Mutex::new(())))
+    }
+}
+
+impl EndpointTurns {
+    /// Waits for endpoint `eid`'s turn.
+    pub(crate) async fn one(&self, eid: &str) -> MutexGuard<'_, ()> {
+        // FNV-1a: endpoint IDs are random hex, any spread of them will do
+        let hash = eid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let slot = usize::try_from(hash % TURNS as u64).unwrap_or(0);
+        self.0[slot].lock().await
+    }
+
+    /// Waits for every endpoint's turn.
+    pub(crate) async fn all(&self) -> Vec<MutexGuard<'_, ()>> {
+        let mut turns = Vec::with_capacity(TURNS);
+        for turn in &self.0 {
+            turns.push(turn.lock().await);
+        }
+        turns
+    }
+}
 
 /// What the driver knows, kept in step with the store: records applied
 /// here in the order their commits were submitted.
@@ -158,6 +199,7 @@ impl Driver {
             reaper: reaper::Reaper::start()?,
             link_group,
             link_group_commit: std::sync::Mutex::new(link_group_commit),
+            endpoint_turns: EndpointTurns::default(),
             config,
         })
     }
