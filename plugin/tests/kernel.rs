@@ -920,3 +920,34 @@ fn passthru_links_are_never_kept_for_reuse() {
     );
     assert_eq!(index_and_mac(ns, "hp0").1, nic_mac, "hp0's MAC changed");
 }
+
+/// A network without a parent lives on a dummy link of its own. On a kernel
+/// that cannot make dummy links (this host's), CreateNetwork names the
+/// missing module and the option that avoids it, and leaves nothing behind;
+/// on one that can, the network is made.
+#[test]
+fn a_network_without_a_parent_needs_dummy_links_and_says_so() {
+    let ns = NetNs::new("nd");
+    let dummy_works = std::process::Command::new("ip")
+        .args(["-n", &ns.name, "link", "add", "probe0", "type", "dummy"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    let p = Plugin::start(Some(&ns.name), &[]);
+    let r = create_network(&p, NET, "{}");
+    let dummy = ipvlan_driver::dummy_name(NET);
+    if dummy_works {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(ns.link_details(&dummy).is_some(), "{dummy} not made");
+    } else {
+        let err = r.assert_error(500);
+        assert!(
+            err.contains(&format!("cannot create dummy link {dummy}"))
+                && err.contains("modprobe dummy")
+                && err.contains("-o parent="),
+            "{err}"
+        );
+        assert!(ns.link_details(&dummy).is_none(), "{dummy} left");
+    }
+}

@@ -22,6 +22,23 @@ pub enum DriverError {
         /// The `name.vid` parent.
         name: String,
     },
+    /// The kernel cannot make the parent link the network needs.
+    #[error(
+        "cannot create {kind} link {name}: this kernel cannot make {kind} links ({source}); load the {module} module (modprobe {module}){instead}"
+    )]
+    ParentKindUnsupported {
+        /// `dummy` or `802.1Q`.
+        kind: &'static str,
+        /// The link that was to be created.
+        name: String,
+        /// The kernel module that provides the kind.
+        module: &'static str,
+        /// What avoids the need.
+        instead: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: LinkError,
+    },
     /// An 802.1Q link for the VLAN exists on the base under another name.
     #[error(
         "cannot create 802.1Q link {name}: VLAN {vid} on {base} already exists under another name; give that link as the parent"

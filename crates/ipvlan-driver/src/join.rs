@@ -121,7 +121,7 @@ impl Driver {
         if let Err(e) = created {
             let hint = if e.errno() == Some(16) {
                 " (EBUSY: the parent carries links of another kind, e.g. macvlan beside ipvlan)"
-            } else if e.errno() == Some(95) {
+            } else if e.is_unsupported() {
                 " (EOPNOTSUPP: the kernel lacks this link kind; try modprobe ipvlan or -o kind=macvlan)"
             } else {
                 ""

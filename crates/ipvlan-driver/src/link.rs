@@ -58,6 +58,11 @@ impl LinkError {
         self.errno == Some(19) // ENODEV
     }
 
+    /// Whether the kernel said it cannot make this kind of link (no module).
+    pub fn is_unsupported(&self) -> bool {
+        self.errno == Some(95) // EOPNOTSUPP
+    }
+
     /// Whether the kernel said the link already exists.
     pub fn is_exists(&self) -> bool {
         self.errno == Some(17) // EEXIST

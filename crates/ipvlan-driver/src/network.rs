@@ -58,11 +58,20 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let alias = format!("{ALIAS_PREFIX}{network}");
         match created {
-            CreatedParent::Dummy => {
-                self.netlink
-                    .create_dummy(name, &alias, self.link_group, mtu)
-                    .await?
-            }
+            CreatedParent::Dummy => self
+                .netlink
+                .create_dummy(name, &alias, self.link_group, mtu)
+                .await
+                .map_err(|e| match e.is_unsupported() {
+                    true => DriverError::ParentKindUnsupported {
+                        kind: "dummy",
+                        name: name.to_string(),
+                        module: "dummy",
+                        instead: ", or give -o parent=IFACE to put the network on an existing interface",
+                        source: e,
+                    },
+                    false => e.into(),
+                })?,
             CreatedParent::Vlan { base, vid } => {
                 let base_link =
                     self.netlink
@@ -75,13 +84,24 @@ impl Driver {
                 self.netlink
                     .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
                     .await
-                    .map_err(|e| match e.is_exists() {
-                        true => DriverError::VlanExists {
-                            name: name.to_string(),
-                            base: base.clone(),
-                            vid: *vid,
-                        },
-                        false => e.into(),
+                    .map_err(|e| {
+                        if e.is_exists() {
+                            DriverError::VlanExists {
+                                name: name.to_string(),
+                                base: base.clone(),
+                                vid: *vid,
+                            }
+                        } else if e.is_unsupported() {
+                            DriverError::ParentKindUnsupported {
+                                kind: "802.1Q",
+                                name: name.to_string(),
+                                module: "8021q",
+                                instead: "",
+                                source: e,
+                            }
+                        } else {
+                            e.into()
+                        }
                     })?;
             }
         }
