@@ -37,7 +37,7 @@ pub enum DriverError {
         instead: &'static str,
         /// The kernel's answer.
         #[source]
-        source: LinkError,
+        source: Box<LinkError>,
     },
     /// An 802.1Q link for the VLAN exists on the base under another name.
     #[error(

@@ -68,7 +68,7 @@ impl Driver {
                         name: name.to_string(),
                         module: "dummy",
                         instead: ", or give -o parent=IFACE to put the network on an existing interface",
-                        source: e,
+                        source: Box::new(e),
                     },
                     false => e.into(),
                 })?,
@@ -97,7 +97,7 @@ impl Driver {
                                 name: name.to_string(),
                                 module: "8021q",
                                 instead: "",
-                                source: e,
+                                source: Box::new(e),
                             }
                         } else {
                             e.into()
