@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Plugin, body, request};
+use common::{Plugin, PluginDir, body, request};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -93,9 +93,8 @@ impl Lcg {
 #[test]
 fn acknowledged_ipam_state_survives_kill_9() {
     common::require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut p = common::start_with(None, &socket, &state, &[]);
+    let dir = PluginDir::new().unwrap();
+    let mut p = common::start_at(None, &dir, &[]);
     let pool = p
         .post(
             "/IpamDriver.RequestPool",
@@ -109,7 +108,7 @@ fn acknowledged_ipam_state_survives_kill_9() {
         got.push(r.json()["Address"].as_str().unwrap().to_string());
     }
     p.kill9();
-    let p = common::start_with(None, &socket, &state, &[]);
+    let p = common::start_at(None, &dir, &[]);
     let next = p
         .post("/IpamDriver.RequestAddress", &body::request_address(&id))
         .json();
@@ -131,9 +130,9 @@ fn acknowledged_ipam_state_survives_kill_9() {
 fn no_acknowledged_address_is_reissued_across_kill_9() {
     common::require_root();
     quiet_dead_socket_panics();
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut plugin = common::start_with(None, &socket, &state, &[]);
+    let dir = PluginDir::new().unwrap();
+    let socket = dir.socket.clone();
+    let mut plugin = common::start_at(None, &dir, &[]);
     let serial = plugin
         .post(
             "/IpamDriver.RequestPool",
@@ -215,7 +214,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
         for c in clients {
             let _ = c.join();
         }
-        plugin = common::start_with(None, &socket, &state, &[]);
+        plugin = common::start_at(None, &dir, &[]);
     }
     let total = acked.load(Ordering::Relaxed);
     assert!(
@@ -291,9 +290,9 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
     quiet_dead_socket_panics();
     let ns = common::NetNs::new("cs").unwrap();
     ns.add_veth_parent("hp0").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut plugin = common::start_with(Some(&ns.name), &socket, &state, &[]);
+    let dir = PluginDir::new().unwrap();
+    let socket = dir.socket.clone();
+    let mut plugin = common::start_at(Some(&ns.name), &dir, &[]);
     const CLIENTS: usize = 4;
     // per client: its network (known state) and its endpoints
     type Client = (String, Known, Vec<Endpoint>);
@@ -449,7 +448,7 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
                 "a client saw a wrong answer (round {round})"
             );
         }
-        plugin = common::start_with(Some(&ns.name), &socket, &state, &[]);
+        plugin = common::start_at(Some(&ns.name), &dir, &[]);
 
         // the restarted plugin against what was acknowledged
         let mut g = clients.lock().unwrap();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Plugin;
+use common::{Plugin, PluginDir};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -42,22 +42,21 @@ fn scope_is_a_setting() {
 #[test]
 fn socket_is_private_stale_is_replaced_live_is_refused() {
     common::require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("p.sock");
-    let state = dir.path().join("state");
+    let dir = PluginDir::new().unwrap();
+    let (socket, state) = (&dir.socket, &dir.state);
     // a stale socket file, as a crash leaves it
-    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let mut p = common::start_with(None, &socket, &state, &[]);
-    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    drop(std::os::unix::net::UnixListener::bind(socket).unwrap());
+    let mut p = common::start_at(None, &dir, &[]);
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let state_mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    let state_mode = std::fs::metadata(state).unwrap().permissions().mode() & 0o777;
     assert_eq!(state_mode, 0o700);
     still_serving(&p);
     // a second instance must not steal the live socket
     let other_state = dir.path().join("state2");
     let out = Command::new(common::binary())
         .arg("--socket")
-        .arg(&socket)
+        .arg(socket)
         .arg("--state-dir")
         .arg(&other_state)
         .output()
@@ -72,7 +71,7 @@ fn socket_is_private_stale_is_replaced_live_is_refused() {
         .arg("--socket")
         .arg(&other_sock)
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .output()
         .unwrap();
     assert!(

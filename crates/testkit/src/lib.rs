@@ -20,7 +20,7 @@ mod plugin;
 
 pub use http::{Conn, Reply, request};
 pub use netns::{NetNs, ip, ip_binary, kernel_has_ipvlan, require_root};
-pub use plugin::{Launch, Plugin};
+pub use plugin::{Launch, Plugin, PluginDir};
 
 use std::time::{Duration, Instant};
 

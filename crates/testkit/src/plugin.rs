@@ -118,12 +118,51 @@ impl Launch {
         Ok(plugin)
     }
 
-    /// Starts the plugin on `p.sock` and `state` in `dir`, which lives as
-    /// long as the plugin.
+    /// Starts the plugin on the socket and state dir of `dir`.
+    pub fn start_at(&self, dir: &PluginDir) -> Result<Plugin> {
+        self.start(&dir.socket, &dir.state)
+    }
+
+    /// Starts the plugin in `dir` (see [`PluginDir`]), which lives as long
+    /// as the plugin.
     pub fn start_in(&self, dir: tempfile::TempDir) -> Result<Plugin> {
-        let mut plugin = self.start(&dir.path().join("p.sock"), &dir.path().join("state"))?;
+        let dir = PluginDir::from(dir);
+        let mut plugin = self.start_at(&dir)?;
         plugin._dir = Some(dir);
         Ok(plugin)
+    }
+}
+
+/// A directory with a plugin's socket (`p.sock`) and state dir (`state`),
+/// removed on drop. It may outlive plugin processes: restarts on one state.
+pub struct PluginDir {
+    /// The socket.
+    pub socket: PathBuf,
+    /// The state dir.
+    pub state: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PluginDir {
+    /// In a fresh temporary directory.
+    pub fn new() -> Result<PluginDir> {
+        let dir = tempfile::tempdir().map_err(|e| Error::with("creating a temp dir", e))?;
+        Ok(PluginDir::from(dir))
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl From<tempfile::TempDir> for PluginDir {
+    fn from(dir: tempfile::TempDir) -> PluginDir {
+        PluginDir {
+            socket: dir.path().join("p.sock"),
+            state: dir.path().join("state"),
+            dir,
+        }
     }
 }
 
@@ -136,7 +175,7 @@ pub struct Plugin {
     pub state_dir: PathBuf,
     /// Its log file, if [`Launch::log_to_file`].
     pub log: Option<PathBuf>,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<PluginDir>,
 }
 
 impl Plugin {

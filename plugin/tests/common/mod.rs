@@ -30,8 +30,13 @@ pub fn start(netns: Option<&str>, env: &[(&str, &str)]) -> Plugin {
         .unwrap()
 }
 
-/// Starts the plugin on a given socket and state dir (restarts on one
-/// state).
+/// Starts the plugin in `netns` on the socket and state of `dir` (restarts
+/// on one state).
+pub fn start_at(netns: Option<&str>, dir: &PluginDir, env: &[(&str, &str)]) -> Plugin {
+    launch(netns, env).start_at(dir).unwrap()
+}
+
+/// Starts the plugin on a given socket and state dir.
 pub fn start_with(
     netns: Option<&str>,
     socket: &Path,
@@ -39,15 +44,6 @@ pub fn start_with(
     env: &[(&str, &str)],
 ) -> Plugin {
     launch(netns, env).start(socket, state_dir).unwrap()
-}
-
-/// A namespace with the veth parents `parents`.
-pub fn netns(tag: &str, parents: &[&str]) -> NetNs {
-    let ns = NetNs::new(tag).unwrap();
-    for parent in parents {
-        ns.add_veth_parent(parent).unwrap();
-    }
-    ns
 }
 
 /// Container links (`ivr*`) in `ns`.
