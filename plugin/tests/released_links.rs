@@ -122,6 +122,21 @@ fn log_line_with(p: &Plugin, words: &[&str]) -> Option<String> {
         .map(String::from)
 }
 
+/// Endpoint `i` of [`NET`] on `p`: `start(i)` creates it (address
+/// 10.70.0.(i + 2); IDs differ in their first characters, so link names do)
+/// and joins it, answering its link; `delete(i)` deletes it.
+fn endpoints(p: &Plugin) -> (impl Fn(u32) -> String + '_, impl Fn(u32) + '_) {
+    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
+    let start = move |i: u32| {
+        let addr = format!("10.70.0.{}/24", i + 2);
+        assert_eq!(create_endpoint(p, NET, &ep(i), &addr, "").status, 200);
+        join(p, NET, &ep(i))
+    };
+    let delete =
+        move |i: u32| assert_eq!(endpoint_call(p, "DeleteEndpoint", NET, &ep(i)).status, 200);
+    (start, delete)
+}
+
 /// The rule of [`ipvlan_driver`]'s spares, stated so that no step depends
 /// on this machine's speed: a released link is kept when the network's last
 /// two endpoint creations both lie within the reuse window before the
@@ -150,13 +165,7 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     let mut p = rig.start(&env);
     let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
-    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
-    let start = |i: u32| {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
-        join(&p, NET, &ep(i))
-    };
-    let delete = |i: u32| assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
+    let (start, delete) = endpoints(&p);
     // a spare lives a whole LONG_WINDOW, so a link gone within the guard
     // was not kept
     let not_kept = |link: &str| ns.link_gone_within(link, common::GUARD);
@@ -234,6 +243,7 @@ fn released_links_are_reused_only_under_churn_and_only_unchanged() {
     let (i, _) = (start(8), start(9));
     delete(8);
     assert!(ns.link_details(&i).is_some(), "{i} not kept");
+    drop((start, delete));
     assert!(p.stop().unwrap().success());
     assert!(
         ns.link_details(&i).is_none(),
@@ -258,13 +268,7 @@ fn spares_expire_after_the_window_and_old_creations_are_not_churn() {
     let p = rig.start(&[("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", &window_ms)]);
     let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
-    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
-    let start = |i: u32| {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
-        join(&p, NET, &ep(i))
-    };
-    let delete = |i: u32| assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
+    let (start, delete) = endpoints(&p);
 
     // Two creations and a release inside one window. The plugin reads its
     // clock after this test's `before` and before `after`, so `after -
