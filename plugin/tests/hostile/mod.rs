@@ -37,6 +37,7 @@ pub fn eid(n: u32) -> String {
     format!("eee{n:05x}{}", "0".repeat(56))
 }
 
+/// The `IPv4Data` of [`NET`]: [`POOL`] with its gateway.
 pub const V4: &str = r#"[{"AddressSpace":"local","Gateway":"10.80.0.1/24","Pool":"10.80.0.0/24"}]"#;
 
 /// The plugin in its namespace, and what must not change.
