@@ -5,7 +5,7 @@
 //! static binary doing nothing) for start-up, and the empty-state start-up
 //! for the large state.
 
-use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id};
+use crate::harness::{Conn, Latencies, PluginProcess, docker_id, netns_with_parent};
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use serde_json::json;
@@ -42,7 +42,7 @@ pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
         }
     }
 
-    let ns = Netns::new("fp")?;
+    let ns = netns_with_parent("fp")?;
     let mut empty = Latencies::default();
     let mut idle_rss = 0;
     for _ in 0..s.starts {

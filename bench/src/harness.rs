@@ -1,25 +1,28 @@
-//! What every benchmark needs: the real plugin binary in a process of its
-//! own, keep-alive HTTP/1.1 connections to its socket, and latency sets.
+//! What every benchmark needs beyond the test kit (`testkit`: namespaces,
+//! the plugin process, keep-alive connections): the plugin measured (RSS,
+//! CPU time, state on disk) on a state dir on disk, latency sets, and the
+//! record in BENCHMARKS.md.
 
-use anyhow::{Context, Result, bail};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use anyhow::{Context, Result};
+use std::ops::Deref;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
+pub use testkit::{Conn, NetNs, docker_id, ip};
 
-/// The plugin under test: a child process with a private socket and state dir.
+/// The plugin under test: the kit's plugin process ([`testkit::Plugin`])
+/// on a private socket and a state dir on disk, so that commits pay a
+/// real fdatasync (see [`scratch_dir`]).
 pub struct PluginProcess {
-    child: Child,
-    /// Socket the plugin serves.
-    pub socket: PathBuf,
-    /// Its state dir (on disk, so commits pay a real fdatasync).
-    pub state_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    plugin: testkit::Plugin,
+}
+
+impl Deref for PluginProcess {
+    type Target = testkit::Plugin;
+
+    fn deref(&self) -> &testkit::Plugin {
+        &self.plugin
+    }
 }
 
 impl PluginProcess {
@@ -30,7 +33,7 @@ impl PluginProcess {
 
     /// Like [`PluginProcess::start`], inside network namespace `netns`.
     pub fn start_in(
-        netns: Option<&Netns>,
+        netns: Option<&NetNs>,
         binary: &Path,
         env: &[(&str, &str)],
     ) -> Result<PluginProcess> {
@@ -39,81 +42,22 @@ impl PluginProcess {
 
     /// Like [`PluginProcess::start_in`], run through `wrapper` (a program
     /// and its arguments that execs `binary` in the same process, such as
-    /// valgrind), with a 60 s start-up allowance instead of 10.
+    /// valgrind). Logs go to the benchmark's stderr at `BENCH_LOG`'s level
+    /// (default warn).
     pub fn start_wrapped(
-        netns: Option<&Netns>,
+        netns: Option<&NetNs>,
         wrapper: &[String],
         binary: &Path,
         env: &[(&str, &str)],
     ) -> Result<PluginProcess> {
-        let dir = scratch_dir()?;
-        let socket = dir.path().join("p.sock");
-        let state_dir = dir.path().join("state");
-        let mut argv: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
-        argv.push(binary.into());
-        let mut cmd = match netns {
-            // `ip netns exec` execs the next program: the child's pid is the plugin's
-            Some(ns) => {
-                let mut c = Command::new(ip_binary()?);
-                c.args(["netns", "exec", &ns.name]).args(&argv);
-                c
-            }
-            None => {
-                let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
-        };
-        cmd.env_clear()
-            .env("SOCKET", &socket)
-            .env("STATE_DIR", &state_dir)
-            .env(
-                "LOG_LEVEL",
-                std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-        let mut plugin = PluginProcess {
-            child,
-            socket,
-            state_dir,
-            _dir: dir,
-        };
-        plugin.wait_ready(Duration::from_secs(if wrapper.is_empty() {
-            10
-        } else {
-            60
-        }))?;
-        Ok(plugin)
-    }
-
-    fn wait_ready(&mut self, allowance: Duration) -> Result<()> {
-        let deadline = Instant::now() + allowance;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("plugin exited during start: {status}");
-            }
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        bail!(
-            "plugin socket {} not ready after {} s",
-            self.socket.display(),
-            allowance.as_secs()
-        )
-    }
-
-    /// Process id of the plugin.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        let log_level = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
+        let plugin = testkit::Launch::new(binary)
+            .netns(netns.map(|ns| ns.name.as_str()))
+            .wrapper(wrapper)
+            .log_level(&log_level)
+            .env(env)
+            .start_in(scratch_dir()?)?;
+        Ok(PluginProcess { plugin })
     }
 
     /// Resident set size in bytes (VmRSS).
@@ -159,13 +103,6 @@ impl PluginProcess {
     }
 }
 
-fn ip_binary() -> Result<&'static str> {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .context("no ip binary (apt-get install iproute2)")
-}
-
 /// A temporary directory for state files, on disk: /var/tmp, not /tmp,
 /// where a tmpfs would make fdatasync free.
 pub fn scratch_dir() -> Result<tempfile::TempDir> {
@@ -177,67 +114,12 @@ pub fn scratch_dir() -> Result<tempfile::TempDir> {
         .with_context(|| format!("temp dir in {base}"))
 }
 
-/// Runs `ip ARGS`; an error carries its stderr.
-pub fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new(ip_binary()?).args(args).output()?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// A network namespace of the benchmark's own with a veth parent `hp0`,
-/// deleted (with everything in it) on drop.
-pub struct Netns {
-    /// `ip netns` name.
-    pub name: String,
-}
-
-impl Netns {
-    /// Creates the namespace and its up veth pair `hp0`/`hp0p`.
-    pub fn new(tag: &str) -> Result<Netns> {
-        let name = format!("irsbench-{tag}-{}", std::process::id());
-        let _ = ip(&["netns", "del", &name]);
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ip(&[
-            "-n", &ns.name, "link", "add", "hp0", "type", "veth", "peer", "name", "hp0p",
-        ])?;
-        ip(&["-n", &ns.name, "link", "set", "hp0", "up"])?;
-        ip(&["-n", &ns.name, "link", "set", "hp0p", "up"])?;
-        Ok(ns)
-    }
-
-    /// Names of links in the namespace starting with `prefix`.
-    pub fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let out = Command::new(ip_binary()?)
-            .args(["-n", &self.name, "-o", "link", "show"])
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .filter(|n| n.starts_with(prefix))
-            .collect())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-/// A 64-hex ID like the engine's, distinct in its first 12 characters.
-pub fn docker_id(n: u64) -> String {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    format!("{:016x}{:048x}", z ^ (z >> 31), n)
+/// A network namespace of the benchmark's own with an up veth parent
+/// `hp0` (peer `hp0p`), deleted with everything in it on drop.
+pub fn netns_with_parent(tag: &str) -> Result<NetNs> {
+    let ns = NetNs::new(tag)?;
+    ns.add_veth_parent("hp0")?;
+    Ok(ns)
 }
 
 /// USER_HZ, the unit of /proc/PID/stat times.
@@ -248,60 +130,6 @@ fn nix_clock_ticks() -> u64 {
         .and_then(|v| u64::try_from(v).ok())
         .filter(|v| *v > 0)
         .unwrap_or(100)
-}
-
-impl Drop for PluginProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection, sending requests as the engine does.
-pub struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    /// Connects to the plugin's socket.
-    pub async fn open(socket: &Path) -> Result<Conn> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connect {}", socket.display()))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn { sender })
-    }
-
-    /// Opens `n` connections.
-    pub async fn open_many(socket: &Path, n: usize) -> Result<Vec<Conn>> {
-        let mut conns = Vec::with_capacity(n);
-        for _ in 0..n {
-            conns.push(Conn::open(socket).await?);
-        }
-        Ok(conns)
-    }
-
-    /// POSTs `body` to `path`; an answer other than 200 is an error naming it.
-    pub async fn post(&mut self, path: &str, body: String) -> Result<Value> {
-        let req = hyper::Request::post(path)
-            .header("Host", "plugin.moby.localhost")
-            .header("Accept", "application/vnd.docker.plugins.v1.2+json")
-            .body(Full::new(Bytes::from(body)))?;
-        self.sender.ready().await?;
-        let resp = self.sender.send_request(req).await?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        if status != hyper::StatusCode::OK {
-            bail!(
-                "{path}: HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes).trim()
-            );
-        }
-        Ok(serde_json::from_slice(&bytes)?)
-    }
 }
 
 /// The transport's floor: `path` (a GetCapabilities, which touches no

@@ -10,7 +10,7 @@
 //! Baseline in the same run: NetworkDriver.GetCapabilities, which touches
 //! no state (HTTP decoding, routing and encoding only).
 
-use crate::harness::{Conn, Netns, PluginProcess, docker_id, scratch_dir};
+use crate::harness::{Conn, NetNs, PluginProcess, docker_id, netns_with_parent, scratch_dir};
 use crate::lifecycle::{
     CALLS, Network, create_network, delete_network, endpoint_calls, request_address,
 };
@@ -93,7 +93,7 @@ fn valgrind() -> Result<&'static str> {
 /// Runs the benchmark and returns its report (markdown).
 pub async fn run(binary: &Path, s: &Settings) -> Result<String> {
     let n = s.calls.max(1);
-    let ns = Netns::new("ir")?;
+    let ns = netns_with_parent("ir")?;
     // BENCH_CALLGRIND_DIR keeps the dumps for callgrind_annotate (use a
     // binary built with symbols: the shipped one is stripped)
     let dumps = scratch_dir()?;
@@ -198,7 +198,7 @@ async fn lifecycle(c: &mut Conn, net: &Network, id: u64) -> Result<()> {
 
 /// Waits (up to 60 s: the reaper runs under valgrind too) until no
 /// container link is left in the namespace.
-async fn wait_links_gone(ns: &Netns) -> Result<()> {
+async fn wait_links_gone(ns: &NetNs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = ns.links_with_prefix("ivr")?;

@@ -9,7 +9,7 @@
 //! started with `LINK_REUSE_MS=0`, which creates and deletes a link for
 //! every lifecycle (what link reuse saves).
 
-use crate::harness::{Conn, Latencies, Netns, PluginProcess, docker_id, floor_loop};
+use crate::harness::{Conn, Latencies, PluginProcess, docker_id, floor_loop, netns_with_parent};
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use serde_json::json;
@@ -92,7 +92,7 @@ pub(crate) struct Network {
 /// Runs the benchmark and returns its report (markdown); the chart goes to
 /// `chart` (a PNG the report links to, relative to `link_base`).
 pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
-    let ns = Netns::new("lc")?;
+    let ns = netns_with_parent("lc")?;
     let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;
     // the baseline without reuse: a second instance (a link group of its
     // own) with a network on the same parent

@@ -1,8 +1,9 @@
 //! `ipvlan-rs`: a Docker managed (v2) network plugin that gives containers
 //! IPVLAN or MACVLAN links on a host interface, with its own IPAM.
 //!
-//! This binary wires the pieces: settings, logging, the state stores, the
-//! unix socket and the HTTP router. All protocol knowledge lives in the
+//! This binary serves the library's app (`ipvlan_rs`: settings, state,
+//! router) as a process: logging, the state dir, reconcile at start, the
+//! unix socket, signals and shutdown. All protocol knowledge lives in the
 //! `protocol` crate, addresses in `ipam`, links in `ipvlan-driver`.
 //!
 //! Invariants: the socket is mode 0600; a live socket of another instance
@@ -10,16 +11,9 @@
 //! Docker API is never called (the engine starts plugins before it serves
 //! its API).
 
-mod config;
-mod routes;
-mod server;
-
 use anyhow::{Context, bail};
 use clap::Parser;
-use config::Config;
-use ipam::{Ipam, IpamConfig};
-use ipvlan_driver::{Driver, DriverConfig};
-use server::App;
+use ipvlan_rs::{App, Config};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,35 +55,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting state dir {}", config.state_dir.display()))?;
 
-    let ipam = Ipam::open(
-        &config.state_dir.join("ipam.redb"),
-        IpamConfig {
-            default_pools: config.default_pools.clone(),
-        },
-        Arc::new(routes::ProcRoutes),
-    )
-    .context("opening the IPAM state")?;
-    let default_parent = Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
-    let driver = Driver::open(
-        &config.state_dir.join("driver.redb"),
-        DriverConfig {
-            default_parent,
-            link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
-        },
-    )
-    .context("opening the driver state")?;
-    if let Err(e) = driver.reconcile().await {
+    let app = Arc::new(App::open(&config)?);
+    if let Err(e) = app.driver.reconcile().await {
         tracing::error!(error = %e, "reconciling links with the kernel failed; continuing");
     }
 
     let listener = bind(&config.socket)?;
-    let app = Arc::new(App {
-        ipam: Arc::new(ipam),
-        driver: Arc::new(driver),
-        scope: config.scope,
-        max_body: config.max_body,
-        fatal: tokio::sync::Notify::new(),
-    });
     tracing::info!(socket = %config.socket.display(), "serving");
     let shutdown = {
         let app = app.clone();
@@ -110,7 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
     let serve =
-        axum::serve(listener, server::router(app.clone())).with_graceful_shutdown(async move {
+        axum::serve(listener, ipvlan_rs::app(app.clone())).with_graceful_shutdown(async move {
             let fatal = shutdown.await;
             let _ = tx.send(fatal);
         });

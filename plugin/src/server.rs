@@ -54,10 +54,10 @@ fn error_response(status: StatusCode, message: String) -> Response {
     (status, axum::Json(ErrorResponse::new(message))).into_response()
 }
 
-/// The router. Every path goes through [`dispatch`], which maps it to a
+/// The router. Every path goes through `dispatch`, which maps it to a
 /// [`Call`]; unknown paths get 404 (the engine reads that as "not
 /// implemented"), other methods than POST 405.
-pub fn router(app: Arc<App>) -> Router {
+pub fn app(app: Arc<App>) -> Router {
     Router::new().fallback(dispatch).with_state(app)
 }
 

@@ -14,14 +14,9 @@
 
 mod common;
 
-use common::{NetNs, Plugin};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use common::{Conn, NetNs, body};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,54 +42,12 @@ const POOL_C: &str = "local/10.92.0.0/24";
 const POOL_S: &str = "local/10.93.0.0/24";
 const NETC: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
 
-/// One keep-alive HTTP/1.1 connection, sending requests as the engine does.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(socket: &Path) -> Conn {
-        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Conn { sender }
-    }
-
-    /// POST `body` to `path`: the JSON answer, or an error naming the call.
-    async fn post(&mut self, path: &str, body: String) -> Result<Value, String> {
-        let req = hyper::Request::post(path)
-            .header("Host", "plugin.moby.localhost")
-            .header("Accept", "application/vnd.docker.plugins.v1.2+json")
-            .body(Full::new(Bytes::from(body.clone())))
-            .map_err(|e| e.to_string())?;
-        let call = async {
-            self.sender.ready().await.map_err(|e| e.to_string())?;
-            let resp = self
-                .sender
-                .send_request(req)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if status != hyper::StatusCode::OK {
-                return Err(format!("HTTP {status}: {text}"));
-            }
-            serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-            Ok(r) => r.map_err(|e| format!("{path} {body}: {e}")),
-            Err(_) => Err(format!("{path} {body}: no answer in {REQUEST_TIMEOUT:?}")),
-        }
+/// POST on `conn` with a deadline (a guard, like WATCHDOG): the JSON
+/// answer, or an error naming the call.
+async fn post(conn: &mut Conn, path: &str, body: String) -> Result<Value, String> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, conn.post(path, body.clone())).await {
+        Ok(r) => r.map_err(|e| format!("{path} {body}: {e}")),
+        Err(_) => Err(format!("{path} {body}: no answer in {REQUEST_TIMEOUT:?}")),
     }
 }
 
@@ -119,7 +72,7 @@ struct Client {
 impl Client {
     async fn call(&mut self, path: &str, body: String) -> Option<Value> {
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        match self.conn.post(path, body).await {
+        match post(&mut self.conn, path, body).await {
             Ok(v) => Some(v),
             Err(e) => {
                 self.shared.errors.lock().unwrap().push(e);
@@ -128,15 +81,10 @@ impl Client {
         }
     }
 
-    /// RequestAddress; the address (without prefix) is recorded as held
+    /// RequestAddress (`request`, of `pool`); the address (without prefix) is recorded as held
     /// and must not be held by anyone else.
-    async fn take(&mut self, pool: &str, extra: &str) -> Option<(String, String)> {
-        let v = self
-            .call(
-                "/IpamDriver.RequestAddress",
-                format!(r#"{{"PoolID":"{pool}"{extra}}}"#),
-            )
-            .await?;
+    async fn take(&mut self, pool: &str, request: String) -> Option<(String, String)> {
+        let v = self.call("/IpamDriver.RequestAddress", request).await?;
         let cidr = v["Address"].as_str().unwrap_or_default().to_string();
         let addr = cidr.split('/').next().unwrap_or_default().to_string();
         if !self.shared.held.lock().unwrap().insert(addr.clone()) {
@@ -156,7 +104,7 @@ impl Client {
         self.shared.held.lock().unwrap().remove(addr);
         self.call(
             "/IpamDriver.ReleaseAddress",
-            format!(r#"{{"PoolID":"{pool}","Address":"{addr}"}}"#),
+            body::release_address(pool, addr),
         )
         .await;
     }
@@ -171,33 +119,23 @@ fn network_id(client: usize, round: usize) -> String {
     format!("{client:04x}{round:08x}{}", "a".repeat(52))
 }
 
+/// A macvlan network on hp0 over `pool` with `gateway` (CIDRs).
 fn create_network(id: &str, pool: &str, gateway: &str) -> String {
-    format!(
-        r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.enable_ipv4":true,"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{{"parent":"hp0","kind":"macvlan"}}}},"IPv4Data":[{{"AddressSpace":"local","Gateway":"{gateway}","Pool":"{pool}"}}],"IPv6Data":[]}}"#
+    body::create_network(
+        id,
+        r#"{"parent":"hp0","kind":"macvlan"}"#,
+        &body::ipv4_data(pool, gateway),
     )
-}
-
-fn create_endpoint(net: &str, ep: &str, cidr: &str) -> String {
-    format!(
-        r#"{{"NetworkID":"{net}","EndpointID":"{ep}","Interface":{{"Address":"{cidr}","AddressIPv6":"","MacAddress":""}},"Options":{{"com.docker.network.endpoint.exposedports":[],"com.docker.network.portmap":[]}}}}"#
-    )
-}
-
-fn endpoint(net: &str, ep: &str) -> String {
-    format!(r#"{{"NetworkID":"{net}","EndpointID":"{ep}"}}"#)
 }
 
 /// CreateEndpoint, Join (a real link), Leave, DeleteEndpoint.
 async fn endpoint_lifecycle(c: &mut Client, net: &str, ep: &str, cidr: &str, gateway: &str) {
     c.call(
         "/NetworkDriver.CreateEndpoint",
-        create_endpoint(net, ep, cidr),
+        body::create_endpoint(net, ep, &body::interface(cidr, "")),
     )
     .await;
-    let join = format!(
-        r#"{{"NetworkID":"{net}","EndpointID":"{ep}","SandboxKey":"/var/run/docker/netns/x","Options":{{}}}}"#
-    );
-    if let Some(j) = c.call("/NetworkDriver.Join", join).await
+    if let Some(j) = c.call("/NetworkDriver.Join", body::join(net, ep)).await
         && (j["Gateway"] != gateway || j["InterfaceName"]["SrcName"].as_str().is_none())
     {
         c.shared
@@ -206,8 +144,9 @@ async fn endpoint_lifecycle(c: &mut Client, net: &str, ep: &str, cidr: &str, gat
             .unwrap()
             .push(format!("Join of {ep}: {j}"));
     }
-    c.call("/NetworkDriver.Leave", endpoint(net, ep)).await;
-    c.call("/NetworkDriver.DeleteEndpoint", endpoint(net, ep))
+    c.call("/NetworkDriver.Leave", body::endpoint(net, ep))
+        .await;
+    c.call("/NetworkDriver.DeleteEndpoint", body::endpoint(net, ep))
         .await;
 }
 
@@ -219,7 +158,7 @@ async fn client(i: usize, mut c: Client) {
             let pool = if i % 8 < 4 { POOL_A } else { POOL_B };
             let mut mine = std::collections::VecDeque::new();
             for round in 0..IPAM_ROUNDS {
-                if let Some((addr, _)) = c.take(pool, r#","Address":"","Options":null"#).await {
+                if let Some((addr, _)) = c.take(pool, body::request_address(pool)).await {
                     mine.push_back(addr);
                 }
                 if mine.len() > 2 || round % 5 == 4 {
@@ -237,7 +176,9 @@ async fn client(i: usize, mut c: Client) {
                 let Some((addr, cidr)) = c
                     .take(
                         POOL_C,
-                        r#","Address":"","Options":{"com.docker.network.endpoint.name":"c"}"#,
+                        format!(
+                            r#"{{"PoolID":"{POOL_C}","Address":"","Options":{{"com.docker.network.endpoint.name":"c"}}}}"#
+                        ),
                     )
                     .await
                 else {
@@ -260,27 +201,17 @@ async fn client(i: usize, mut c: Client) {
                 }
                 c.call(
                     "/IpamDriver.RequestPool",
-                    r#"{"AddressSpace":"local","Pool":"10.93.0.0/24","SubPool":"","Options":{},"V6":false}"#.into(),
+                    body::request_pool("10.93.0.0/24", true),
                 )
                 .await;
                 let lease = c
-                    .call(
-                        "/IpamDriver.RequestPool",
-                        format!(
-                            r#"{{"AddressSpace":"local","Pool":"{subnet}","SubPool":"","Options":{{}},"V6":false}}"#
-                        ),
-                    )
+                    .call("/IpamDriver.RequestPool", body::request_pool(&subnet, true))
                     .await;
                 if lease.is_none_or(|l| l["PoolID"] != pool.as_str()) {
                     continue;
                 }
                 let gw = c
-                    .take(
-                        &pool,
-                        &format!(
-                            r#","Address":"{gateway_ip}","Options":{{"RequestAddressType":"com.docker.network.gateway"}}"#
-                        ),
-                    )
+                    .take(&pool, body::request_gateway(&pool, &gateway_ip))
                     .await;
                 let net = network_id(i, round);
                 let gw_cidr = gw.as_ref().map(|g| g.1.clone()).unwrap_or_default();
@@ -289,29 +220,20 @@ async fn client(i: usize, mut c: Client) {
                     create_network(&net, &subnet, &gw_cidr),
                 )
                 .await;
-                if let Some((addr, cidr)) = c.take(&pool, r#","Address":"","Options":null"#).await {
+                if let Some((addr, cidr)) = c.take(&pool, body::request_address(&pool)).await {
                     endpoint_lifecycle(&mut c, &net, &endpoint_id(i, round), &cidr, &gateway_ip)
                         .await;
                     c.give_back(&pool, &addr).await;
                 }
-                c.call(
-                    "/NetworkDriver.DeleteNetwork",
-                    format!(r#"{{"NetworkID":"{net}"}}"#),
-                )
-                .await;
+                c.call("/NetworkDriver.DeleteNetwork", body::network(&net))
+                    .await;
                 if let Some((addr, _)) = gw {
                     c.give_back(&pool, &addr).await;
                 }
-                c.call(
-                    "/IpamDriver.ReleasePool",
-                    format!(r#"{{"PoolID":"{pool}"}}"#),
-                )
-                .await;
-                c.call(
-                    "/IpamDriver.ReleasePool",
-                    format!(r#"{{"PoolID":"{POOL_S}"}}"#),
-                )
-                .await;
+                c.call("/IpamDriver.ReleasePool", body::release_pool(&pool))
+                    .await;
+                c.call("/IpamDriver.ReleasePool", body::release_pool(POOL_S))
+                    .await;
             }
         }
     }
@@ -321,12 +243,12 @@ async fn client(i: usize, mut c: Client) {
 async fn drain(conn: &mut Conn, pool: &str) -> usize {
     let mut n = 0;
     loop {
-        match conn
-            .post(
-                "/IpamDriver.RequestAddress",
-                format!(r#"{{"PoolID":"{pool}"}}"#),
-            )
-            .await
+        match post(
+            conn,
+            "/IpamDriver.RequestAddress",
+            body::request_address(pool),
+        )
+        .await
         {
             Ok(_) => n += 1,
             Err(e) if e.contains("no available addresses") => return n,
@@ -338,9 +260,9 @@ async fn drain(conn: &mut Conn, pool: &str) -> usize {
 
 #[test]
 fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
-    let ns = NetNs::new("cc");
-    ns.add_veth_parent("hp0");
-    let p = Plugin::start(Some(&ns.name), &[]);
+    let ns = NetNs::new("cc").unwrap();
+    ns.add_veth_parent("hp0").unwrap();
+    let p = common::start(Some(&ns.name), &[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -350,37 +272,24 @@ fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
     let socket = p.socket.clone();
 
     let (elapsed, requests) = rt.block_on(async {
-        let mut setup = Conn::open(&socket).await;
-        for (pool, opts) in [
-            ("10.90.0.0/24", "{}"),
-            ("10.91.0.0/24", r#"{"com.docker.network.ipam.serial":"false"}"#),
-            ("10.92.0.0/24", "{}"),
-            ("10.93.0.0/24", "{}"),
+        let mut setup = Conn::open(&socket).await.unwrap();
+        for (pool, serial) in [
+            ("10.90.0.0/24", true),
+            ("10.91.0.0/24", false),
+            ("10.92.0.0/24", true),
+            ("10.93.0.0/24", true),
         ] {
-            setup
-                .post(
-                    "/IpamDriver.RequestPool",
-                    format!(
-                        r#"{{"AddressSpace":"local","Pool":"{pool}","SubPool":"","Options":{opts},"V6":false}}"#
-                    ),
-                )
+            let lease = body::request_pool(pool, serial);
+            post(&mut setup, "/IpamDriver.RequestPool", lease)
                 .await
                 .unwrap();
         }
-        setup
-            .post(
-                "/IpamDriver.RequestAddress",
-                format!(
-                    r#"{{"PoolID":"{POOL_C}","Address":"10.92.0.1","Options":{{"RequestAddressType":"com.docker.network.gateway"}}}}"#
-                ),
-            )
+        let gateway = body::request_gateway(POOL_C, "10.92.0.1");
+        post(&mut setup, "/IpamDriver.RequestAddress", gateway)
             .await
             .unwrap();
-        setup
-            .post(
-                "/NetworkDriver.CreateNetwork",
-                create_network(NETC, "10.92.0.0/24", "10.92.0.1/24"),
-            )
+        let network = create_network(NETC, "10.92.0.0/24", "10.92.0.1/24");
+        post(&mut setup, "/NetworkDriver.CreateNetwork", network)
             .await
             .unwrap();
 
@@ -388,7 +297,7 @@ fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
             clients.push(Client {
-                conn: Conn::open(&socket).await,
+                conn: Conn::open(&socket).await.unwrap(),
                 shared: shared.clone(),
             });
         }
@@ -431,7 +340,7 @@ fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
     let seen = shared.seen.lock().unwrap().len();
 
     rt.block_on(async {
-        let mut conn = Conn::open(&socket).await;
+        let mut conn = Conn::open(&socket).await.unwrap();
         // every address is free again: a full pool hands out all of its
         // usable addresses exactly once more (.1 of POOL_C is the gateway)
         assert_eq!(drain(&mut conn, POOL_A).await, 254, "{POOL_A}");
@@ -442,26 +351,27 @@ fn sixty_four_clients_mix_every_call_without_error_or_duplicate() {
         assert_eq!(drain(&mut conn, POOL_S).await, 254, "{POOL_S}");
         for i in (3..CLIENTS).step_by(4) {
             let pool = format!("local/10.{}.0.0/24", 100 + i / 4);
-            let err = conn
-                .post(
-                    "/IpamDriver.RequestAddress",
-                    format!(r#"{{"PoolID":"{pool}"}}"#),
-                )
-                .await
-                .unwrap_err();
+            let err = post(
+                &mut conn,
+                "/IpamDriver.RequestAddress",
+                body::request_address(&pool),
+            )
+            .await
+            .unwrap_err();
             assert!(err.contains("unknown pool"), "{pool}: {err}");
         }
-        conn.post(
+        post(
+            &mut conn,
             "/NetworkDriver.DeleteNetwork",
-            format!(r#"{{"NetworkID":"{NETC}"}}"#),
+            body::network(NETC),
         )
         .await
         .unwrap();
     });
     // DeleteNetwork waits for the reaper; the poll covers a slow kernel
-    common::eventually(common::GUARD, || ns.container_links().is_empty());
+    common::eventually(common::GUARD, || common::container_links(&ns).is_empty());
     assert_eq!(
-        ns.container_links(),
+        common::container_links(&ns),
         Vec::<String>::new(),
         "container links left"
     );

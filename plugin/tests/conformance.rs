@@ -13,10 +13,9 @@
 
 mod common;
 
-use common::{NetNs, Plugin, fixture, kernel_has_ipvlan};
+use common::{NetNs, fixture, kernel_has_ipvlan};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 /// Calls the engine treats as infallible or tolerant: they must succeed
 /// whatever came before (unknown IDs included).
@@ -130,10 +129,10 @@ impl Replay {
 }
 
 fn replay(file: &str) {
-    let ns = NetNs::new("cf");
-    ns.add_veth_parent("hp0");
-    ns.add_veth_parent("sw0");
-    let plugin = Plugin::start(Some(&ns.name), &[]);
+    let ns = NetNs::new("cf").unwrap();
+    ns.add_veth_parent("hp0").unwrap();
+    ns.add_veth_parent("sw0").unwrap();
+    let plugin = common::start(Some(&ns.name), &[]);
     let mut r = Replay {
         pools: HashMap::new(),
         pending_auto: None,
@@ -232,8 +231,8 @@ fn replay(file: &str) {
         println!("  x{n:<3} {err}");
     }
     assert!(joined > 0, "no Join created a link");
-    common::eventually(Duration::from_secs(2), || ns.container_links().is_empty());
-    let leftovers = ns.container_links();
+    common::eventually(common::GUARD, || common::container_links(&ns).is_empty());
+    let leftovers = common::container_links(&ns);
     assert!(
         leftovers.is_empty(),
         "container links left after the replay: {leftovers:?}"
@@ -248,16 +247,4 @@ fn replay_docker_20_10_capture() {
 #[test]
 fn replay_docker_28_5_capture() {
     replay("dockerd-28.5-requests.jsonl");
-}
-
-#[test]
-fn unknown_network_options_are_refused_by_name() {
-    let ns = NetNs::new("opt");
-    ns.add_veth_parent("hp0");
-    let plugin = Plugin::start(Some(&ns.name), &[]);
-    let body = r#"{"NetworkID":"n1","Options":{"com.docker.network.generic":{"parent":"hp0","foo":"bar"}},"IPv4Data":[{"AddressSpace":"local","Pool":"10.99.0.0/24"}],"IPv6Data":[]}"#;
-    let err = plugin
-        .post("/NetworkDriver.CreateNetwork", body)
-        .assert_error(500);
-    assert!(err.contains("\"foo\""), "{err}");
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Plugin, request};
+use common::{Plugin, PluginDir, body, request};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -88,23 +88,61 @@ impl Lcg {
     }
 }
 
+/// The simplest case: addresses acknowledged before one kill -9 are still
+/// held after the restart.
+#[test]
+fn acknowledged_ipam_state_survives_kill_9() {
+    common::require_root();
+    let dir = PluginDir::new().unwrap();
+    let mut p = common::start_at(None, &dir, &[]);
+    let pool = p
+        .post(
+            "/IpamDriver.RequestPool",
+            &body::request_pool("10.61.0.0/24", true),
+        )
+        .json();
+    let id = pool["PoolID"].as_str().unwrap().to_string();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let r = p.post("/IpamDriver.RequestAddress", &body::request_address(&id));
+        got.push(r.json()["Address"].as_str().unwrap().to_string());
+    }
+    p.kill9();
+    let p = common::start_at(None, &dir, &[]);
+    let next = p
+        .post("/IpamDriver.RequestAddress", &body::request_address(&id))
+        .json();
+    let next = next["Address"].as_str().unwrap().to_string();
+    assert!(
+        !got.contains(&next),
+        "{next} handed out again after kill -9"
+    );
+    for a in &got {
+        let taken = p.post(
+            "/IpamDriver.RequestAddress",
+            &body::request_this_address(&id, a.split('/').next().unwrap()),
+        );
+        taken.assert_error(500);
+    }
+}
+
 #[test]
 fn no_acknowledged_address_is_reissued_across_kill_9() {
     common::require_root();
     quiet_dead_socket_panics();
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut plugin = Plugin::start_with(None, &socket, &state, &[]);
+    let dir = PluginDir::new().unwrap();
+    let socket = dir.socket.clone();
+    let mut plugin = common::start_at(None, &dir, &[]);
     let serial = plugin
         .post(
             "/IpamDriver.RequestPool",
-            r#"{"AddressSpace":"local","Pool":"10.0.0.0/8"}"#,
+            &body::request_pool("10.0.0.0/8", true),
         )
         .json();
     let first_free = plugin
         .post(
             "/IpamDriver.RequestPool",
-            r#"{"AddressSpace":"local","Pool":"172.20.0.0/16","Options":{"com.docker.network.ipam.serial":"false"}}"#,
+            &body::request_pool("172.20.0.0/16", false),
         )
         .json();
     let pools = [
@@ -142,9 +180,9 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
                                 .copied();
                             if let Some(v) = victim {
                                 held.lock().unwrap().remove(&v);
-                                let body =
-                                    format!(r#"{{"PoolID":"{}","Address":"{}"}}"#, pools[p], v.1);
-                                if try_post(&socket, "/IpamDriver.ReleaseAddress", &body).is_none()
+                                let release = body::release_address(&pools[p], &v.1.to_string());
+                                if try_post(&socket, "/IpamDriver.ReleaseAddress", &release)
+                                    .is_none()
                                 {
                                     return;
                                 }
@@ -154,7 +192,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
                         let Some((status, v)) = try_post(
                             &socket,
                             "/IpamDriver.RequestAddress",
-                            &format!(r#"{{"PoolID":"{}"}}"#, pools[p]),
+                            &body::request_address(&pools[p]),
                         ) else {
                             return;
                         };
@@ -176,7 +214,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
         for c in clients {
             let _ = c.join();
         }
-        plugin = Plugin::start_with(None, &socket, &state, &[]);
+        plugin = common::start_at(None, &dir, &[]);
     }
     let total = acked.load(Ordering::Relaxed);
     assert!(
@@ -194,7 +232,7 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
     for (p, addr) in &held {
         let claim = plugin.post(
             "/IpamDriver.RequestAddress",
-            &format!(r#"{{"PoolID":"{}","Address":"{addr}"}}"#, pools[*p]),
+            &body::request_this_address(&pools[*p], &addr.to_string()),
         );
         assert_eq!(
             claim.status, 500,
@@ -202,12 +240,12 @@ fn no_acknowledged_address_is_reissued_across_kill_9() {
         );
         let rel = plugin.post(
             "/IpamDriver.ReleaseAddress",
-            &format!(r#"{{"PoolID":"{}","Address":"{addr}"}}"#, pools[*p]),
+            &body::release_address(&pools[*p], &addr.to_string()),
         );
         assert_eq!(rel.status, 200);
         let again = plugin.post(
             "/IpamDriver.RequestAddress",
-            &format!(r#"{{"PoolID":"{}","Address":"{addr}"}}"#, pools[*p]),
+            &body::request_this_address(&pools[*p], &addr.to_string()),
         );
         assert_eq!(
             again.status, 200,
@@ -239,10 +277,6 @@ struct Endpoint {
     joined: bool,
 }
 
-fn body(net: &str, ep: &str) -> String {
-    format!(r#"{{"NetworkID":"{net}","EndpointID":"{ep}"}}"#)
-}
-
 /// Driver state under kill -9: concurrent clients create and delete
 /// networks, create, join and delete endpoints (real macvlan links on a veth
 /// parent) while the plugin is killed at random moments, five times (or
@@ -254,11 +288,11 @@ fn body(net: &str, ep: &str) -> String {
 fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
     common::require_root();
     quiet_dead_socket_panics();
-    let ns = common::NetNs::new("cs");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, state) = (dir.path().join("p.sock"), dir.path().join("state"));
-    let mut plugin = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+    let ns = common::NetNs::new("cs").unwrap();
+    ns.add_veth_parent("hp0").unwrap();
+    let dir = PluginDir::new().unwrap();
+    let socket = dir.socket.clone();
+    let mut plugin = common::start_at(Some(&ns.name), &dir, &[]);
     const CLIENTS: usize = 4;
     // per client: its network (known state) and its endpoints
     type Client = (String, Known, Vec<Endpoint>);
@@ -297,21 +331,35 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
                         let set = |f: &dyn Fn(&mut Client)| f(&mut clients.lock().unwrap()[c]);
                         if net_known == Known::Absent {
                             set(&|cl| cl.1 = Known::InFlight);
-                            let b = format!(
-                                r#"{{"NetworkID":"{net}","Options":{{"com.docker.network.generic":{{"parent":"hp0","kind":"macvlan"}}}},"IPv4Data":[{{"AddressSpace":"local","Pool":"10.{}.0.0/16","Gateway":"10.{}.0.1/16"}}],"IPv6Data":[]}}"#,
-                                100 + c,
-                                100 + c
+                            let ipv4 = body::ipv4_data(
+                                &format!("10.{}.0.0/16", 100 + c),
+                                &format!("10.{}.0.1/16", 100 + c),
                             );
-                            let Some((st, _)) = call("/NetworkDriver.CreateNetwork", &b) else { return };
+                            let b = body::create_network(
+                                &net,
+                                r#"{"parent":"hp0","kind":"macvlan"}"#,
+                                &ipv4,
+                            );
+                            let Some((st, _)) = call("/NetworkDriver.CreateNetwork", &b) else {
+                                return;
+                            };
                             assert_eq!(st, 200);
                             set(&|cl| cl.1 = Known::Present);
                         } else if live == 0 && rng.next(6) == 0 {
                             // endpoints must be gone first, as the engine ensures
-                            if clients.lock().unwrap()[c].2.iter().any(|e| e.known != Known::Absent) {
+                            if clients.lock().unwrap()[c]
+                                .2
+                                .iter()
+                                .any(|e| e.known != Known::Absent)
+                            {
                                 continue;
                             }
                             set(&|cl| cl.1 = Known::InFlight);
-                            let Some((st, _)) = call("/NetworkDriver.DeleteNetwork", &format!(r#"{{"NetworkID":"{net}"}}"#)) else { return };
+                            let Some((st, _)) =
+                                call("/NetworkDriver.DeleteNetwork", &body::network(&net))
+                            else {
+                                return;
+                            };
                             assert_eq!(st, 200);
                             set(&|cl| {
                                 cl.1 = Known::Absent;
@@ -320,31 +368,71 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
                         } else if live < 6 && rng.next(2) == 0 {
                             ep_n += 1;
                             let id = format!("{ep_n:012x}{}", "e".repeat(52));
-                            let addr = format!("10.{}.{}.{}/16", 100 + c, (ep_n >> 8) & 0xff, ep_n & 0xff);
-                            clients.lock().unwrap()[c].2.push(Endpoint { id: id.clone(), addr: addr.clone(), known: Known::InFlight, joined: false });
-                            let b = format!(r#"{{"NetworkID":"{net}","EndpointID":"{id}","Interface":{{"Address":"{addr}","AddressIPv6":"","MacAddress":""}},"Options":{{}}}}"#);
-                            let Some((st, v)) = call("/NetworkDriver.CreateEndpoint", &b) else { return };
+                            let addr =
+                                format!("10.{}.{}.{}/16", 100 + c, (ep_n >> 8) & 0xff, ep_n & 0xff);
+                            clients.lock().unwrap()[c].2.push(Endpoint {
+                                id: id.clone(),
+                                addr: addr.clone(),
+                                known: Known::InFlight,
+                                joined: false,
+                            });
+                            let b = body::create_endpoint(&net, &id, &body::interface(&addr, ""));
+                            let Some((st, v)) = call("/NetworkDriver.CreateEndpoint", &b) else {
+                                return;
+                            };
                             assert_eq!(st, 200, "{v}");
                             acked.fetch_add(1, Ordering::Relaxed);
-                            set(&|cl| if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) { e.known = Known::Present });
+                            set(&|cl| {
+                                if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) {
+                                    e.known = Known::Present
+                                }
+                            });
                         } else {
                             let pick = {
                                 let g = clients.lock().unwrap();
-                                let present: Vec<_> = g[c].2.iter().filter(|e| e.known == Known::Present).map(|e| (e.id.clone(), e.joined)).collect();
-                                if present.is_empty() { continue; }
+                                let present: Vec<_> = g[c]
+                                    .2
+                                    .iter()
+                                    .filter(|e| e.known == Known::Present)
+                                    .map(|e| (e.id.clone(), e.joined))
+                                    .collect();
+                                if present.is_empty() {
+                                    continue;
+                                }
                                 present[rng.next(present.len() as u64) as usize].clone()
                             };
                             let (id, joined) = pick;
                             if !joined && rng.next(2) == 0 {
-                                let Some((st, v)) = call("/NetworkDriver.Join", &format!(r#"{{"NetworkID":"{net}","EndpointID":"{id}","SandboxKey":"/x"}}"#)) else { return };
+                                let Some((st, v)) =
+                                    call("/NetworkDriver.Join", &body::join(&net, &id))
+                                else {
+                                    return;
+                                };
                                 assert_eq!(st, 200, "{v}");
-                                set(&|cl| if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) { e.joined = true });
+                                set(&|cl| {
+                                    if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) {
+                                        e.joined = true
+                                    }
+                                });
                             } else {
-                                set(&|cl| if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) { e.known = Known::InFlight });
-                                let Some((st, _)) = call("/NetworkDriver.DeleteEndpoint", &body(&net, &id)) else { return };
+                                set(&|cl| {
+                                    if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) {
+                                        e.known = Known::InFlight
+                                    }
+                                });
+                                let Some((st, _)) = call(
+                                    "/NetworkDriver.DeleteEndpoint",
+                                    &body::endpoint(&net, &id),
+                                ) else {
+                                    return;
+                                };
                                 assert_eq!(st, 200);
                                 acked.fetch_add(1, Ordering::Relaxed);
-                                set(&|cl| if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) { e.known = Known::Absent });
+                                set(&|cl| {
+                                    if let Some(e) = cl.2.iter_mut().find(|e| e.id == id) {
+                                        e.known = Known::Absent
+                                    }
+                                });
                             }
                         }
                     }
@@ -360,7 +448,7 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
                 "a client saw a wrong answer (round {round})"
             );
         }
-        plugin = Plugin::start_with(Some(&ns.name), &socket, &state, &[]);
+        plugin = common::start_at(Some(&ns.name), &dir, &[]);
 
         // the restarted plugin against what was acknowledged
         let mut g = clients.lock().unwrap();
@@ -368,15 +456,16 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
         for (net, net_known, eps) in g.iter_mut() {
             // a probe endpoint tells whether the network is known
             let probe = format!("ff{}", "f".repeat(62));
-            let b = format!(
-                r#"{{"NetworkID":"{net}","EndpointID":"{probe}","Interface":{{"Address":"10.99.0.9/16"}},"Options":{{}}}}"#
-            );
+            let b = body::create_endpoint(net, &probe, &body::interface("10.99.0.9/16", ""));
             let r = plugin.post("/NetworkDriver.CreateEndpoint", &b);
             let exists = r.status == 200;
             if exists {
                 assert_eq!(
                     plugin
-                        .post("/NetworkDriver.DeleteEndpoint", &body(net, &probe))
+                        .post(
+                            "/NetworkDriver.DeleteEndpoint",
+                            &body::endpoint(net, &probe)
+                        )
                         .status,
                     200
                 );
@@ -397,7 +486,10 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
                 continue;
             }
             for e in eps.iter_mut() {
-                let r = plugin.post("/NetworkDriver.EndpointOperInfo", &body(net, &e.id));
+                let r = plugin.post(
+                    "/NetworkDriver.EndpointOperInfo",
+                    &body::endpoint(net, &e.id),
+                );
                 let there = r.status == 200;
                 match e.known {
                     Known::Present => {
@@ -413,8 +505,7 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
             }
             eps.retain(|e| e.known == Known::Present);
         }
-        let orphans: Vec<String> = ns
-            .container_links()
+        let orphans: Vec<String> = common::container_links(&ns)
             .into_iter()
             .filter(|l| !live_links.contains(l))
             .collect();

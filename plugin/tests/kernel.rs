@@ -6,97 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod kernel_rig;
 
-use common::{NetNs, Plugin, sh};
-use std::time::Duration;
-
-const NET: &str = "7c1f2a9e0b3d4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6";
-const EP1: &str = "e1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80";
-const EP2: &str = "f2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
-
-/// A namespace with a veth parent `hp0`, and a socket and state dir that
-/// outlive one plugin process (for restarts on the same state).
-struct Rig {
-    ns: NetNs,
-    socket: std::path::PathBuf,
-    state: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Rig {
-    fn new(tag: &str) -> Rig {
-        let ns = NetNs::new(tag);
-        ns.add_veth_parent("hp0");
-        let dir = tempfile::tempdir().unwrap();
-        Rig {
-            ns,
-            socket: dir.path().join("p.sock"),
-            state: dir.path().join("state"),
-            _dir: dir,
-        }
-    }
-
-    fn start(&self, env: &[(&str, &str)]) -> Plugin {
-        Plugin::start_with(Some(&self.ns.name), &self.socket, &self.state, env)
-    }
-}
-
-fn create_network(p: &Plugin, id: &str, generic: &str) -> common::Reply {
-    p.post(
-        "/NetworkDriver.CreateNetwork",
-        &format!(
-            r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.enable_ipv4":true,"com.docker.network.generic":{generic}}},"IPv4Data":[{{"AddressSpace":"local","Pool":"10.70.0.0/24","Gateway":"10.70.0.1/24"}}],"IPv6Data":[]}}"#
-        ),
-    )
-}
-
-fn create_endpoint(p: &Plugin, net: &str, ep: &str, addr: &str, mac: &str) -> common::Reply {
-    p.post(
-        "/NetworkDriver.CreateEndpoint",
-        &format!(
-            r#"{{"NetworkID":"{net}","EndpointID":"{ep}","Interface":{{"Address":"{addr}","AddressIPv6":"","MacAddress":"{mac}"}},"Options":{{}}}}"#
-        ),
-    )
-}
-
-fn delete_network(p: &Plugin, net: &str) -> common::Reply {
-    p.post(
-        "/NetworkDriver.DeleteNetwork",
-        &format!(r#"{{"NetworkID":"{net}"}}"#),
-    )
-}
-
-fn endpoint_call(p: &Plugin, call: &str, net: &str, ep: &str) -> common::Reply {
-    p.post(
-        &format!("/NetworkDriver.{call}"),
-        &format!(r#"{{"NetworkID":"{net}","EndpointID":"{ep}"}}"#),
-    )
-}
-
-fn link_of(p: &Plugin, net: &str, ep: &str) -> String {
-    endpoint_call(p, "EndpointOperInfo", net, ep).json()["Value"]["link"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// The link group of `link` (`ip -d link show` prints "group N").
-fn link_group(ns: &NetNs, link: &str) -> u32 {
-    let details = ns.link_details(link).unwrap();
-    let mut words = details.split_whitespace();
-    words
-        .find(|w| *w == "group")
-        .and_then(|_| words.next())
-        .map(|g| {
-            if g == "default" {
-                0
-            } else {
-                g.parse()
-                    .unwrap_or_else(|e| panic!("group {g:?} in {details}: {e}"))
-            }
-        })
-        .unwrap_or_else(|| panic!("no group in {details}"))
-}
+use common::{NetNs, body, ip};
+use kernel_rig::{
+    EP1, EP2, NET, Rig, create_endpoint, create_network, delete_network, endpoint_call, join,
+    link_group, link_of,
+};
 
 #[test]
 fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
@@ -120,7 +36,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
         200
     );
     for ep in [EP1, EP2] {
-        let j = p.post("/NetworkDriver.Join", &format!(r#"{{"NetworkID":"{NET}","EndpointID":"{ep}","SandboxKey":"/var/run/docker/netns/x"}}"#));
+        let j = p.post("/NetworkDriver.Join", &body::join(NET, ep));
         assert_eq!(j.status, 200, "{}", j.body);
         let v = j.json();
         assert_eq!(v["Gateway"], "10.70.0.1", "L2 answers the subnet gateway");
@@ -146,15 +62,16 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     p.kill9();
     let stray = |name: &str, group: u32| {
         let group = group.to_string();
-        sh(&[
-            "ip", "-n", &ns.name, "link", "add", name, "link", "hp0", "group", &group, "type",
-            "macvlan", "mode", "bridge",
-        ]);
+        ip(&[
+            "-n", &ns.name, "link", "add", name, "link", "hp0", "group", &group, "type", "macvlan",
+            "mode", "bridge",
+        ])
+        .unwrap();
     };
     stray("ivr0000deadbeef", group);
     stray("ivr0000cafef00d", group ^ 1);
     let p = rig.start(&[]);
-    let links = ns.container_links();
+    let links = common::container_links(ns);
     assert!(
         !links.contains(&"ivr0000deadbeef".to_string()),
         "stray link survived reconcile: {links:?}"
@@ -163,7 +80,7 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
         links.contains(&"ivr0000cafef00d".to_string()),
         "another instance's link was deleted: {links:?}"
     );
-    sh(&["ip", "-n", &ns.name, "link", "del", "ivr0000cafef00d"]);
+    ip(&["-n", &ns.name, "link", "del", "ivr0000cafef00d"]).unwrap();
     assert!(
         links.contains(&l1) && links.contains(&l2),
         "live endpoints' links were removed: {links:?}"
@@ -183,11 +100,12 @@ fn macvlan_lifecycle_survives_kill_9_and_reconcile_cleans_strays() {
     for ep in [EP1, EP2] {
         assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
     }
-    common::eventually(Duration::from_secs(2), || ns.container_links().is_empty());
+    common::eventually(common::GUARD, || common::container_links(ns).is_empty());
     assert!(
-        ns.container_links().is_empty(),
-        "links left 2 s after DeleteEndpoint: {:?}",
-        ns.container_links()
+        common::container_links(ns).is_empty(),
+        "links left {:?} after DeleteEndpoint: {:?}",
+        common::GUARD,
+        common::container_links(ns)
     );
     assert_eq!(
         endpoint_call(&p, "DeleteEndpoint", NET, EP1).status,
@@ -212,9 +130,9 @@ fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back(
         create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
         200
     );
-    p.stop();
+    p.stop().unwrap();
     // the host's interface goes away while the plugin is down
-    sh(&["ip", "-n", &ns.name, "link", "del", "hp0"]);
+    ip(&["-n", &ns.name, "link", "del", "hp0"]).unwrap();
     let p = rig.start(&[]);
     let log = p.log_text();
     assert!(
@@ -223,12 +141,7 @@ fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back(
             && l.contains(NET)),
         "no warning naming the network and its missing parent:\n{log}"
     );
-    let refused = p.post(
-        "/NetworkDriver.Join",
-        &format!(
-            r#"{{"NetworkID":"{NET}","EndpointID":"{EP1}","SandboxKey":"/var/run/docker/netns/x"}}"#
-        ),
-    );
+    let refused = p.post("/NetworkDriver.Join", &body::join(NET, EP1));
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert!(
         refused.body.contains("hp0"),
@@ -236,13 +149,13 @@ fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back(
         refused.body
     );
     assert!(
-        ns.container_links().is_empty(),
+        common::container_links(ns).is_empty(),
         "{:?}",
-        ns.container_links()
+        common::container_links(ns)
     );
 
     // an interface of that name again: the network works on it
-    ns.add_veth_parent("hp0");
+    ns.add_veth_parent("hp0").unwrap();
     let link = join(&p, NET, EP1);
     let details = ns
         .link_details(&link)
@@ -252,17 +165,17 @@ fn a_missing_parent_is_logged_at_start_refused_at_join_and_used_again_once_back(
     assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
     assert_eq!(delete_network(&p, NET).status, 200);
     assert!(
-        common::eventually(Duration::from_secs(2), || ns.container_links().is_empty()),
+        common::eventually(common::GUARD, || common::container_links(ns).is_empty()),
         "links left: {:?}",
-        ns.container_links()
+        common::container_links(ns)
     );
 }
 
 #[test]
 fn ipvlan_refuses_a_user_mac_and_conflicting_networks_are_refused() {
-    let ns = NetNs::new("km");
-    ns.add_veth_parent("hp0");
-    let p = Plugin::start(Some(&ns.name), &[]);
+    let ns = NetNs::new("km").unwrap();
+    ns.add_veth_parent("hp0").unwrap();
+    let p = common::start(Some(&ns.name), &[]);
     assert_eq!(create_network(&p, NET, r#"{"parent":"hp0"}"#).status, 200);
     let err = create_endpoint(&p, NET, EP1, "10.70.0.2/24", "02:00:00:00:00:02").assert_error(500);
     assert!(
@@ -280,20 +193,10 @@ fn ipvlan_refuses_a_user_mac_and_conflicting_networks_are_refused() {
 
 #[test]
 fn parent_auto_takes_the_default_route_interface() {
-    let ns = NetNs::new("ka");
-    ns.add_veth_parent("up0");
-    sh(&[
-        "ip",
-        "-n",
-        &ns.name,
-        "addr",
-        "add",
-        "10.71.0.5/24",
-        "dev",
-        "up0",
-    ]);
-    sh(&[
-        "ip",
+    let ns = NetNs::new("ka").unwrap();
+    ns.add_veth_parent("up0").unwrap();
+    ip(&["-n", &ns.name, "addr", "add", "10.71.0.5/24", "dev", "up0"]).unwrap();
+    ip(&[
         "-n",
         &ns.name,
         "route",
@@ -301,8 +204,9 @@ fn parent_auto_takes_the_default_route_interface() {
         "default",
         "via",
         "10.71.0.1",
-    ]);
-    let p = Plugin::start(Some(&ns.name), &[]);
+    ])
+    .unwrap();
+    let p = common::start(Some(&ns.name), &[]);
     assert_eq!(
         create_network(&p, NET, r#"{"parent":"auto","kind":"macvlan"}"#).status,
         200
@@ -315,83 +219,123 @@ fn parent_auto_takes_the_default_route_interface() {
     assert_eq!(info["Value"]["parent"], "up0", "{info}");
 }
 
-fn join(p: &Plugin, net: &str, ep: &str) -> String {
-    let j = p.post(
-        "/NetworkDriver.Join",
-        &format!(
-            r#"{{"NetworkID":"{net}","EndpointID":"{ep}","SandboxKey":"/var/run/docker/netns/x"}}"#
-        ),
-    );
-    assert_eq!(j.status, 200, "{}", j.body);
-    j.json()["InterfaceName"]["SrcName"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// DeleteEndpoint hands links to the reaper thread: back-to-back deletes
-/// are all gone shortly after (group delete), a link that is not ours is
-/// untouched, and SIGTERM waits for queued deletions.
+/// Two instances in one namespace (two engines on one host, or a test beside
+/// a real installation): starting the second must not delete the links of
+/// the first, which its state does not know.
 #[test]
-fn deleted_endpoints_links_are_reaped_and_flushed_at_shutdown() {
-    let rig = Rig::new("rp");
-    let ns = &rig.ns;
-    ns.add_veth_parent("bystander0");
-    let mut p = rig.start(&[("LOG_LEVEL", "debug")]);
-    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+fn a_second_instance_leaves_the_first_ones_links_alone() {
+    let ns = NetNs::new("si").unwrap();
+    ns.add_veth_parent("hp0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = common::start_with(
+        Some(&ns.name),
+        &dir.path().join("a.sock"),
+        &dir.path().join("a"),
+        &[],
+    );
+    let r = create_network(&first, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
-
-    let eps: Vec<String> = (0..16).map(|i| format!("{i:02x}{}", &EP1[2..])).collect();
-    let mut links = Vec::new();
-    for (i, ep) in eps.iter().enumerate() {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, ep, &addr, "").status, 200);
-        links.push(join(&p, NET, ep));
-    }
-    for ep in &eps {
-        assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, ep).status, 200);
-    }
-    for link in &links {
-        assert!(
-            ns.link_gone_within(link, common::GUARD),
-            "{link} still there {:?} after DeleteEndpoint",
-            common::GUARD
-        );
-    }
-    assert!(
-        ns.link_details("bystander0").is_some(),
-        "a link that is not ours was deleted"
-    );
-    let log = p.log_text();
-    assert!(
-        log.contains("deleted container links"),
-        "no group delete in the log:\n{log}"
-    );
-    assert!(
-        !log.contains("group delete failed"),
-        "group delete fell back:\n{log}"
-    );
-
-    // queued at SIGTERM: deleted before the process exits
     assert_eq!(
-        create_endpoint(&p, NET, EP2, "10.70.0.40/24", "").status,
+        create_endpoint(&first, NET, EP1, "10.70.0.2/24", "").status,
         200
     );
-    let last = join(&p, NET, EP2);
-    // the engine retries a Join: the link left by the first one is replaced
-    let first_index = ns.link_index(&last);
-    assert_eq!(join(&p, NET, EP2), last);
-    assert!(
-        ns.link_index(&last).is_some() && ns.link_index(&last) != first_index,
-        "{last} not replaced"
+    let link = join(&first, NET, EP1);
+
+    let mut second = common::start_with(
+        Some(&ns.name),
+        &dir.path().join("b.sock"),
+        &dir.path().join("b"),
+        &[],
     );
-    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP2).status, 200);
-    assert!(p.stop().success());
-    assert!(
-        ns.link_details(&last).is_none(),
-        "{last} left after SIGTERM: {}",
-        p.log_text()
+    assert_eq!(
+        second.post("/NetworkDriver.GetCapabilities", "").status,
+        200
     );
+    assert!(
+        ns.link_details(&link).is_some(),
+        "the second instance deleted {link}: {}",
+        second.log_text()
+    );
+    // and its DeleteEndpoint of an endpoint it does not know leaves it too
+    assert_eq!(
+        endpoint_call(&second, "DeleteEndpoint", NET, EP1).status,
+        200
+    );
+    assert!(second.stop().unwrap().success());
+    assert!(
+        ns.link_details(&link).is_some(),
+        "{link} deleted by the second instance's DeleteEndpoint"
+    );
+    assert_eq!(
+        endpoint_call(&first, "DeleteEndpoint", NET, EP1).status,
+        200
+    );
+    assert!(ns.link_gone_within(&link, common::GUARD), "{link} left");
+}
+
+/// A Join that fails in the kernel (the parent vanished under the plugin)
+/// leaves no link behind, and the engine's cleanup that follows
+/// (DeleteEndpoint, ReleaseAddress) frees everything: the address is handed
+/// out again at once and the endpoint ID can be used afresh.
+#[test]
+fn a_join_that_fails_in_the_kernel_leaks_nothing() {
+    let rig = Rig::new("jf");
+    let ns = &rig.ns;
+    let p = rig.start(&[]);
+    let pool = p
+        .post(
+            "/IpamDriver.RequestPool",
+            &body::request_pool("10.70.0.0/24", false),
+        )
+        .json()["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = |addr: &str| {
+        p.post(
+            "/IpamDriver.RequestAddress",
+            &body::request_this_address(&pool, addr),
+        )
+    };
+    assert_eq!(request("10.70.0.1").status, 200, "gateway");
+    let addr = request("").json()["Address"].as_str().unwrap().to_string();
+    assert_eq!(addr, "10.70.0.2/24");
+    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(create_endpoint(&p, NET, EP1, &addr, "").status, 200);
+
+    ip(&["-n", &ns.name, "link", "del", "hp0"]).unwrap();
+    let j = p.post("/NetworkDriver.Join", &body::join(NET, EP1));
+    let err = j.assert_error(500);
+    assert!(err.contains("hp0"), "the error must name the parent: {err}");
+    assert!(
+        common::container_links(ns).is_empty(),
+        "a half-made link: {:?}",
+        common::container_links(ns)
+    );
+
+    // what the engine does after a failed Join
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
+    let r = p.post(
+        "/IpamDriver.ReleaseAddress",
+        &body::release_address(&pool, "10.70.0.2"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        request("").json()["Address"],
+        "10.70.0.2/24",
+        "the address of the failed container is free again"
+    );
+    // the parent is back: the same endpoint ID works from scratch
+    ns.add_veth_parent("hp0").unwrap();
+    assert_eq!(
+        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
+        200
+    );
+    let link = join(&p, NET, EP1);
+    assert!(ns.link_details(&link).is_some_and(|d| d.contains("@hp0")));
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
+    assert!(ns.link_gone_within(&link, common::GUARD), "{link} left");
 }
 
 /// Join does not hold the state lock across its netlink calls, but calls
@@ -442,391 +386,16 @@ fn racing_calls_on_one_endpoint_leave_its_one_link_or_none() {
             assert!(err.contains("not found"), "{err}");
         }
         assert!(
-            ns.link_gone_within(&link, Duration::from_secs(5)),
+            ns.link_gone_within(&link, common::GUARD),
             "{link} left after Joins raced its DeleteEndpoint: {}",
             p.log_text()
         );
     }
     assert_eq!(delete_network(&p, NET).status, 200);
     assert!(
-        ns.container_links().is_empty(),
+        common::container_links(ns).is_empty(),
         "{:?}",
-        ns.container_links()
-    );
-}
-
-/// Two instances in one namespace (two engines on one host, or a test beside
-/// a real installation): starting the second must not delete the links of
-/// the first, which its state does not know.
-#[test]
-fn a_second_instance_leaves_the_first_ones_links_alone() {
-    let ns = NetNs::new("si");
-    ns.add_veth_parent("hp0");
-    let dir = tempfile::tempdir().unwrap();
-    let first = Plugin::start_with(
-        Some(&ns.name),
-        &dir.path().join("a.sock"),
-        &dir.path().join("a"),
-        &[],
-    );
-    let r = create_network(&first, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        create_endpoint(&first, NET, EP1, "10.70.0.2/24", "").status,
-        200
-    );
-    let link = join(&first, NET, EP1);
-
-    let mut second = Plugin::start_with(
-        Some(&ns.name),
-        &dir.path().join("b.sock"),
-        &dir.path().join("b"),
-        &[],
-    );
-    assert_eq!(
-        second.post("/NetworkDriver.GetCapabilities", "").status,
-        200
-    );
-    assert!(
-        ns.link_details(&link).is_some(),
-        "the second instance deleted {link}: {}",
-        second.log_text()
-    );
-    // and its DeleteEndpoint of an endpoint it does not know leaves it too
-    assert_eq!(
-        endpoint_call(&second, "DeleteEndpoint", NET, EP1).status,
-        200
-    );
-    assert!(second.stop().success());
-    assert!(
-        ns.link_details(&link).is_some(),
-        "{link} deleted by the second instance's DeleteEndpoint"
-    );
-    assert_eq!(
-        endpoint_call(&first, "DeleteEndpoint", NET, EP1).status,
-        200
-    );
-    assert!(ns.link_gone_within(&link, common::GUARD), "{link} left");
-}
-
-/// A Join that fails in the kernel (the parent vanished under the plugin)
-/// leaves no link behind, and the engine's cleanup that follows
-/// (DeleteEndpoint, ReleaseAddress) frees everything: the address is handed
-/// out again at once and the endpoint ID can be used afresh.
-#[test]
-fn a_join_that_fails_in_the_kernel_leaks_nothing() {
-    let rig = Rig::new("jf");
-    let ns = &rig.ns;
-    let p = rig.start(&[]);
-    let pool = p
-        .post(
-            "/IpamDriver.RequestPool",
-            r#"{"AddressSpace":"local","Pool":"10.70.0.0/24","Options":{"com.docker.network.ipam.serial":"false"}}"#,
-        )
-        .json()["PoolID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let request = |addr: &str| {
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &format!(r#"{{"PoolID":"{pool}","Address":"{addr}","Options":null}}"#),
-        )
-    };
-    assert_eq!(request("10.70.0.1").status, 200, "gateway");
-    let addr = request("").json()["Address"].as_str().unwrap().to_string();
-    assert_eq!(addr, "10.70.0.2/24");
-    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(create_endpoint(&p, NET, EP1, &addr, "").status, 200);
-
-    sh(&["ip", "-n", &ns.name, "link", "del", "hp0"]);
-    let j = p.post(
-        "/NetworkDriver.Join",
-        &format!(
-            r#"{{"NetworkID":"{NET}","EndpointID":"{EP1}","SandboxKey":"/var/run/docker/netns/x"}}"#
-        ),
-    );
-    let err = j.assert_error(500);
-    assert!(err.contains("hp0"), "the error must name the parent: {err}");
-    assert!(
-        ns.container_links().is_empty(),
-        "a half-made link: {:?}",
-        ns.container_links()
-    );
-
-    // what the engine does after a failed Join
-    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
-    let r = p.post(
-        "/IpamDriver.ReleaseAddress",
-        &format!(r#"{{"PoolID":"{pool}","Address":"10.70.0.2"}}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        request("").json()["Address"],
-        "10.70.0.2/24",
-        "the address of the failed container is free again"
-    );
-    // the parent is back: the same endpoint ID works from scratch
-    ns.add_veth_parent("hp0");
-    assert_eq!(
-        create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
-        200
-    );
-    let link = join(&p, NET, EP1);
-    assert!(ns.link_details(&link).is_some_and(|d| d.contains("@hp0")));
-    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, EP1).status, 200);
-    assert!(ns.link_gone_within(&link, common::GUARD), "{link} left");
-}
-
-/// What the engine does with a container link: moves it into the
-/// container's namespace as eth0, configures and uses it (plus `extra`
-/// commands on eth0 there), then brings it down and moves it back under
-/// its own name.
-fn through_container(ns: &NetNs, ctr: &NetNs, link: &str, extra: &[&[&str]]) {
-    let (host, inside) = (ns.name.as_str(), ctr.name.as_str());
-    sh(&["ip", "-n", host, "link", "set", link, "netns", inside]);
-    sh(&["ip", "-n", inside, "link", "set", link, "name", "eth0"]);
-    sh(&[
-        "ip",
-        "-n",
-        inside,
-        "addr",
-        "add",
-        "10.70.0.99/24",
-        "dev",
-        "eth0",
-    ]);
-    sh(&["ip", "-n", inside, "link", "set", "eth0", "up"]);
-    for args in extra {
-        let mut cmd = vec!["ip", "-n", inside];
-        cmd.extend_from_slice(args);
-        sh(&cmd);
-    }
-    sh(&["ip", "-n", inside, "link", "set", "eth0", "down"]);
-    sh(&["ip", "-n", inside, "link", "set", "eth0", "name", link]);
-    sh(&["ip", "-n", inside, "link", "set", link, "netns", host]);
-}
-
-/// The ifindex and MAC of `link`.
-fn index_and_mac(ns: &NetNs, link: &str) -> (String, String) {
-    let d = ns
-        .link_details(link)
-        .unwrap_or_else(|| panic!("{link} missing"));
-    let index = ns.link_index(link).unwrap();
-    let mut words = d.split_whitespace();
-    let mac = words
-        .find(|w| *w == "link/ether")
-        .and_then(|_| words.next())
-        .unwrap()
-        .to_string();
-    (index, mac)
-}
-
-/// A line of the plugin's log that holds every one of `words`.
-fn log_line_with(p: &Plugin, words: &[&str]) -> Option<String> {
-    p.log_text()
-        .lines()
-        .find(|l| words.iter().all(|w| l.contains(w)))
-        .map(String::from)
-}
-
-/// The rule of [`ipvlan_driver`]'s spares, stated so that no step depends
-/// on this machine's speed: a released link is kept when the network's last
-/// two endpoint creations both lie within the reuse window before the
-/// release. The windows below are either far longer than the test (so every
-/// release is within it, and only the count of creations decides) or are
-/// waited out on purpose; the one "within the window" case that needs a
-/// short window measures its own premise around the plugin's clock readings.
-const LONG_WINDOW: Duration = Duration::from_secs(600);
-
-/// While a network churns, a link released by DeleteEndpoint is given to
-/// the next endpoint (same link, new MAC) instead of being deleted and
-/// re-created; a link a container changed is deleted, not reused; spares
-/// are deleted with the network, when the network is re-created with other
-/// options, and at SIGTERM; a lone endpoint's link is deleted at once.
-#[test]
-fn released_links_are_reused_only_under_churn_and_only_unchanged() {
-    let started = std::time::Instant::now();
-    let rig = Rig::new("ru");
-    let ns = &rig.ns;
-    let ctr = NetNs::new("ructr");
-    let window_ms = LONG_WINDOW.as_millis().to_string();
-    let env = [
-        ("LOG_LEVEL", "debug"),
-        ("LINK_REUSE_MS", window_ms.as_str()),
-    ];
-    let mut p = rig.start(&env);
-    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
-    let start = |i: u32| {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
-        join(&p, NET, &ep(i))
-    };
-    let delete = |i: u32| assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
-    // a spare lives a whole LONG_WINDOW, so a link gone within the guard
-    // was not kept
-    let not_kept = |link: &str| ns.link_gone_within(link, common::GUARD);
-
-    // two endpoints created: the network churns
-    let (a, b) = (start(0), start(1));
-    through_container(ns, &ctr, &a, &[]);
-    let (a_index, a_mac) = index_and_mac(ns, &a);
-    delete(0);
-    assert!(
-        ns.link_details(&a).is_some(),
-        "{a} deleted although the network churns"
-    );
-    let c = start(2);
-    assert_eq!(c, a, "the next endpoint did not get the released link");
-    let (c_index, c_mac) = index_and_mac(ns, &c);
-    assert_eq!(c_index, a_index, "{c} was re-created, not reused");
-    assert_ne!(c_mac, a_mac, "a reused macvlan link kept its MAC");
-    assert!(p.log_text().contains("joined with a reused link"));
-
-    // a container that changed its link leaves a link that is not reused
-    through_container(ns, &ctr, &b, &[&["link", "set", "eth0", "mtu", "1400"]]);
-    delete(1);
-    assert!(not_kept(&b), "a changed link was kept");
-    let log = p.log_text();
-    assert!(
-        log.contains("released link not kept for reuse") && log.contains("Mtu(1400)"),
-        "no reason logged:\n{log}"
-    );
-    let d = start(3);
-    assert_ne!(d, b, "a changed link was handed out");
-
-    // a spare is handed on again and again while the network churns
-    through_container(ns, &ctr, &c, &[]);
-    delete(2);
-    assert!(ns.link_details(&c).is_some(), "{c} not kept");
-    let e = start(4);
-    assert_eq!(e, c, "the spare of {c} was not handed to the next endpoint");
-
-    // with the network: spares go at once (DeleteNetwork answers after the
-    // reaper has deleted them)
-    delete(4);
-    assert!(ns.link_details(&e).is_some(), "{e} not kept");
-    delete(3);
-    assert_eq!(delete_network(&p, NET).status, 200);
-    assert_eq!(ns.container_links(), Vec::<String>::new());
-
-    // a lone endpoint (one `docker run --rm`) is not churn; at SIGTERM
-    // spares are deleted before the process exits
-    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let f = start(5);
-    delete(5);
-    assert!(not_kept(&f), "{f} kept");
-    assert!(
-        log_line_with(&p, &["released link not kept", "not churning", &f]).is_some(),
-        "no reason logged for {f}:\n{}",
-        p.log_text()
-    );
-    let (g, h) = (start(6), start(7));
-    delete(6);
-    delete(7);
-    assert!(ns.link_details(&g).is_some(), "{g} not kept");
-    assert!(ns.link_details(&h).is_some(), "{h} not kept");
-    // the same ID re-created with other options: its spares do not fit
-    let r = create_network(
-        &p,
-        NET,
-        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"private"}"#,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    for link in [&g, &h] {
-        assert!(not_kept(link), "{link} kept across a new configuration");
-    }
-    let (i, _) = (start(8), start(9));
-    delete(8);
-    assert!(ns.link_details(&i).is_some(), "{i} not kept");
-    assert!(p.stop().success());
-    assert!(
-        ns.link_details(&i).is_none(),
-        "{i} left after SIGTERM: {}",
-        p.log_text()
-    );
-    assert!(
-        started.elapsed() < LONG_WINDOW,
-        "premise broken: the test outlasted the reuse window"
-    );
-}
-
-/// The two time-bound halves of the rule: a spare nobody claims is deleted
-/// when its window ends, and a creation older than the window is no churn
-/// (a short-lived container beside a long-running one keeps nothing).
-#[test]
-fn spares_expire_after_the_window_and_old_creations_are_not_churn() {
-    const WINDOW: Duration = Duration::from_secs(2);
-    let rig = Rig::new("rx");
-    let ns = &rig.ns;
-    let window_ms = WINDOW.as_millis().to_string();
-    let p = rig.start(&[("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", &window_ms)]);
-    let r = create_network(&p, NET, r#"{"parent":"hp0","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
-    let start = |i: u32| {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
-        join(&p, NET, &ep(i))
-    };
-    let delete = |i: u32| assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
-
-    // Two creations and a release inside one window. The plugin reads its
-    // clock after this test's `before` and before `after`, so `after -
-    // before` bounds what it sees; a machine too slow to fit the sequence in
-    // the window does not meet the premise, and the sequence is tried again.
-    let mut kept = None;
-    for attempt in 0..5u32 {
-        let before = std::time::Instant::now();
-        let (x, y) = (start(2 * attempt), start(2 * attempt + 1));
-        delete(2 * attempt);
-        let took = before.elapsed();
-        if took <= WINDOW {
-            kept = Some((x, std::time::Instant::now()));
-            break;
-        }
-        eprintln!("attempt {attempt}: the sequence took {took:?}, longer than the window; again");
-        delete(2 * attempt + 1);
-        assert!(ns.link_gone_within(&y, common::GUARD) && ns.link_gone_within(&x, common::GUARD));
-    }
-    let (x, kept_at) = kept.expect("no attempt fitted two creations and a release in 2 s");
-    assert!(
-        log_line_with(&p, &["host-side link kept for reuse", &x]).is_some(),
-        "{x} not kept:\n{}",
-        p.log_text()
-    );
-    // nobody claims it: it goes when the window ends
-    assert!(
-        ns.link_gone_within(&x, WINDOW + common::GUARD),
-        "{x} still there after the window"
-    );
-    assert!(
-        log_line_with(&p, &["spare not reused in time", &x]).is_some(),
-        "{x} went, but not by expiry:\n{}",
-        p.log_text()
-    );
-
-    // The long-running endpoint's creation is now more than a window old
-    // (the spare was parked after it and lived a whole window); one more
-    // creation and its release are not churn.
-    let since = kept_at.elapsed();
-    if since <= WINDOW {
-        std::thread::sleep(WINDOW - since + Duration::from_millis(50));
-    }
-    let short = start(20);
-    delete(20);
-    assert!(
-        log_line_with(&p, &["released link not kept", "not churning", &short]).is_some(),
-        "{short} kept beside a long-running endpoint:\n{}",
-        p.log_text()
-    );
-    assert!(
-        ns.link_gone_within(&short, common::GUARD),
-        "{short} left behind"
+        common::container_links(ns)
     );
 }
 
@@ -838,9 +407,10 @@ fn spares_expire_after_the_window_and_old_creations_are_not_churn() {
 fn parents_are_known_by_device_not_by_the_name_typed() {
     let rig = Rig::new("pa");
     let ns = &rig.ns;
-    sh(&[
-        "ip", "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
-    ]);
+    ip(&[
+        "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
+    ])
+    .unwrap();
     let mut p = rig.start(&[]);
     let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -880,45 +450,11 @@ fn parents_are_known_by_device_not_by_the_name_typed() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     // a restart finds the parent: no "missing" warning
-    assert!(p.stop().success());
+    assert!(p.stop().unwrap().success());
     let p = rig.start(&[]);
     let log = p.log_text();
     assert!(!log.contains("parent interface missing"), "{log}");
     assert_eq!(link_of(&p, NET, EP1), link);
-}
-
-/// A macvlan passthru link carries its parent NIC's MAC, and a reused spare
-/// gets a new MAC, which the kernel would pass down to the NIC: passthru
-/// links are never kept for reuse, even while the network churns.
-#[test]
-fn passthru_links_are_never_kept_for_reuse() {
-    let rig = Rig::new("pt");
-    let ns = &rig.ns;
-    let window_ms = LONG_WINDOW.as_millis().to_string();
-    let p = rig.start(&[("LOG_LEVEL", "debug"), ("LINK_REUSE_MS", &window_ms)]);
-    let r = create_network(
-        &p,
-        NET,
-        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"passthru"}"#,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let (_, nic_mac) = index_and_mac(ns, "hp0");
-    let ep = |i: u32| format!("{i:02x}{}", &EP1[2..]);
-    let mut last = String::new();
-    // one passthru link at a time; two creations within the window are churn
-    for i in 0..2 {
-        let addr = format!("10.70.0.{}/24", i + 2);
-        assert_eq!(create_endpoint(&p, NET, &ep(i), &addr, "").status, 200);
-        last = join(&p, NET, &ep(i));
-        assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep(i)).status, 200);
-        assert!(ns.link_gone_within(&last, common::GUARD), "{last} kept");
-    }
-    assert!(
-        log_line_with(&p, &["released link not kept", "passthru", &last]).is_some(),
-        "no reason logged for {last}:\n{}",
-        p.log_text()
-    );
-    assert_eq!(index_and_mac(ns, "hp0").1, nic_mac, "hp0's MAC changed");
 }
 
 /// A network without a parent lives on a dummy link of its own. On a kernel
@@ -927,14 +463,14 @@ fn passthru_links_are_never_kept_for_reuse() {
 /// on one that can, the network is made.
 #[test]
 fn a_network_without_a_parent_needs_dummy_links_and_says_so() {
-    let ns = NetNs::new("nd");
+    let ns = NetNs::new("nd").unwrap();
     let dummy_works = std::process::Command::new("ip")
         .args(["-n", &ns.name, "link", "add", "probe0", "type", "dummy"])
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap()
         .success();
-    let p = Plugin::start(Some(&ns.name), &[]);
+    let p = common::start(Some(&ns.name), &[]);
     let r = create_network(&p, NET, "{}");
     let dummy = ipvlan_driver::dummy_name(NET);
     if dummy_works {

@@ -1,0 +1,67 @@
+//! `ipvlan-rs` as a library: the plugin's HTTP app, which the binary serves
+//! on its unix socket and tests drive in process.
+//!
+//! Job: [`App::open`] opens the durable state (IPAM and driver) a
+//! [`Config`] names; [`app`] is the router that answers the engine's
+//! calls with it. Listening, signals and start-up order (state dir,
+//! reconcile, socket) are the binary's.
+//!
+//! Invariants: every acknowledged change is on disk before its answer
+//! (the stores see to it; handlers await their commits); a failed state
+//! store notifies [`App::fatal`], after which the process must restart.
+
+pub mod config;
+pub mod host_routes;
+mod server;
+
+pub use config::Config;
+pub use server::{App, CallError, app};
+
+use ipam::{Ipam, IpamConfig};
+use ipvlan_driver::{Driver, DriverConfig};
+use std::sync::Arc;
+
+/// Why the state named by a [`Config`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The IPAM's state file.
+    #[error("opening the IPAM state")]
+    Ipam(#[source] ipam::IpamError),
+    /// The driver's state file (or its netlink sockets).
+    #[error("opening the driver state")]
+    Driver(#[source] ipvlan_driver::DriverError),
+}
+
+impl App {
+    /// Opens the IPAM and driver state in `config.state_dir` (on the
+    /// current tokio runtime, where the driver's netlink connection runs).
+    /// The driver is not reconciled with the kernel yet: see
+    /// [`Driver::reconcile`].
+    pub fn open(config: &Config) -> Result<App, OpenError> {
+        let ipam = Ipam::open(
+            &config.state_dir.join("ipam.redb"),
+            IpamConfig {
+                default_pools: config.default_pools.clone(),
+            },
+            Arc::new(host_routes::ProcRoutes),
+        )
+        .map_err(OpenError::Ipam)?;
+        let default_parent =
+            Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
+        let driver = Driver::open(
+            &config.state_dir.join("driver.redb"),
+            DriverConfig {
+                default_parent,
+                link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+            },
+        )
+        .map_err(OpenError::Driver)?;
+        Ok(App {
+            ipam: Arc::new(ipam),
+            driver: Arc::new(driver),
+            scope: config.scope,
+            max_body: config.max_body,
+            fatal: tokio::sync::Notify::new(),
+        })
+    }
+}
