@@ -118,9 +118,25 @@ fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::remove_file(path)
             .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
+    // Private before anyone can reach it: bound under a staging name,
+    // restricted, then linked to its name (a link, unlike a rename, fails
+    // if another instance took the name meanwhile). Bound at its name, the
+    // socket answered for a moment with the umask's mode.
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = path.with_file_name(format!(".{file_name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
     let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("restricting {}", path.display()))?;
+        UnixListener::bind(&staging).with_context(|| format!("binding {}", staging.display()))?;
+    let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", staging.display()))
+        .and_then(|()| {
+            std::fs::hard_link(&staging, path)
+                .with_context(|| format!("placing the socket at {}", path.display()))
+        });
+    let _ = std::fs::remove_file(&staging);
+    placed?;
     Ok(listener)
 }
