@@ -453,10 +453,12 @@ fn networks_and_endpoints_survive_kill_9_and_no_link_is_orphaned() {
         // the restarted plugin against what was acknowledged
         let mut g = clients.lock().unwrap();
         let mut live_links = HashSet::new();
-        for (net, net_known, eps) in g.iter_mut() {
-            // a probe endpoint tells whether the network is known
+        for (c, (net, net_known, eps)) in g.iter_mut().enumerate() {
+            // a probe endpoint (with an address of the client's subnet)
+            // tells whether the network is known
             let probe = format!("ff{}", "f".repeat(62));
-            let b = body::create_endpoint(net, &probe, &body::interface("10.99.0.9/16", ""));
+            let addr = format!("10.{}.255.254/16", 100 + c);
+            let b = body::create_endpoint(net, &probe, &body::interface(&addr, ""));
             let r = plugin.post("/NetworkDriver.CreateEndpoint", &b);
             let exists = r.status == 200;
             if exists {

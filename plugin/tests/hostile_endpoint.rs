@@ -83,6 +83,24 @@ fn cases() -> Vec<Case> {
             &["10.80.0.300/24"],
         )
         .then(|rig| rig.assert_no_endpoint(NET, &eid(36))),
+        err(
+            "endpoint address outside the network's subnet",
+            CE,
+            body::create_endpoint(NET, &eid(38), r#"{"Address":"10.99.0.9/24"}"#),
+            &["10.99.0.9/24", NET, "10.80.0.0/24"],
+        )
+        .then(|rig| rig.assert_no_endpoint(NET, &eid(38))),
+        err(
+            "IPv6 endpoint address on a network without IPv6",
+            CE,
+            body::create_endpoint(
+                NET,
+                &eid(39),
+                r#"{"Address":"10.80.0.9/24","AddressIPv6":"fd00::9/64"}"#,
+            ),
+            &["fd00::9/64", NET],
+        )
+        .then(|rig| rig.assert_no_endpoint(NET, &eid(39))),
         ok(
             "Leave of an unknown endpoint",
             "/NetworkDriver.Leave",

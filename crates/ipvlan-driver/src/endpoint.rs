@@ -26,6 +26,27 @@ impl Driver {
         if let (Some(mac), LinkKind::IpVlan { .. }) = (user_mac, &network.options.kind) {
             return Err(DriverError::MacOnIpvlan(mac.to_string()));
         }
+        // the engine's IPAM never sends one, but another IPAM driver (or
+        // none) can: an address no subnet of the network holds would give
+        // the container an address its neighbours cannot reach
+        for (address, subnets) in [
+            (req.interface.address, &network.ipv4),
+            (req.interface.address_ipv6, &network.ipv6),
+        ] {
+            if let Some(address) = address
+                && !subnets.iter().any(|s| s.pool.contains(&address.addr()))
+            {
+                return Err(DriverError::AddressOutsideSubnets {
+                    address,
+                    network: nid.to_string(),
+                    subnets: subnets
+                        .iter()
+                        .map(|s| s.pool.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
         if req.options.has_port_mappings() {
             tracing::warn!(
                 endpoint = eid,

@@ -129,6 +129,18 @@ pub enum DriverError {
     /// IPv4 is enabled but no IPv4 pool was given.
     #[error("ipv4 pool is empty")]
     NoIpv4Pool,
+    /// An endpoint address no subnet of its network holds.
+    #[error(
+        "address {address} is outside the subnets of network {network} ({subnets}); give an address inside them"
+    )]
+    AddressOutsideSubnets {
+        /// The address asked for.
+        address: ipnet::IpNet,
+        /// The network.
+        network: String,
+        /// Its subnets of that family (empty: none).
+        subnets: String,
+    },
     /// A user MAC on an ipvlan network.
     #[error(
         "ipvlan interfaces do not support custom mac address assignment (got {0}); use -o kind=macvlan"
