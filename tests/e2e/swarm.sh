@@ -112,49 +112,50 @@ scenario() {
   fi
 }
 
-# wait_replicas SERVICE N: until N tasks of SERVICE run (180 s)
+# replicas SERVICE N: the manager reports N of N tasks of SERVICE running
+replicas() { [[ $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2" ]]; }
+# wait_replicas SERVICE N: until N tasks of SERVICE run (guard 600 s: engine 20
+# starts tasks slowly, and the machine may be loaded)
 wait_replicas() {
-  local i r
-  for ((i = 0; i < 360; i++)); do
-    r=$(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')
-    [[ $r == "$2/$2" ]] && return 0
-    sleep 0.5
-  done
+  wait_for 600 replicas "$1" "$2" && return 0
   d 1 service ps --no-trunc "$1" | tail -n 20
-  fail "service $1: replicas $r, want $2/$2"
+  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')"
 }
 
+# nodes_with_plugin: how many nodes the manager sees with the network plugin
+nodes_with_plugin() {
+  local id
+  for id in $(d 1 node ls -q); do
+    d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id"
+    echo
+  done | grep -cF "Network=$REF"
+}
+plugin_on_all_nodes() { (($(nodes_with_plugin) == 3)); }
 # wait_plugin_everywhere: until the manager sees the network plugin on every
-# node (60 s). A node reports its plugins to the manager asynchronously; a
+# node (guard 120 s). A node reports its plugins to the manager asynchronously; a
 # service created before the report of a node whose plugin was just re-enabled
 # is scheduled on the other nodes only.
 wait_plugin_everywhere() {
-  local i id seen
-  for ((i = 0; i < 120; i++)); do
-    seen=0
-    for id in $(d 1 node ls -q); do
-      d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id" |
-        grep -qF "Network=$REF" && seen=$((seen + 1))
-    done
-    ((seen == 3)) && return 0
-    sleep 0.5
-  done
-  fail "the manager sees the plugin on $seen of 3 nodes"
+  wait_for 120 plugin_on_all_nodes ||
+    fail "waited 120 s for the manager to see the plugin on 3 nodes; it sees it on $(nodes_with_plugin)"
 }
 
-# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
-wait_tasks_settle() {
-  local i n total
-  for ((i = 0; i < 240; i++)); do
-    total=0
-    for n in 1 2 3; do
-      total=$((total + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
-    done
-    ((total == $2)) && return 0
-    sleep 0.5
-  done
-  fail "$total containers of $1, want $2"
+# containers_of SERVICE: how many containers of SERVICE exist on the three nodes
+containers_of() {
+  local n
+  for n in 1 2 3; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
 }
+containers_are() { (($(containers_of "$1") == $2)); }
+# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist (guard 300 s)
+wait_tasks_settle() {
+  wait_for 300 containers_are "$1" "$2" ||
+    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1")"
+}
+
+# net_on N NET: NET's name if node N has that network (empty: not)
+net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
+# nodes_ready N: the manager sees N nodes Ready
+nodes_ready() { (($(d 1 node ls --format '{{.Status}}' | grep -c Ready) == $1)); }
 
 # task_ips SERVICE NET: "node container ip" of every running task, one a line
 task_ips() {
@@ -194,17 +195,19 @@ ping_across() {
     for to in 1 2 3; do
       ((from == to)) && continue
       ip=$(awk -v n="$to" '$1 == n {print $3; exit}' "$1")
-      d "$from" exec "$c" ping -c1 -W2 "$ip" >/dev/null || fail "node $from task cannot ping $ip on node $to"
+      d "$from" exec "$c" ping -c1 -W10 "$ip" >/dev/null || fail "node $from task cannot ping $ip on node $to (no reply within 10 s)"
       echo "node $from -> node $to ($ip): ok"
     done
   done
 }
 
+# no_links_left: no link of the plugin on any node; the plugin's reaper deletes
+# released links after DeleteEndpoint has answered, so wait for it (guard 60 s)
 no_links_left() {
-  local n left
+  local n
   for n in 1 2 3; do
-    left=$(ip -n "irs-n$n" -o link show | awk -F': ' '{print $2}' | grep -E '^(ivr|ivd)' || true)
-    [[ -z $left ]] || fail "node $n: links left: $left"
+    wait_for 60 none_left plugin_links "irs-n$n" ||
+      fail "node $n: links of the plugin left 60 s after their release: $(plugin_links "irs-n$n" | paste -sd' ')"
   done
 }
 
@@ -264,13 +267,11 @@ scenario_global_service_rm_releases_every_address() {
 
 scenario_global_network_rm_leaves_nothing() {
   d 1 network rm swnet
-  local n i
+  local n
+  # the workers drop the network when the manager's removal reaches them
   for n in 1 2 3; do
-    for ((i = 0; i < 60; i++)); do
-      d "$n" network ls --format '{{.Name}}' | grep -qx swnet || break
-      sleep 0.5
-    done
-    d "$n" network ls --format '{{.Name}}' | grep -qx swnet && fail "swnet still on node $n"
+    wait_for 60 none_left net_on "$n" swnet ||
+      fail "waited 60 s for swnet to go from node $n"
   done
   no_links_left
   echo "swnet gone from every node, no links left"
@@ -355,12 +356,8 @@ setup() {
   for n in 2 3; do
     d "$n" swarm join --token "$token" 10.210.0.11:2377 >/dev/null || die "node $n join"
   done
-  local i
-  for ((i = 0; i < 60; i++)); do
-    [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] && break
-    sleep 0.5
-  done
-  [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] || die "3 ready nodes"
+  wait_for 120 nodes_ready 3 ||
+    die "waited 120 s for 3 ready nodes: $(d 1 node ls --format '{{.Hostname}} {{.Status}}' | paste -sd' ')"
   say "setup: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each"
 }
 
