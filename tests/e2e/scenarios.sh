@@ -45,7 +45,7 @@ scenario_teardown() {
       [[ ! -e /run/docker/plugins/$id ]] || fail "plugin dir /run/docker/plugins/$id left"
     done <"$E2E_WORK/plugin-ids"
   fi
-  [[ -z $(ivr_links) ]] || fail "ivr links left: $(ivr_links)"
+  [[ -z $(plugin_links) ]] || fail "links of the plugin left: $(plugin_links | paste -sd" ")"
   echo "ok: nothing of $NAME left (processes, mounts, dirs, plugin dirs, links)"
 }
 
