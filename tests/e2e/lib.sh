@@ -115,6 +115,11 @@ n_defaults() {
 # ifaces C: interface names in container C other than lo, one a line
 ifaces() { ex "$1" ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); if ($2 != "lo") print $2}'; }
 
+# listens C PORT: a TCP socket in container C listens on PORT (busybox netstat)
+listens() {
+  local re="[:.]$2 +[^ ]+ +LISTEN"
+  [[ $(ex "$1" netstat -ltn) =~ $re ]]
+}
 # show C: log a container's addresses and routes (for the scenario's output)
 show() {
   echo "--- $1: ip addr / ip route / ip -6 route"

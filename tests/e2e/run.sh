@@ -29,6 +29,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 SCENARIOS=(
   bad_options
+  quick_start
   two_containers
   ipam_v4
   ipam_lowest_free

@@ -83,6 +83,36 @@ scenario_bad_options() {
     mknet conflict --subnet "10.$E.2.0/24" -o parent="$p" -o kind=ipvlan
 }
 
+# The quick start of the top-level README.md, command for command: with only the
+# parent (a veth of the scenario's), the plugin reference, the subnet, gateway
+# and range (10.$E.28.x for 192.168.1.x) and the image substituted, plus
+# `-o kind=macvlan`: the default kind is ipvlan and this host's kernel has none
+# (the VM suite, make test-vm, covers ipvlan). The web page is written before
+# httpd starts (bare `httpd -f -p 80` serves no page: busybox httpd lists no
+# directories). Outcomes: the container has the first address of --ip-range and
+# its default route via the gateway, wget by name returns the page, `network
+# inspect` lists the container with that address.
+scenario_quick_start() {
+  local p n=10.$E.28 page
+  p=$(new_parent)
+  # step 1 finds the host's uplink; the scenario uses its own parent instead
+  x ip route show default
+  x docker network create -d "$P" --ipam-driver "$P" \
+    --subnet "$n.0/24" --gateway "$n.1" --ip-range "$n.192/27" \
+    -o parent="$p" -o kind=macvlan lan
+  x docker run -d --name web --network lan "$BB" sh -c 'echo "hello from web" >index.html && httpd -f -p 80'
+  eq "$(addr4 web)" "$n.192/24" "web's address (the first of --ip-range)"
+  eq "$(gw4 web)" "$n.1" "web's default gateway"
+  # `docker run -d` returns when the container has started, not httpd
+  wait_for 60 listens web 80 || fail "waited 60 s for httpd in web to listen on port 80"
+  echo "+ docker run --rm --network lan $BB wget -qO- http://web/"
+  page=$(docker run --rm --network lan "$BB" wget -qO- http://web/)
+  eq "$page" "hello from web" "the page wget got from http://web/"
+  x docker network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}}{{"\n"}}{{end}}' lan
+  eq "$(docker network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}}{{"\n"}}{{end}}' lan | sed '/^$/d')" \
+    "web $n.192/24" "containers network inspect lists"
+}
+
 # Two containers: the expected addresses and routes; they ping each other by IP,
 # by name and by alias; only eth0 (no docker_gwbridge); own MAC addresses.
 scenario_two_containers() {
