@@ -29,7 +29,9 @@ fi
 command -v c++ >/dev/null || fail "libfuzzer-sys needs a C++ compiler (apt-get install g++)"
 
 # -s none: no sanitizer (stable toolchain); -a: debug assertions, so
-# integer overflow panics instead of wrapping
+# integer overflow panics instead of wrapping. -timeout=60: one input taking a
+# minute is a hang (an input normally takes microseconds); a shorter limit could
+# be crossed by a loaded machine and report a "timeout" crash that is none.
 flags=(-s none -a)
 echo "fuzz-short: $(cargo fuzz --version), $(rustc --version), ${secs}s per target"
 cargo fuzz build "${flags[@]}" || fail "cannot build the fuzz targets"
@@ -41,7 +43,7 @@ for t in "${targets[@]}"; do
   log=$(mktemp)
   echo "fuzz-short: $t for ${secs}s"
   if ! cargo fuzz run "${flags[@]}" "$t" "corpus/$t" "seeds/$t" -- \
-      -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$secs" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
       >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     rm -f "$log"

@@ -1,21 +1,38 @@
-# shellcheck shell=bash disable=SC2153  # globals (NAME, E, ...) come from run.sh
-# End-to-end suite: the harness and the helpers scenarios use. Sourced by run.sh.
+# shellcheck shell=bash disable=SC2153  # globals (E, P, BB, ...) come from the suite
+# The end-to-end suites' runner and the helpers their scenarios use. Sourced by
+# run.sh (one private dockerd per engine) and swarm.sh (a three-node Swarm per
+# engine); each supplies only its set-up and its scenarios.
 #
-# A scenario is a function `scenario_NAME`. The harness runs each one in a
-# subshell with `set -euo pipefail` (and inherit_errexit), its output in a log
-# file of its own, reports PASS/FAIL with its duration, and afterwards removes
-# whatever the scenario left in the daemon (containers, networks, extra plugins)
-# and fails the scenario if host links are left behind (`ivr*` container links,
-# macvlan links on the scenario's veth parents). On a failure it prints the
-# scenario's output, the daemon's log tail and the plugin's log lines of that
-# scenario's time span.
+# Runner: a scenario is a function `scenario_NAME`; run_scenario runs it in a
+# subshell with `set -euo pipefail` (and inherit_errexit), its output in a log of
+# its own ($E2E_LOGS/<engine>-<n>-<name>.log), reports PASS/FAIL/SKIP with its
+# duration (E2E_ONLY / E2E_SKIP filter), counts, then calls the suite's tidy hook
+# and the one leak check: no link of the plugin (container links ivr*, dummy
+# parents ivd*, parents it created, see plugin_links) in any namespace of
+# E2E_LINK_NAMESPACES, no link on the scenario's veth parents. On a failure it
+# prints the scenario's output and, for each log of E2E_DAEMON_LOGS, the lines of
+# the scenario's time span (the plugins log into their dockerd's log).
 #
-# Globals set by run.sh per engine: E (20|28), NAME (daemon name), P (plugin
-# ref), DLOG (dockerd log), DATA (daemon data-root), BB (test image), REG
-# (registry host:port), ROOT (repo), RIG (tests/rig/docker), BASE_BUNDLE.
+# A suite sets before it runs scenarios:
+#   E                    engine (20|28; names the logs), E2E_LABEL (e.g. e2e[28])
+#   E2E_LOGS, E2E_WORK   logs dir (fresh_log_dir), scratch dir (a dir SDIR per scenario)
+#   E2E_DAEMON_LOGS      dockerd logs to show on failure
+#   E2E_LINK_NAMESPACES  network namespaces of the leak check ("" the host's)
+#   P, BB                plugin reference, test image (for the helpers)
+# and defines suite_tidy: remove what a scenario left (run after every scenario
+# but those run as `run_scenario NAME notidy`). Per engine: engine_begin,
+# run_scenario..., engine_end; at the end e2e_summary (the exit status).
 
-# shellcheck disable=SC2034  # variables used by run.sh and the scenarios
-E2E_VETH_PREFIX=irse          # every veth of the suite: irse<engine>s<idx><letter>[p]
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E_DIR/../.." && pwd)
+RIG=$ROOT/tests/rig/docker
+# shellcheck source=tests/rig/docker/common.sh
+. "$RIG/common.sh"
+
+# shellcheck disable=SC2034  # variables used by the suites and the scenarios
+E2E_VETH_PREFIX=irse          # every veth of run.sh: irse<engine>s<idx><letter>[p]
+# seconds any one docker command may take: a guard against a hung daemon
+export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-120}
 
 # --- output -----------------------------------------------------------------
 
@@ -35,7 +52,7 @@ x() {
 }
 
 # rig SCRIPT ARGS...: a script of tests/rig/docker. Long-lived processes it starts
-# (daemons, registry) must not inherit run.sh's lock (fd 8): a killed run would
+# (daemons, registry) must not inherit a suite's lock (fd 8): a killed run would
 # leave the lock held by them and lock the next run out of its own clean-up.
 rig() { "$RIG/$1" "${@:2}" 8<&-; }
 
@@ -43,7 +60,7 @@ rig() { "$RIG/$1" "${@:2}" 8<&-; }
 
 # Every docker call has a time limit so a hung daemon fails the scenario
 # instead of hanging the suite.
-docker() { timeout "${E2E_CMD_TIMEOUT:-60}" docker "$@"; }
+docker() { timeout "$E2E_CMD_TIMEOUT" docker "$@"; }
 
 # docker run/create print this on every run (the rig runs dockerd with
 # --ip-forward=false in the host namespace): not an error.
@@ -98,6 +115,11 @@ n_defaults() {
 # ifaces C: interface names in container C other than lo, one a line
 ifaces() { ex "$1" ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); if ($2 != "lo") print $2}'; }
 
+# listens C PORT: a TCP socket in container C listens on PORT (busybox netstat)
+listens() {
+  local re="[:.]$2 +[^ ]+ +LISTEN"
+  [[ $(ex "$1" netstat -ltn) =~ $re ]]
+}
 # show C: log a container's addresses and routes (for the scenario's output)
 show() {
   echo "--- $1: ip addr / ip route / ip -6 route"
@@ -109,11 +131,14 @@ show() {
 # pings C TARGET [-4|-6]: C reaches TARGET (an address or a name)
 pings() {
   local c=$1 t=$2 fam=${3:-}
-  echo "+ docker exec $c ping ${fam:+$fam }-c1 -W2 $t"
+  echo "+ docker exec $c ping ${fam:+$fam }-c1 -W10 $t"
+  # -W10: a guard for the one reply (ARP first) on a loaded machine, not a measurement
   # shellcheck disable=SC2086
-  ex "$c" ping $fam -c1 -W2 "$t" >/dev/null || fail "$c cannot ping $t${fam:+ ($fam)}"
+  ex "$c" ping $fam -c1 -W10 "$t" >/dev/null || fail "$c cannot ping $t${fam:+ ($fam)} (no reply within 10 s)"
 }
-# no_ping C TARGET: C does not reach TARGET
+# no_ping C TARGET: C does not reach TARGET. The 1 s wait cannot fail a correct
+# run (a slow machine could only let a wrong one pass); the scenarios that use it
+# also assert the state behind it (the address gone from the network).
 no_ping() {
   echo "+ docker exec $1 ping -c1 -W1 $2 (must fail)"
   if ex "$1" ping -c1 -W1 "$2" >/dev/null 2>&1; then fail "$1 can still ping $2"; fi
@@ -129,25 +154,54 @@ net_addrs() {
 # state C: the container's state (running, exited, ...)
 state() { docker inspect -f '{{.State.Status}}' "$1"; }
 
-# wait_running C [SECONDS]: until C runs
-wait_running() {
-  local i
-  for ((i = 0; i < ${2:-30} * 10; i++)); do
-    [[ $(state "$1" 2>/dev/null) == running ]] && return 0
+# wait_for SECONDS CMD...: until CMD succeeds (polled every 0.1 s); status 1
+# if it has not after SECONDS. Waits are for events (a state, a log line, a
+# socket); SECONDS is only a guard against a hang, never a measurement, so give
+# it room for a loaded machine (60 s and more) and name what was awaited in the
+# failure: `wait_for 60 is_running c1 || fail "c1 is not running after 60 s"`.
+wait_for() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < end)) || return 1
     sleep 0.1
   done
-  fail "$1 is not running after ${2:-30}s: $(state "$1" 2>&1)"
 }
 
-# stop_fast SECONDS C...: docker stop must return within SECONDS
-stop_fast() {
-  local lim=$1 t0 ms
-  shift
-  t0=$(now_ms)
-  x docker stop -t 10 "$@" >/dev/null
-  ms=$(($(now_ms) - t0))
-  note "docker stop $*: $ms ms"
-  ((ms <= lim * 1000)) || fail "docker stop $* took $ms ms (limit ${lim}s)"
+# none_left CMD...: CMD prints nothing (a predicate for wait_for)
+none_left() { [[ -z $("$@") ]]; }
+# plugin_restarted ID PID: managed plugin ID runs as a process other than PID
+plugin_restarted() {
+  local now
+  now=$(plugin_pid "$1")
+  [[ -n $now && $now != "$2" ]]
+}
+# gone PID: the process has exited (is_alive: tests/rig/docker/common.sh)
+gone() { ! is_alive "$1"; }
+# is_running C: C's state is running
+is_running() { [[ $(state "$1" 2>/dev/null) == running ]]; }
+# wait_running C: until C runs (guard 60 s)
+wait_running() {
+  wait_for 60 is_running "$1" || fail "waited 60 s for $1 to run; its state: $(state "$1" 2>&1)"
+}
+
+# stop_by_sigterm C...: docker stop, and each C ended by the SIGTERM: docker-init
+# (--init) exits 128+15 = 143 when its child dies of SIGTERM; a container killed
+# after the stop timeout (30 s, only a guard) would show 137. No time is measured.
+stop_by_sigterm() {
+  local c
+  x docker stop -t 30 "$@" >/dev/null
+  for c in "$@"; do
+    eq "$(docker inspect -f '{{.State.ExitCode}}' "$c")" 143 "$c exit code after docker stop (143: ended by SIGTERM; 137: killed after the stop timeout)"
+  done
+}
+
+# plugin_settings KEY=VALUE...: the plugin $P disabled (no network may use it),
+# set, and enabled again
+plugin_settings() {
+  x docker plugin disable "$P"
+  x docker plugin set "$P" "$@"
+  x docker plugin enable "$P"
 }
 
 # plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
@@ -219,6 +273,14 @@ link_exists() { ip link show "$1" >/dev/null 2>&1; }
 host_links() { ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}'; }
 # ivr_links: container links of the plugin left in the host namespace
 ivr_links() { host_links | grep '^ivr' || true; }
+# plugin_links [NETNS]: every link the plugin makes, in the host namespace (or in
+# NETNS), one a line: container links ivr*, dummy parents ivd*, and the parents
+# it creates (802.1Q <parent>.<vid>), which carry the alias "ipvlan-rs:..."
+# (SLAVE_PREFIX, DUMMY_PREFIX, ALIAS_PREFIX in crates/ipvlan-driver/src/lib.rs)
+# shellcheck disable=SC2120  # called with NETNS too
+plugin_links() {
+  ip ${1:+-n "$1"} -o link show | awk -F': ' '{n = $2; sub(/@.*/, "", n); if (n ~ /^iv[rd]/ || / alias ipvlan-rs:/) print n}'
+}
 # children PARENT: macvlan/ipvlan links on PARENT in the host namespace
 children() {
   local t
@@ -240,32 +302,87 @@ new_parent() {
   echo "$v"
 }
 
-# no_links_on PARENT: no container links left on PARENT, none in the host namespace
+# plugin_links_left: the plugin's links in each namespace of E2E_LINK_NAMESPACES
+# once its reaper is done, a line "NAMESPACE: LINK..." each (empty: none left).
+# DeleteEndpoint answers before the reaper deletes the link (and a link of a
+# churning network may be kept for LINK_REUSE_MS): waits for them to go (guard
+# 60 s a namespace).
+plugin_links_left() {
+  local ns
+  for ns in "${E2E_LINK_NAMESPACES[@]}"; do
+    wait_for 60 none_left plugin_links "$ns" || echo "${ns:-host}: $(plugin_links "$ns" | paste -sd' ')"
+  done
+}
+# no_plugin_links: none of the plugin's links left (plugin_links_left)
+no_plugin_links() {
+  local l
+  l=$(plugin_links_left)
+  [[ -z $l ]] || fail "links of the plugin left 60 s after their release: $l"
+  echo "ok: no links of the plugin in ${E2E_LINK_NAMESPACES[*]:-the host namespace}"
+}
+# no_children PARENT: no links on PARENT once the reaper is done (guard 60 s);
+# status 1 and the links named if some are left
+no_children() {
+  wait_for 60 none_left children "$1" || { echo "links left on $1: $(children "$1" | paste -sd' ')"; return 1; }
+}
+# no_links_on PARENT: no container links left on PARENT, none of the plugin
 no_links_on() {
-  local c l
-  c=$(children "$1")
-  [[ -z $c ]] || fail "links left on $1: $c"
-  l=$(ivr_links)
-  [[ -z $l ]] || fail "ivr links left in the host namespace: $l"
-  echo "ok: no links left on $1, no ivr* links"
+  no_children "$1" || fail "links left on $1 60 s after their release"
+  echo "ok: no links left on $1"
+  no_plugin_links
 }
 
 # --- the registry -----------------------------------------------------------------
 
 # manifest_digest REPO TAG: the registry's digest of REPO:TAG (empty: none)
 manifest_digest() {
-  curl -sfI --max-time 5 \
+  curl -sfI --max-time "$E2E_CMD_TIMEOUT" \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://$REG/v2/$1/manifests/$2" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
 }
 
-# --- the harness ------------------------------------------------------------------
+# --- the engines and the logs -------------------------------------------------------
+
+# e2e_engines ENGINE...: the engines installed or unpacked on first use
+# (tests/rig/docker/install-engines.sh; its ENGINE_* variables set and exported);
+# a missing one ends the suite
+e2e_engines() {
+  local out e v
+  out=$("$RIG/install-engines.sh") || die "install-engines.sh failed: the engines are missing"
+  eval "$(grep '^ENGINE_' <<<"$out")"
+  for e in "$@"; do
+    v=ENGINE_${e}_BIN_DIR
+    [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $e is not available (no $v from install-engines.sh)"
+  done
+  export ENGINE_20_BIN_DIR ENGINE_28_BIN_DIR
+}
+# engine_version E: the version install-engines.sh reported for engine E
+engine_version() {
+  local v=ENGINE_${1}_VERSION
+  sed -E 's/^Docker version ([^,]+).*/\1/' <<<"${!v:-?}"
+}
+
+# fresh_log_dir NAME [FILE...]: E2E_LOGS=$RIG_LOG/NAME, empty; the previous run's
+# logs (that dir and the FILEs) moved to $RIG_LOG/NAME.prev
+fresh_log_dir() {
+  local prev=$RIG_LOG/$1.prev f
+  E2E_LOGS=$RIG_LOG/$1
+  mkdir -p "$RIG_LOG"
+  rm -rf "$prev"
+  mkdir "$prev"
+  for f in "$E2E_LOGS" "${@:2}"; do
+    [[ ! -e $f ]] || mv "$f" "$prev/"
+  done
+  mkdir -p "$E2E_LOGS"
+}
+
+# --- the runner -------------------------------------------------------------------
 
 # isolated NAME LOG: run scenario_NAME in a subshell with errexit, nounset and
 # pipefail (inherited by command substitutions), output to LOG; its status.
-# Shared with swarm.sh. Call it as a plain command with errexit off
-# (`set +e; isolated ...; rc=$?`): in a `||` or `if` context bash would ignore
-# errexit inside the scenario, and a failing step would not stop it.
+# Call it as a plain command with errexit off (`set +e; isolated ...; rc=$?`):
+# in a `||` or `if` context bash would ignore errexit inside the scenario, and a
+# failing step would not stop it.
 isolated() {
   (
     set -euo pipefail
@@ -274,52 +391,19 @@ isolated() {
   ) >"$2" 2>&1 </dev/null
 }
 
-E2E_PASSED=0 E2E_FAILED=0 E2E_SKIPPED=0
+E2E_PASSED=0 E2E_FAILED=0 E2E_SKIPPED=0 E2E_FAILED_NAMES=() E2E_SUMMARY=()
+E2E_T0=$(now_ms)
 
-# daemon_up: the engine's daemon answers (restart it if a scenario left it down)
-daemon_up() {
-  local out
-  if ! timeout 10 docker version >/dev/null 2>&1; then
-    echo "# daemon $NAME is down: restarting it"
-    out=$(rig dockerd-start.sh "$NAME" "$E") || return 1
-    export DOCKER_HOST=${out#DOCKER_HOST=}
-  fi
-}
-
-# tidy: remove what a scenario left in the daemon; the main plugin enabled again
-tidy() {
-  local ids n p rc=0
-  daemon_up || return 1
-  ids=$(docker ps -aq)
-  # shellcheck disable=SC2086
-  [[ -z $ids ]] || docker rm -f $ids >/dev/null || rc=1
-  for n in $(docker network ls -q --filter type=custom); do
-    docker network rm "$n" >/dev/null || { echo "tidy: docker network rm $n failed"; rc=1; }
-  done
-  while read -r p; do
-    [[ -n $p && $p != "$P" ]] || continue
-    docker plugin disable -f "$p" >/dev/null 2>&1 || true
-    docker plugin rm -f "$p" >/dev/null || rc=1
-  done < <(docker plugin ls --format '{{.Name}}')
-  if docker plugin inspect "$P" >/dev/null 2>&1 &&
-    [[ $(docker plugin inspect -f '{{.Enabled}}' "$P") != true ]]; then
-    echo "tidy: enabling $P again"
-    docker plugin enable "$P" >/dev/null || rc=1
-  fi
-  return $rc
-}
-
-# leaks: container links a scenario left on the host (its veth parents, ivr*)
+# leaks: links a scenario left: the plugin's in every namespace of
+# E2E_LINK_NAMESPACES, any on its veth parents (both waited for, see
+# plugin_links_left)
 leaks() {
-  local v c l bad=0
+  local v l bad=0
   if [[ -f $SDIR/veths ]]; then
-    while read -r v; do
-      c=$(children "$v")
-      [[ -z $c ]] || { echo "leak: links on $v: $c"; bad=1; }
-    done <"$SDIR/veths"
+    while read -r v; do no_children "$v" || bad=1; done <"$SDIR/veths"
   fi
-  l=$(ivr_links)
-  [[ -z $l ]] || { echo "leak: ivr links in the host namespace: $l"; bad=1; }
+  l=$(plugin_links_left)
+  [[ -z $l ]] || { echo "leak: links of the plugin left: $l"; bad=1; }
   return $bad
 }
 
@@ -329,36 +413,51 @@ del_veths() {
   while read -r v; do ip link del "$v" 2>/dev/null || true; done <"$SDIR/veths"
 }
 
-# report the failure of the scenario whose log is $1 and whose dockerd log
-# started at line $2
-report_failure() {
-  local slog=$1 from=$2 re='plugin=[0-9a-f]{64}'
-  echo "    ---- scenario output (last ${E2E_TAIL:-60} lines of $slog)"
-  tail -n "${E2E_TAIL:-60}" "$slog" | sed 's/^/    | /'
-  echo "    ---- dockerd log tail ($DLOG, this scenario, without plugin lines)"
-  tail -n +"$((from + 1))" "$DLOG" 2>/dev/null | grep -Ev "$re" | tail -n 25 | sed 's/^/    | /' || true
-  echo "    ---- plugin log (dockerd log lines with $re, this scenario, without DEBUG/TRACE)"
-  tail -n +"$((from + 1))" "$DLOG" 2>/dev/null | grep -E "$re" | grep -Ev '[0-9]Z (DEBUG|TRACE) ' |
-    sed -E 's/^time="[^"]*" level=[a-z]+ msg="//; s/" plugin=([0-9a-f]{12})[0-9a-f]{52}$/ [plugin \1]/; s/\\"/"/g' |
-    tail -n 30 | sed 's/^/    | /' || true
+# log_lines: the line count of every log of E2E_DAEMON_LOGS (where a scenario starts)
+log_lines() {
+  local f
+  for f in "${E2E_DAEMON_LOGS[@]}"; do { wc -l <"$f"; } 2>/dev/null || echo 0; done
 }
 
-# run_scenario NAME [notidy]: run scenario_NAME and record PASS/FAIL; notidy:
-# no tidy-up in the daemon afterwards (setup, teardown)
+# report_failure SLOG FROM...: the failing scenario's output (log SLOG) and, for
+# each log of E2E_DAEMON_LOGS, its lines after line FROM (its count when the
+# scenario started): dockerd's own and the plugin's (plugin=<id>, no DEBUG/TRACE)
+report_failure() {
+  local slog=$1 re='plugin=[0-9a-f]{64}' i f from
+  shift
+  echo "    ---- scenario output (last ${E2E_TAIL:-60} lines of $slog)"
+  tail -n "${E2E_TAIL:-60}" "$slog" | sed 's/^/    | /'
+  for i in "${!E2E_DAEMON_LOGS[@]}"; do
+    f=${E2E_DAEMON_LOGS[i]} from=${*:i+1:1}
+    echo "    ---- dockerd log tail ($f, this scenario, without plugin lines)"
+    tail -n +"$((from + 1))" "$f" 2>/dev/null | grep -Ev "$re" | tail -n 25 | sed 's/^/    | /' || true
+    echo "    ---- plugin log ($f lines with $re, this scenario, without DEBUG/TRACE)"
+    tail -n +"$((from + 1))" "$f" 2>/dev/null | grep -E "$re" | grep -Ev '[0-9]Z (DEBUG|TRACE) ' |
+      sed -E 's/^time="[^"]*" level=[a-z]+ msg="//; s/" plugin=([0-9a-f]{12})[0-9a-f]{52}$/ [plugin \1]/; s/\\"/"/g' |
+      tail -n 30 | sed 's/^/    | /' || true
+  done
+}
+
+# result NAME STATUS TEXT: a result line
+result() { printf '%s %-28s %s %s\n' "$E2E_LABEL" "$1" "$2" "$3"; }
+
+# run_scenario NAME [notidy]: run scenario_NAME and record PASS/FAIL; notidy: no
+# suite_tidy afterwards (set-up and teardown scenarios). setup, teardown and
+# nothing_left always run; E2E_ONLY / E2E_SKIP (regexes) filter the others.
 run_scenario() {
   local name=$1 notidy=${2:-} slog t0 ms rc=0 from status
-  SIDX=$(printf %02d $((${SIDX#0} + 1)))
+  SIDX=$(printf %02d $((10#$SIDX + 1)))
   SDIR=$E2E_WORK/$E-$SIDX-$name
   mkdir -p "$SDIR"
   slog=$E2E_LOGS/$E-$SIDX-$name.log
   if [[ ! $name =~ ^(setup|teardown|nothing_left)$ ]] &&
     { [[ -n ${E2E_ONLY:-} && ! $name =~ ^(${E2E_ONLY})$ ]] || [[ -n ${E2E_SKIP:-} && $name =~ ^(${E2E_SKIP})$ ]]; }; then
     E2E_SKIPPED=$((E2E_SKIPPED + 1))
-    printf 'e2e[%s] %-28s SKIP (E2E_ONLY/E2E_SKIP)\n' "$E" "$name"
+    result "$name" SKIP "(E2E_ONLY/E2E_SKIP)"
     return 0
   fi
   : >"$slog"
-  from=$({ wc -l <"$DLOG"; } 2>/dev/null || echo 0)
+  from=$(log_lines)
   t0=$(now_ms)
   set +e
   isolated "$name" "$slog"
@@ -366,7 +465,7 @@ run_scenario() {
   # what the scenario left: removed now, leaks fail it
   {
     echo "==== harness: tidy"
-    [[ -n $notidy ]] || tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
+    [[ -n $notidy ]] || suite_tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
     leaks || { echo "FAIL: the scenario left links behind"; ((rc)) || rc=1; }
     del_veths
   } >>"$slog" 2>&1
@@ -378,10 +477,12 @@ run_scenario() {
   else
     status=FAIL
     E2E_FAILED=$((E2E_FAILED + 1))
+    E2E_FAILED_NAMES+=("$E:$name")
   fi
-  printf 'e2e[%s] %-28s %s %6d ms\n' "$E" "$name" "$status" "$ms"
+  result "$name" "$status" "$(printf '%6d ms' "$ms")"
   if [[ $status == FAIL ]]; then
-    report_failure "$slog" "$from"
+    # shellcheck disable=SC2086  # one count a log
+    report_failure "$slog" $from
   elif [[ -n ${E2E_VERBOSE:-} ]]; then
     sed 's/^/    | /' "$slog"
   fi
@@ -391,5 +492,33 @@ run_scenario() {
 # not_run NAME WHY: a scenario that cannot run counts as failed
 not_run() {
   E2E_FAILED=$((E2E_FAILED + 1))
-  printf 'e2e[%s] %-28s FAIL (not run: %s)\n' "$E" "$1" "$2"
+  E2E_FAILED_NAMES+=("$E:$1")
+  result "$1" FAIL "(not run: $2)"
+}
+
+# run_engine SCENARIO...: setup, then the scenarios (each not run if setup
+# failed), then teardown, each a scenario of the suite; the engine's counts recorded
+run_engine() {
+  local s p0=$E2E_PASSED f0=$E2E_FAILED t0
+  t0=$(now_ms)
+  SIDX=00
+  run_scenario setup notidy
+  if ((E2E_FAILED > f0)); then
+    for s in "$@"; do not_run "$s" "setup failed"; done
+  else
+    for s in "$@"; do run_scenario "$s"; done
+  fi
+  run_scenario teardown notidy
+  E2E_SUMMARY+=("$E2E_LABEL: $((E2E_PASSED - p0)) passed, $((E2E_FAILED - f0)) failed in $((($(now_ms) - t0) / 1000)) s (engine $(engine_version "$E"))")
+  echo "${E2E_SUMMARY[-1]}"
+}
+
+# e2e_summary SUITE: every engine's counts and the total; status 0 only if every
+# scenario passed (and there were some)
+e2e_summary() {
+  local skipped=
+  printf '%s\n' "${E2E_SUMMARY[@]}"
+  ((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP)"
+  echo "$1: $E2E_PASSED passed, $E2E_FAILED failed$skipped in $((($(now_ms) - E2E_T0) / 1000)) s${E2E_FAILED_NAMES[*]:+ (failed: ${E2E_FAILED_NAMES[*]})} (logs: $E2E_LOGS)"
+  ((E2E_FAILED == 0 && E2E_PASSED > 0))
 }

@@ -14,7 +14,7 @@
 #         E2E_SKIP='a|b'        not these scenarios (reported as SKIP); for development
 #         E2E_VERBOSE=1         print every scenario's output, not only a failing one's
 #         E2E_REGISTRY_PORT=5078
-#         E2E_CMD_TIMEOUT=60    seconds any one docker command may take
+#         E2E_CMD_TIMEOUT=120   seconds any one docker command may take (a guard)
 # Logs:   /var/log/ipvlan-rs-test/{e2e/<engine>-<n>-<scenario>.log, e2e<engine>.log (dockerd,
 #         plugin lines carry plugin=<id>), registry-<port>.log}; the previous run's in
 #         /var/log/ipvlan-rs-test/e2e.prev/. Other users of the rig (tests/e2e/swarm.sh)
@@ -22,10 +22,6 @@
 # Exit:   0 only if every test passed (and there were tests at all).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-RIG=$ROOT/tests/rig/docker
-# shellcheck source=tests/rig/docker/common.sh
-. "$RIG/common.sh"
 # shellcheck source=tests/e2e/lib.sh
 . "$HERE/lib.sh"
 # shellcheck source=tests/e2e/scenarios.sh
@@ -33,6 +29,7 @@ RIG=$ROOT/tests/rig/docker
 
 SCENARIOS=(
   bad_options
+  quick_start
   two_containers
   ipam_v4
   ipam_lowest_free
@@ -62,15 +59,16 @@ read -r -a ENGINES <<<"${E2E_ENGINES:-20 28}"
 PORT=${E2E_REGISTRY_PORT:-5078}
 P=org/ipvlan-rs:latest
 BB=bb:latest
+# the plugin settings every scenario starts with (suite_tidy puts them back)
+E2E_PLUGIN_SETTINGS=(LOG_LEVEL=debug LINK_REUSE_MS=100)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 [[ -n $VERSION ]] || die "no version in Cargo.toml"
 [[ -f $ROOT/target/bundle/config.json && -x $ROOT/target/bundle/rootfs/ipvlan-rs ]] ||
   die "no bundle in target/bundle: run 'make bundle' (make e2e does)"
 for t in ip make; do command -v "$t" >/dev/null || die "no $t"; done
-export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 
 E2E_WORK=$(mktemp -d /tmp/ipvlan-rs-e2e.XXXXXX)
-E2E_LOGS=$RIG_LOG/e2e
+E2E_LINK_NAMESPACES=("")
 del_our_links() {
   local l
   for l in $(host_links | grep -E "^${E2E_VETH_PREFIX}[0-9]+s" || true); do ip link del "$l" 2>/dev/null || true; done
@@ -106,25 +104,53 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "e2e: interrupted" >&2; exit 130' INT TERM
 
-T0=$(now_ms)
+# daemon_up: the engine's daemon answers (restart it if a scenario left it down)
+daemon_up() {
+  local out
+  if ! docker version >/dev/null 2>&1; then
+    echo "# daemon $NAME is down: restarting it"
+    out=$(rig dockerd-start.sh "$NAME" "$E") || return 1
+    export DOCKER_HOST=${out#DOCKER_HOST=}
+  fi
+}
+
+# suite_tidy: remove what a scenario left in the daemon (containers, networks,
+# extra plugins); the main plugin with its settings, enabled
+suite_tidy() {
+  local ids n p env s rc=0
+  daemon_up || return 1
+  ids=$(docker ps -aq)
+  # shellcheck disable=SC2086
+  [[ -z $ids ]] || docker rm -f $ids >/dev/null || rc=1
+  for n in $(docker network ls -q --filter type=custom); do
+    docker network rm "$n" >/dev/null || { echo "tidy: docker network rm $n failed"; rc=1; }
+  done
+  while read -r p; do
+    [[ -n $p && $p != "$P" ]] || continue
+    docker plugin disable -f "$p" >/dev/null 2>&1 || true
+    docker plugin rm -f "$p" >/dev/null || rc=1
+  done < <(docker plugin ls --format '{{.Name}}')
+  if docker plugin inspect "$P" >/dev/null 2>&1; then
+    env=$(docker plugin inspect -f '{{range .Settings.Env}}{{.}} {{end}}' "$P")
+    for s in "${E2E_PLUGIN_SETTINGS[@]}"; do
+      [[ " $env " == *" $s "* ]] && continue
+      echo "tidy: $P settings back to ${E2E_PLUGIN_SETTINGS[*]}"
+      docker plugin disable -f "$P" >/dev/null 2>&1 || true
+      docker plugin set "$P" "${E2E_PLUGIN_SETTINGS[@]}" || rc=1
+      break
+    done
+    if [[ $(docker plugin inspect -f '{{.Enabled}}' "$P") != true ]]; then
+      echo "tidy: enabling $P again"
+      docker plugin enable "$P" >/dev/null || rc=1
+    fi
+  fi
+  return $rc
+}
+
 # what a killed earlier run left: its daemons, registry and veths
 stop_ours
-# logs: this run's in $RIG_LOG/e2e and e2e<engine>.log, the previous run's in $RIG_LOG/e2e.prev
-mkdir -p "$RIG_LOG"
-rm -rf "$RIG_LOG/e2e.prev"
-mkdir "$RIG_LOG/e2e.prev"
-for f in "$E2E_LOGS" "$RIG_LOG"/e2e[0-9]*.log "$RIG_LOG/registry-$PORT.log"; do
-  [[ ! -e $f ]] || mv "$f" "$RIG_LOG/e2e.prev/"
-done
-mkdir -p "$E2E_LOGS"
-# the engines (installed or unpacked on first use); missing ones fail the suite
-out=$("$RIG/install-engines.sh") || die "install-engines.sh failed: the engines are missing"
-eval "$out"
-for E in "${ENGINES[@]}"; do
-  v=ENGINE_${E}_BIN_DIR
-  [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $E is not available (no $v from install-engines.sh)"
-done
-export ENGINE_20_BIN_DIR ENGINE_28_BIN_DIR
+fresh_log_dir e2e "$RIG_LOG"/e2e[0-9]*.log "$RIG_LOG/registry-$PORT.log"
+e2e_engines "${ENGINES[@]}"
 # the CLI: the machine's, or docker.io's that install-engines.sh installed
 for t in docker curl; do command -v "$t" >/dev/null || die "no $t on PATH"; done
 
@@ -137,30 +163,18 @@ out=$(rig registry-start.sh "$PORT")
 REG=${out#REGISTRY=}
 echo "e2e: plugin bundle $(sha256sum "$BASE_BUNDLE/rootfs/ipvlan-rs" | cut -c1-12) (version $VERSION), registry $REG, engines ${ENGINES[*]}, $(docker --version)"
 
-declare -A ENGINE_SUMMARY
 for E in "${ENGINES[@]}"; do
   NAME=e2e$E
   export DOCKER_HOST=unix://$RIG_RUN/$NAME.sock
   DATA=$RIG_DATA/$NAME
   DLOG=$RIG_LOG/$NAME.log
-  SIDX=00
-  v=ENGINE_${E}_VERSION
-  ver=$(sed -E 's/^Docker version ([^,]+).*/\1/' <<<"${!v:-?}")
-  echo "e2e[$E]: engine $ver, daemon $NAME"
-  p0=$E2E_PASSED f0=$E2E_FAILED t0=$(now_ms)
-  run_scenario setup notidy
-  if ((E2E_FAILED > f0)); then
-    for s in "${SCENARIOS[@]}"; do not_run "$s" "setup failed"; done
-  else
-    for s in "${SCENARIOS[@]}"; do run_scenario "$s"; done
-  fi
-  run_scenario teardown notidy
-  ENGINE_SUMMARY[$E]="e2e[$E]: $((E2E_PASSED - p0)) passed, $((E2E_FAILED - f0)) failed in $((($(now_ms) - t0) / 1000)) s (engine $ver)"
-  echo "${ENGINE_SUMMARY[$E]}"
+  E2E_LABEL="e2e[$E]" E2E_DAEMON_LOGS=("$DLOG")
+  echo "$E2E_LABEL: engine $(engine_version "$E"), daemon $NAME"
+  run_engine "${SCENARIOS[@]}"
 done
 
 # nothing of the suite may be left
-E=host NAME=- DATA=/nonexistent DLOG=/dev/null SIDX=00
+E=host NAME=- DATA=/nonexistent SIDX=00 E2E_LABEL="e2e[host]" E2E_DAEMON_LOGS=()
 scenario_nothing_left() {
   local p m l d
   x stop_ours
@@ -169,7 +183,7 @@ scenario_nothing_left() {
   m=$(awk -v a="$RIG_DATA/e2e" -v b="$RIG_RUN/e2e" -v r="$RIG_DATA/registry-$PORT" \
     'index($5, a) == 1 || index($5, b) == 1 || index($5, r) == 1 {print $5}' /proc/self/mountinfo)
   [[ -z $m ]] || fail "mounts left: $m"
-  l=$(host_links | grep -E "^(ivr|${E2E_VETH_PREFIX}[0-9]+s)" || true)
+  l=$(plugin_links; host_links | grep -E "^${E2E_VETH_PREFIX}[0-9]+s" || true)
   [[ -z $l ]] || fail "links left: $l"
   d=$(find "$RIG_RUN" "$RIG_DATA" -maxdepth 1 \( -name 'e2e*' -o -name "registry-$PORT" \) 2>/dev/null || true)
   [[ -z $d ]] || fail "files left: $d"
@@ -184,8 +198,4 @@ scenario_nothing_left() {
 }
 run_scenario nothing_left notidy
 
-for E in "${ENGINES[@]}"; do echo "${ENGINE_SUMMARY[$E]}"; done
-skipped=
-((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP)"
-echo "e2e: $E2E_PASSED passed, $E2E_FAILED failed$skipped in $((($(now_ms) - T0) / 1000)) s (logs: $E2E_LOGS)"
-((E2E_FAILED == 0 && E2E_PASSED > 0))
+e2e_summary e2e

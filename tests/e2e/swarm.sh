@@ -10,8 +10,12 @@
 # then every node installs it from the registry, as a real cluster would.
 # Swarm: node 1 manager, nodes 2 and 3 workers.
 #
-# Scenarios, each PASS/FAIL with its own output; a failure prints the daemons'
-# log tails (the plugins log into them):
+# Scenarios (run by the runner of lib.sh, as those of run.sh: PASS/FAIL with
+# its own log in /var/log/ipvlan-rs-test/e2e-swarm/, E2E_ONLY / E2E_SKIP, the
+# leak check in the three node namespaces after each; a failure prints the
+# nodes' log lines of its time span, the plugins' included):
+#   setup: namespaces, registry, three daemons, the plugin pushed and installed
+#     on each, the Swarm with three ready nodes.
 #   global scope (SCOPE=global, the manager allocates every address):
 #     30 replicas get 30 distinct addresses of the --ip-range (docker inspect on
 #     each node and ip addr inside each container); tasks on different nodes
@@ -23,57 +27,47 @@
 #     --ip-range, a --config-from swarm network, 9 replicas with distinct
 #     addresses from their node's range, pinging across nodes.
 #
+#   teardown: the cluster stopped; no daemon, namespace or registry left.
+#
 # Env: SWARM_ENGINES="28 20" (or one of them), KEEP=1 (leave the last cluster
-#      running after the run), LOG_DIR (daemon logs).
-set -uo pipefail
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
-RIG=$ROOT/tests/rig/docker
-ENGINES=${SWARM_ENGINES:-28 20}
-ENGINE=
+#      running after the run), LOG_DIR (logs), E2E_ONLY, E2E_SKIP, E2E_VERBOSE,
+#      E2E_CMD_TIMEOUT (see run.sh).
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+read -r -a ENGINES <<<"${SWARM_ENGINES:-28 20}"
+SCENARIOS=(
+  global_30_replicas_get_distinct_addresses
+  global_tasks_on_different_nodes_ping_each_other
+  global_scale_down_and_up_reuses_addresses_without_duplicates
+  global_attachable_network_serves_docker_run_on_a_worker
+  global_service_rm_releases_every_address
+  global_network_rm_leaves_nothing
+  local_scope_config_only_networks_with_disjoint_ranges
+)
 SW=irs-sw
 REGADDR=10.210.0.254
 REGPORT=5099
 REG=$REGADDR:$REGPORT
 REF=$REG/org/ipvlan-rs:e2e-swarm
+P=$REF BB=bb:latest
 SUBNET=10.211.0.0/26 RANGE_PREFIX=10.211.0. GATEWAY=10.211.0.1
-LOG_DIR=${LOG_DIR:-/var/log/ipvlan-rs-test}
-export LOG_DIR
-OUT=$(mktemp -d /tmp/ipvlan-rs-swarm.XXXXXX)
-# the scenario runner (isolated), fail, now_ms: shared with the single-daemon suite
-# shellcheck source=tests/e2e/lib.sh
-. "$ROOT/tests/e2e/lib.sh"
-PASSED=0 FAILED=0 FAILED_NAMES=() SUMMARY=()
+E2E_WORK=$(mktemp -d /tmp/ipvlan-rs-swarm.XXXXXX)
+E2E_LINK_NAMESPACES=(irs-n1 irs-n2 irs-n3)
+E2E_DAEMON_LOGS=("$RIG_LOG/sw1.log" "$RIG_LOG/sw2.log" "$RIG_LOG/sw3.log")
 
-say() { echo "e2e-swarm[$ENGINE]: $*"; }
-die() {
-  say "SETUP FAILED: $*" >&2
-  show_logs
-  exit 1
-}
-
-# d N docker-args...: docker against node N's daemon, with a time limit
+# d N docker-args...: docker against node N's daemon
 d() {
   local n=$1
   shift
-  DOCKER_HOST=unix:///run/ipvlan-rs-test/sw$n.sock timeout "${CMD_TIMEOUT:-120}" docker "$@"
+  DOCKER_HOST=unix://$RIG_RUN/sw$n.sock docker "$@"
 }
 
-show_logs() {
-  local n
-  for n in 1 2 3; do
-    [[ -f $LOG_DIR/sw$n.log ]] || continue
-    echo "----- node $n: dockerd log tail ($LOG_DIR/sw$n.log)"
-    tail -n 25 "$LOG_DIR/sw$n.log"
-    echo "----- node $n: plugin log lines"
-    grep -a 'plugin=' "$LOG_DIR/sw$n.log" | tail -n 25
-  done
-}
-
-teardown() {
-  local n
+# stop_cluster: services, Swarm, daemons, registry and namespaces gone
+stop_cluster() {
+  local n services
   for n in 1 2 3; do
     d "$n" info >/dev/null 2>&1 || continue
-    local services
     mapfile -t services < <(d "$n" service ls -q 2>/dev/null)
     ((${#services[@]} == 0)) || d "$n" service rm "${services[@]}" >/dev/null 2>&1 || true
   done
@@ -88,73 +82,59 @@ teardown() {
 
 on_exit() {
   local rc=$?
-  if [[ -z ${KEEP:-} ]]; then teardown; fi
-  rm -rf "$OUT"
+  if [[ -z ${KEEP:-} ]]; then stop_cluster; fi
+  rm -rf "$E2E_WORK"
   exit "$rc"
 }
 
-# scenario NAME: run scenario_NAME in a subshell (errexit), report it
-scenario() {
-  local name=$1 t0 rc
-  t0=$(now_ms)
-  isolated "$name" "$OUT/$name.log"
-  rc=$?
-  local ms=$(($(now_ms) - t0))
-  if ((rc == 0)); then
-    PASSED=$((PASSED + 1))
-    say "PASS $name (${ms} ms)"
-  else
-    FAILED=$((FAILED + 1))
-    FAILED_NAMES+=("$ENGINE:$name")
-    say "FAIL $name (${ms} ms)"
-    sed 's/^/    /' "$OUT/$name.log"
-    show_logs | sed 's/^/    /'
-  fi
-}
+# suite_tidy: nothing; the scenarios of one cluster build on each other (the
+# first one's service is pinged, scaled and removed by the next ones)
+suite_tidy() { :; }
 
-# wait_replicas SERVICE N: until N tasks of SERVICE run (180 s)
+# replicas SERVICE N: the manager reports N of N tasks of SERVICE running
+replicas() { [[ $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2" ]]; }
+# wait_replicas SERVICE N: until N tasks of SERVICE run (guard 600 s: engine 20
+# starts tasks slowly, and the machine may be loaded)
 wait_replicas() {
-  local i r
-  for ((i = 0; i < 360; i++)); do
-    r=$(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')
-    [[ $r == "$2/$2" ]] && return 0
-    sleep 0.5
-  done
+  wait_for 600 replicas "$1" "$2" && return 0
   d 1 service ps --no-trunc "$1" | tail -n 20
-  fail "service $1: replicas $r, want $2/$2"
+  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')"
 }
 
+# nodes_with_plugin: how many nodes the manager sees with the network plugin
+nodes_with_plugin() {
+  local id
+  for id in $(d 1 node ls -q); do
+    d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id"
+    echo
+  done | grep -cF "Network=$REF"
+}
+plugin_on_all_nodes() { (($(nodes_with_plugin) == 3)); }
 # wait_plugin_everywhere: until the manager sees the network plugin on every
-# node (60 s). A node reports its plugins to the manager asynchronously; a
+# node (guard 120 s). A node reports its plugins to the manager asynchronously; a
 # service created before the report of a node whose plugin was just re-enabled
 # is scheduled on the other nodes only.
 wait_plugin_everywhere() {
-  local i id seen
-  for ((i = 0; i < 120; i++)); do
-    seen=0
-    for id in $(d 1 node ls -q); do
-      d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id" |
-        grep -qF "Network=$REF" && seen=$((seen + 1))
-    done
-    ((seen == 3)) && return 0
-    sleep 0.5
-  done
-  fail "the manager sees the plugin on $seen of 3 nodes"
+  wait_for 120 plugin_on_all_nodes ||
+    fail "waited 120 s for the manager to see the plugin on 3 nodes; it sees it on $(nodes_with_plugin)"
 }
 
-# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist
-wait_tasks_settle() {
-  local i n total
-  for ((i = 0; i < 240; i++)); do
-    total=0
-    for n in 1 2 3; do
-      total=$((total + $(d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1" | wc -l)))
-    done
-    ((total == $2)) && return 0
-    sleep 0.5
-  done
-  fail "$total containers of $1, want $2"
+# containers_of SERVICE: how many containers of SERVICE exist on the three nodes
+containers_of() {
+  local n
+  for n in 1 2 3; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
 }
+containers_are() { (($(containers_of "$1") == $2)); }
+# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist (guard 300 s)
+wait_tasks_settle() {
+  wait_for 300 containers_are "$1" "$2" ||
+    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1")"
+}
+
+# net_on N NET: NET's name if node N has that network (empty: not)
+net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
+# nodes_ready N: the manager sees N nodes Ready
+nodes_ready() { (($(d 1 node ls --format '{{.Status}}' | grep -c Ready) == $1)); }
 
 # task_ips SERVICE NET: "node container ip" of every running task, one a line
 task_ips() {
@@ -170,11 +150,11 @@ task_ips() {
 # PREFIX.LO..PREFIX.HI as docker reports them and as the containers carry them
 check_distinct() {
   local svc=$1 net=$2 want=$3 prefix=$4 lo=$5 hi=$6 n c ip last nodes
-  task_ips "$svc" "$net" >"$OUT/ips"
-  cat "$OUT/ips"
-  [[ $(wc -l <"$OUT/ips") -eq $want ]] || fail "$(wc -l <"$OUT/ips") tasks of $svc, want $want"
-  [[ $(awk '{print $3}' "$OUT/ips" | sort -u | wc -l) -eq $want ]] || fail "duplicate addresses: $(awk '{print $3}' "$OUT/ips" | sort | uniq -d | tr '\n' ' ')"
-  nodes=$(awk '{print $1}' "$OUT/ips" | sort -u | wc -l)
+  task_ips "$svc" "$net" >"$SDIR/ips"
+  cat "$SDIR/ips"
+  [[ $(wc -l <"$SDIR/ips") -eq $want ]] || fail "$(wc -l <"$SDIR/ips") tasks of $svc, want $want"
+  [[ $(awk '{print $3}' "$SDIR/ips" | sort -u | wc -l) -eq $want ]] || fail "duplicate addresses: $(awk '{print $3}' "$SDIR/ips" | sort | uniq -d | tr '\n' ' ')"
+  nodes=$(awk '{print $1}' "$SDIR/ips" | sort -u | wc -l)
   ((nodes == 3)) || fail "tasks on $nodes nodes, want 3"
   while read -r n c ip; do
     [[ $ip == "$prefix"* ]] || fail "$ip (node $n) is outside $prefix$lo-$hi"
@@ -182,7 +162,7 @@ check_distinct() {
     ((last >= lo && last <= hi)) || fail "$ip (node $n) is outside $prefix$lo-$hi"
     d "$n" exec "$c" ip -4 -o addr show dev eth0 | grep -q " inet $ip/" ||
       fail "container $c on node $n does not carry $ip: $(d "$n" exec "$c" ip -4 -o addr show dev eth0)"
-  done <"$OUT/ips"
+  done <"$SDIR/ips"
   echo "$want tasks, $want distinct addresses, on $nodes nodes"
 }
 
@@ -194,17 +174,9 @@ ping_across() {
     for to in 1 2 3; do
       ((from == to)) && continue
       ip=$(awk -v n="$to" '$1 == n {print $3; exit}' "$1")
-      d "$from" exec "$c" ping -c1 -W2 "$ip" >/dev/null || fail "node $from task cannot ping $ip on node $to"
+      d "$from" exec "$c" ping -c1 -W10 "$ip" >/dev/null || fail "node $from task cannot ping $ip on node $to (no reply within 10 s)"
       echo "node $from -> node $to ($ip): ok"
     done
-  done
-}
-
-no_links_left() {
-  local n left
-  for n in 1 2 3; do
-    left=$(ip -n "irs-n$n" -o link show | awk -F': ' '{print $2}' | grep -E '^(ivr|ivd)' || true)
-    [[ -z $left ]] || fail "node $n: links left: $left"
   done
 }
 
@@ -215,18 +187,18 @@ scenario_global_30_replicas_get_distinct_addresses() {
     --subnet "$SUBNET" --ip-range "${RANGE_PREFIX}32/27" --gateway "$GATEWAY" \
     -o parent=eth0 -o kind=macvlan swnet
   d 1 service create -d --name web --replicas 30 --network swnet --no-resolve-image \
-    --endpoint-mode dnsrr bb:latest sleep 3600
+    --endpoint-mode dnsrr "$BB" sleep 3600
   wait_replicas web 30
   check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
   # the default route goes through the network's gateway
   local n c
-  read -r n c _ <"$OUT/ips"
+  read -r n c _ <"$SDIR/ips"
   d "$n" exec "$c" ip route | tee /dev/stderr | grep -q "default via $GATEWAY dev eth0" || fail "no default route via $GATEWAY"
 }
 
 scenario_global_tasks_on_different_nodes_ping_each_other() {
-  task_ips web swnet >"$OUT/ips"
-  ping_across "$OUT/ips"
+  task_ips web swnet >"$SDIR/ips"
+  ping_across "$SDIR/ips"
 }
 
 scenario_global_scale_down_and_up_reuses_addresses_without_duplicates() {
@@ -241,7 +213,7 @@ scenario_global_scale_down_and_up_reuses_addresses_without_duplicates() {
 
 scenario_global_attachable_network_serves_docker_run_on_a_worker() {
   local out ip
-  out=$(d 2 run --rm --network swnet bb:latest ip -4 -o addr show dev eth0 2>&1 | grep -v 'forwarding')
+  out=$(d 2 run --rm --network swnet "$BB" ip -4 -o addr show dev eth0 2>&1 | grep -v 'forwarding')
   echo "$out"
   ip=$(awk '{sub(/\/.*/, "", $4); print $4}' <<<"$out")
   [[ $ip == "$RANGE_PREFIX"* ]] || fail "docker run on node 2 got '$ip'"
@@ -252,10 +224,10 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
 scenario_global_service_rm_releases_every_address() {
   d 1 service rm web
   wait_tasks_settle web 0
-  no_links_left
+  no_plugin_links
   # 30 of the range's 32 addresses again: only possible if all came back
   d 1 service create -d --name web2 --replicas 30 --network swnet --no-resolve-image \
-    --endpoint-mode dnsrr bb:latest sleep 3600
+    --endpoint-mode dnsrr "$BB" sleep 3600
   wait_replicas web2 30
   check_distinct web2 swnet 30 "$RANGE_PREFIX" 32 63
   d 1 service rm web2
@@ -264,15 +236,13 @@ scenario_global_service_rm_releases_every_address() {
 
 scenario_global_network_rm_leaves_nothing() {
   d 1 network rm swnet
-  local n i
+  local n
+  # the workers drop the network when the manager's removal reaches them
   for n in 1 2 3; do
-    for ((i = 0; i < 60; i++)); do
-      d "$n" network ls --format '{{.Name}}' | grep -qx swnet || break
-      sleep 0.5
-    done
-    d "$n" network ls --format '{{.Name}}' | grep -qx swnet && fail "swnet still on node $n"
+    wait_for 60 none_left net_on "$n" swnet ||
+      fail "waited 60 s for swnet to go from node $n"
   done
-  no_links_left
+  no_plugin_links
   echo "swnet gone from every node, no links left"
 }
 
@@ -291,7 +261,7 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
   wait_plugin_everywhere
   d 1 network create -d "$REF" --scope swarm --attachable --config-from swcfg swlocal
   d 1 service create -d --name loc --replicas 9 --network swlocal --no-resolve-image \
-    --endpoint-mode dnsrr bb:latest sleep 3600
+    --endpoint-mode dnsrr "$BB" sleep 3600
   wait_replicas loc 9
   check_distinct loc swlocal 9 10.212.0. 32 127
   # each node's tasks come from that node's range
@@ -299,35 +269,27 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
   while read -r node c ip; do
     last=${ip##*.}
     ((last >= 32 * node && last < 32 * node + 32)) || fail "$ip on node $node is outside its range 10.212.0.$((32 * node))/27"
-  done <"$OUT/ips"
-  ping_across "$OUT/ips"
+  done <"$SDIR/ips"
+  ping_across "$SDIR/ips"
   d 1 service rm loc
   wait_tasks_settle loc 0
   d 1 network rm swlocal
   for n in 1 2 3; do d "$n" network rm swcfg; done
-  no_links_left
+  no_plugin_links
 }
 
-# --- setup ---------------------------------------------------------------------
+# --- setup and teardown of a cluster ------------------------------------------
 
-setup() {
-  [[ $(id -u) == 0 ]] || die "must run as root"
-  [[ -d $ROOT/target/bundle/rootfs ]] || die "no bundle: run make bundle"
-  teardown
-  local engines
-  engines=$("$RIG/install-engines.sh") || die "install-engines.sh failed"
-  eval "$(grep '^ENGINE_' <<<"$engines")"
-  local bindir_var=ENGINE_${ENGINE}_BIN_DIR
-  [[ -n ${!bindir_var:-} ]] || die "engine $ENGINE not available"
-
-  ip netns add "$SW" || die "netns $SW"
+scenario_setup() {
+  local n token bindir_var=ENGINE_${E}_BIN_DIR
+  stop_cluster
+  x ip netns add "$SW"
   ip -n "$SW" link set lo up
   ip -n "$SW" link add br0 type bridge
   ip -n "$SW" addr add "$REGADDR/24" dev br0
   ip -n "$SW" link set br0 up
-  local n
   for n in 1 2 3; do
-    ip netns add "irs-n$n" || die "netns irs-n$n"
+    x ip netns add "irs-n$n"
     ip link add eth0 netns "irs-n$n" type veth peer name "p$n" netns "$SW"
     ip -n "$SW" link set "p$n" master br0 up
     ip -n "irs-n$n" addr add "10.210.0.1$n/24" dev eth0
@@ -335,50 +297,51 @@ setup() {
     ip -n "irs-n$n" link set lo up
     ip -n "irs-n$n" route add default via "$REGADDR"
   done
-  NETNS=$SW ADDR=$REGADDR "$RIG/registry-start.sh" "$REGPORT" >/dev/null || die "registry"
+  NETNS=$SW ADDR=$REGADDR x "$RIG/registry-start.sh" "$REGPORT"
   for n in 1 2 3; do
-    NETNS=irs-n$n PATH=${!bindir_var}:$PATH "$RIG/dockerd-start.sh" "sw$n" "$ENGINE" \
-      "--insecure-registry=$REG" >/dev/null || die "dockerd sw$n"
-    DOCKER_HOST=unix:///run/ipvlan-rs-test/sw$n.sock "$RIG/busybox-image.sh" 2>/dev/null || die "busybox image on node $n"
+    NETNS=irs-n$n PATH=${!bindir_var}:$PATH x "$RIG/dockerd-start.sh" "sw$n" "$E" "--insecure-registry=$REG"
+    DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x "$RIG/busybox-image.sh" "$BB"
   done
   # node 1 makes the plugin from this tree's bundle and pushes it; every node
   # (node 1 included) installs it from the registry
-  DOCKER_HOST=unix:///run/ipvlan-rs-test/sw1.sock make -s -C "$ROOT" create push \
-    REGISTRY="$REG" PLUGIN_TAG=e2e-swarm >"$OUT/push.log" 2>&1 || { cat "$OUT/push.log"; die "make create push"; }
-  d 1 plugin rm -f "$REF" >/dev/null || die "plugin rm on node 1"
+  DOCKER_HOST=unix://$RIG_RUN/sw1.sock x make -s -C "$ROOT" create push REGISTRY="$REG" PLUGIN_TAG=e2e-swarm
+  x d 1 plugin rm -f "$REF"
   for n in 1 2 3; do
-    d "$n" plugin install --grant-all-permissions "$REF" SCOPE=global >/dev/null || die "plugin install on node $n"
+    x d "$n" plugin install --grant-all-permissions "$REF" SCOPE=global
   done
-  d 1 swarm init --advertise-addr 10.210.0.11 >/dev/null || die "swarm init"
-  local token
-  token=$(d 1 swarm join-token -q worker) || die "join token"
+  x d 1 swarm init --advertise-addr 10.210.0.11
+  token=$(d 1 swarm join-token -q worker)
   for n in 2 3; do
-    d "$n" swarm join --token "$token" 10.210.0.11:2377 >/dev/null || die "node $n join"
+    x d "$n" swarm join --token "$token" 10.210.0.11:2377
   done
-  local i
-  for ((i = 0; i < 60; i++)); do
-    [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] && break
-    sleep 0.5
-  done
-  [[ $(d 1 node ls --format '{{.Status}}' | grep -c Ready) -eq 3 ]] || die "3 ready nodes"
-  say "setup: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each"
+  wait_for 120 nodes_ready 3 ||
+    fail "waited 120 s for 3 ready nodes: $(d 1 node ls --format '{{.Hostname}} {{.Status}}' | paste -sd' ')"
+  echo "ok: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each"
 }
 
+scenario_teardown() {
+  local n
+  if [[ -n ${KEEP:-} ]]; then
+    note "KEEP: the cluster is left running"
+    return 0
+  fi
+  x stop_cluster
+  for n in 1 2 3; do
+    [[ -z $(pids_with_arg "--exec-root=$RIG_RUN/sw$n") ]] || fail "dockerd sw$n still runs"
+    [[ ! -e $RIG_RUN/sw$n && ! -e $RIG_DATA/sw$n ]] || fail "exec-root or data-root of sw$n left"
+  done
+  [[ -z $(ip netns list | grep -E "^(irs-n[123]|$SW)( |$)" || true) ]] || fail "namespaces left: $(ip netns list)"
+  [[ -z $(pids_with_arg "$RIG_RUN/registry-$REGPORT/config.yml") ]] || fail "registry still runs"
+  echo "ok: nothing of the cluster left (daemons, dirs, namespaces, registry)"
+}
+
+[[ $(id -u) == 0 ]] || die "needs root (daemons in network namespaces, links, mounts)"
+[[ -d $ROOT/target/bundle/rootfs ]] || die "no bundle in target/bundle: run 'make bundle' (make e2e-swarm does)"
 trap on_exit EXIT
-for ENGINE in $ENGINES; do
-  T0=$(date +%s) P0=$PASSED F0=$FAILED
-  setup
-  scenario global_30_replicas_get_distinct_addresses
-  scenario global_tasks_on_different_nodes_ping_each_other
-  scenario global_scale_down_and_up_reuses_addresses_without_duplicates
-  scenario global_attachable_network_serves_docker_run_on_a_worker
-  scenario global_service_rm_releases_every_address
-  scenario global_network_rm_leaves_nothing
-  scenario local_scope_config_only_networks_with_disjoint_ranges
-  SUMMARY+=("e2e-swarm[$ENGINE]: $((PASSED - P0)) passed, $((FAILED - F0)) failed in $(($(date +%s) - T0)) s")
-  say "${SUMMARY[-1]#*: }"
-  [[ -n ${KEEP:-} ]] || teardown
+fresh_log_dir e2e-swarm "$RIG_LOG"/sw[0-9].log "$RIG_LOG"/sw[0-9].containerd.log "$RIG_LOG/registry-$REGPORT.log"
+e2e_engines "${ENGINES[@]}"
+for E in "${ENGINES[@]}"; do
+  E2E_LABEL="e2e-swarm[$E]"
+  run_engine "${SCENARIOS[@]}"
 done
-printf '%s\n' "${SUMMARY[@]}"
-echo "e2e-swarm: $PASSED passed, $FAILED failed${FAILED_NAMES[*]:+ (failed: ${FAILED_NAMES[*]})}"
-((FAILED == 0))
+e2e_summary e2e-swarm

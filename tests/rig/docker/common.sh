@@ -74,7 +74,9 @@ args_matching() {
   { grep -ahzxE -f <(printf '%s\n' "$1") /proc/[0-9]*/cmdline 2>/dev/null || true; } | tr '\0' '\n'
 }
 
-# SIGTERM the pids, wait up to $1 seconds, then SIGKILL the survivors.
+# SIGTERM the pids, wait until they are gone (guard: $1 seconds), then SIGKILL the
+# survivors and wait for them (guard: 30 s). The guards bound a hang; a process
+# normally ends long before.
 term_wait_kill() {
   local timeout=$1 p alive i; shift
   [[ $# -gt 0 ]] || return 0
@@ -87,7 +89,7 @@ term_wait_kill() {
   done
   log "SIGKILL after ${timeout}s: ${alive[*]}"
   kill -KILL "${alive[@]}" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 300; i++)); do
     alive=()
     for p in "$@"; do if is_alive "$p"; then alive+=("$p"); fi; done
     [[ ${#alive[@]} -gt 0 ]] || return 0

@@ -44,7 +44,9 @@ LOGF=$RIG_LOG/$NAME.log
 CLOGF=$RIG_LOG/$NAME.containerd.log
 HOST=unix://$SOCK
 
-answers() { timeout 10 "$DOCKER" -H "$HOST" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+# guard 30 s: a loaded daemon that answers slowly must not count as dead (a
+# dead one is cleared and started afresh below)
+answers() { timeout 30 "$DOCKER" -H "$HOST" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 if pid=$(live_pid "$PIDF" dockerd) && answers; then
   log "$NAME already running (pid $pid)"
@@ -129,12 +131,12 @@ echo "=== $(date -Is) containerd for $NAME (engine $ENGINE${NETNS:+, netns $NETN
 PATH=$BIN:$PATH setsid "${NSENTER[@]}" "$BIN/containerd" --config "$EXEC/containerd.toml" \
   </dev/null >>"$CLOGF" 2>&1 &
 echo $! >"$CPIDF"
-for ((i = 0; i < 200; i++)); do
+for ((i = 0; i < 600; i++)); do
   [[ -S $CSOCK ]] && break
   is_alive "$(cat "$CPIDF")" || { tail -n 30 "$CLOGF" >&2; die "containerd for $NAME died"; }
   sleep 0.1
 done
-[[ -S $CSOCK ]] || { tail -n 30 "$CLOGF" >&2; die "containerd for $NAME: no socket $CSOCK after 20 s"; }
+[[ -S $CSOCK ]] || { tail -n 30 "$CLOGF" >&2; die "containerd for $NAME: no socket $CSOCK after 60 s"; }
 }
 [[ -n $ONLY_DOCKERD ]] || start_containerd
 

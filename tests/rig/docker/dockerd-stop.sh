@@ -1,6 +1,6 @@
 #!/bin/bash
 # Stop a private dockerd started by dockerd-start.sh and remove everything it left:
-# dockerd (SIGTERM, SIGKILL after 20 s; a clean stop also stops its containers and
+# dockerd (SIGTERM, SIGKILL after 60 s; a clean stop also stops its containers and
 # plugins), its containerd, shims and any container process still under them,
 # mounts under its data-root, exec-root and its managed plugins' dirs in
 # /run/docker/plugins (lazy unmount, deepest first), its default-bridge link,
@@ -10,7 +10,9 @@
 # Env:    KEEP_DATA=1   keep the data-root (for restart tests; still clears processes,
 #                       mounts and exec-root)
 #         QUIET=1       no "stopped" line
-#         STOP_TIMEOUT=20  seconds between SIGTERM and SIGKILL for dockerd
+#         STOP_TIMEOUT=60  seconds between SIGTERM and SIGKILL for dockerd (a guard:
+#                       a clean stop ends at once; a loaded machine must not turn a
+#                       restart test's graceful stop into a kill)
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
 . "$HERE/common.sh"
@@ -41,11 +43,11 @@ in_ns() {  # run in the daemon's network namespace, if it still exists
 #    drivers (built-in and plugins) delete their links; a shutdown would keep them
 bridges=()
 if [[ -z ${KEEP_DATA:-} && -S $SOCK ]] && live_pid "$PIDF" dockerd >/dev/null; then
-  d() { timeout "${T:-10}" "${DOCKER:-docker}" -H "unix://$SOCK" "$@"; }
+  d() { timeout "${T:-30}" "${DOCKER:-docker}" -H "unix://$SOCK" "$@"; }
   if d version >/dev/null 2>&1; then
     ids=$(d ps -aq 2>/dev/null || true)
     # shellcheck disable=SC2086
-    [[ -z $ids ]] || T=30 d rm -f $ids >/dev/null 2>&1 || log "$NAME: could not remove all containers"
+    [[ -z $ids ]] || T=60 d rm -f $ids >/dev/null 2>&1 || log "$NAME: could not remove all containers"
     nets=$(d network ls -q --filter type=custom 2>/dev/null || true)
     for n in $nets; do
       # bridge links of bridge networks (br-<id>, docker_gwbridge, ...), in case rm fails
@@ -59,7 +61,7 @@ fi
 # 1. dockerd: by pidfile, and by its exact --exec-root argument (pidfile may be gone)
 dpids=$( { live_pid "$PIDF" dockerd || true; pids_with_arg "--exec-root=$EXEC"; } | sort -u)
 # shellcheck disable=SC2086
-term_wait_kill "${STOP_TIMEOUT:-20}" $dpids
+term_wait_kill "${STOP_TIMEOUT:-60}" $dpids
 
 # 2. containerd and its shims (shims carry "-address $CSOCK"); container processes
 #    under a shim die with a SIGKILL first, or they would outlive it
@@ -72,7 +74,7 @@ if [[ -n $spids ]]; then
   [[ -z $kids ]] || kill -KILL $kids 2>/dev/null || true
 fi
 # shellcheck disable=SC2086
-term_wait_kill 10 $cpids $spids
+term_wait_kill 30 $cpids $spids
 
 # 3. mounts: data-root, exec-root and this daemon's managed plugins' socket dirs
 #    (/run/docker/plugins/<id>: a static path in every engine, see common.sh)

@@ -60,10 +60,10 @@ CFG
 echo "=== $(date -Is) registry on $ADDR:$PORT${NETNS:+ in netns $NETNS}" >>"$LOGF"
 setsid "${IN_NS[@]}" "$REG" serve "$DIR/config.yml" </dev/null >>"$LOGF" 2>&1 &
 echo $! >"$DIR/pid"
-for ((i = 0; i < 300; i++)); do
+for ((i = 0; i < 600; i++)); do
   up && { echo "REGISTRY=$ADDR:$PORT"; exit 0; }
   is_alive "$(cat "$DIR/pid")" || break
   sleep 0.1
 done
 tail -n 20 "$LOGF" >&2
-die "registry on port $PORT did not answer 200 on $URL"
+die "registry on port $PORT did not answer 200 on $URL within 60 s"

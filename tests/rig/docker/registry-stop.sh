@@ -24,6 +24,6 @@ for port in $(printf '%s\n' "${ports[@]}" | sort -u); do
   DIR=$RIG_RUN/registry-$port
   pids=$( { live_pid "$DIR/pid" docker-registry || true; pids_with_arg "$DIR/config.yml"; } | sort -u)
   # shellcheck disable=SC2086
-  term_wait_kill 10 $pids
+  term_wait_kill 30 $pids
   rm -rf --one-file-system "$DIR" "$RIG_DATA/registry-$port"
 done
