@@ -42,6 +42,7 @@ SCENARIOS=(
   overlapping_subnets
   second_instance
   plugin_disable_enable
+  reinstall_keeps_state
   link_reuse
   plugin_kill9
   daemon_restart

@@ -341,6 +341,40 @@ scenario_network_rm() {
   no_links_on "$p"
 }
 
+# `make install` again on an engine that runs the plugin (make create enable, as
+# install runs them): the plugin is re-created from the build, and keeps its state
+# (pools, addresses, endpoints) and its `docker plugin set` values. Running
+# containers keep their addresses, a pinned address is still held, a new container
+# gets an address no running one has, and the network is removed cleanly.
+scenario_reinstall_keeps_state() {
+  local p n=10.$E.29 mark id before after level
+  p=$(new_parent)
+  mark=$(log_mark)
+  mknet ri --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  ctr a1 --network ri
+  ctr a2 --network ri --ip "$n.50"
+  before=$(net_addrs ri)
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  level=$(docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$P" | grep '^LOG_LEVEL=')
+  x make -C "$ROOT" --no-print-directory create enable
+  [[ $(docker plugin inspect -f '{{.Id}}' "$P") != "$id" ]] || fail "make create did not re-create $P"
+  docker plugin inspect -f '{{.Id}}' "$P" >>"$E2E_WORK/plugin-ids"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after make create enable"
+  eq "$(docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$P" | grep '^LOG_LEVEL=')" "$level" "LOG_LEVEL carried over"
+  pings a1 a2
+  fails_with "already in use" docker run --rm --network ri --ip "$n.50" "$BB" true
+  ctr b1 --network ri
+  after=$(addr4 b1 | cut -d/ -f1)
+  none_of "$after" "$before" "the address of a container made after the reinstall"
+  unique "$(net_addrs ri)" "addresses on ri"
+  pings b1 a2
+  stop_by_sigterm a1 a2
+  x docker rm -f a1 a2 b1 >/dev/null
+  x docker network rm ri >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
 # docker plugin disable -f + enable with containers running: the old containers keep
 # working and stop cleanly; new ones get fresh, non-duplicate addresses (the IPAM
 # state was kept).
