@@ -73,14 +73,7 @@ impl Driver {
                     false => e.into(),
                 })?,
             CreatedParent::Vlan { base, vid } => {
-                let base_link =
-                    self.netlink
-                        .get(base)
-                        .await?
-                        .ok_or_else(|| DriverError::NoVlanBase {
-                            base: base.clone(),
-                            name: name.to_string(),
-                        })?;
+                let base_link = self.vlan_base(base, name).await?;
                 self.netlink
                     .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
                     .await
@@ -108,6 +101,17 @@ impl Driver {
         Ok(())
     }
 
+    /// The device beneath the 802.1Q link `name`.
+    async fn vlan_base(&self, base: &str, name: &str) -> Result<Link, DriverError> {
+        self.netlink
+            .get(base)
+            .await?
+            .ok_or_else(|| DriverError::NoVlanBase {
+                base: base.to_string(),
+                name: name.to_string(),
+            })
+    }
+
     /// Finds the device a user's `-o parent=` names. The kernel resolves an
     /// alternative name (`ip link property add ... altname`) to its device,
     /// whose own name is what networks are compared and stored by. A
@@ -121,14 +125,7 @@ impl Driver {
         let Some((base, vid)) = options::vlan_parts(typed) else {
             return Err(DriverError::NoParent(typed.to_string()));
         };
-        let lower = self
-            .netlink
-            .get(base)
-            .await?
-            .ok_or_else(|| DriverError::NoVlanBase {
-                base: base.to_string(),
-                name: typed.to_string(),
-            })?;
+        let lower = self.vlan_base(base, typed).await?;
         // the device's name may be longer than the alternative name typed
         let name = [format!("{}.{vid}", lower.name), format!("{base}.{vid}")]
             .into_iter()
