@@ -22,6 +22,18 @@ pub enum DriverError {
         /// The `name.vid` parent.
         name: String,
     },
+    /// The kernel cannot make the network's kind of container link.
+    #[error(
+        "this kernel cannot make {kind} links (its {kind} module is missing: try modprobe {kind}), so no container could join network {network}; load the module, or use -o kind={other}"
+    )]
+    KindUnsupported {
+        /// `ipvlan` or `macvlan`.
+        kind: &'static str,
+        /// The other kind.
+        other: &'static str,
+        /// The network.
+        network: String,
+    },
     /// The kernel cannot make the parent link the network needs.
     #[error(
         "cannot create {kind} link {name}: this kernel cannot make {kind} links ({source}); load the {module} module (modprobe {module}){instead}"

@@ -9,7 +9,8 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::{
-    Handle, LinkDummy, LinkIpVlan, LinkMacVlan, LinkUnspec, LinkVlan, RouteMessageBuilder,
+    Handle, LinkDummy, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan,
+    RouteMessageBuilder,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -342,6 +343,33 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| LinkError::new(format!("creating {} link {name}", kind.name()), &e))
+    }
+
+    /// Whether this kernel can make links of `kind` (built in, loaded, or
+    /// loadable on demand). It is asked to create one without a lower
+    /// device: the kernel looks the kind up first, answering EOPNOTSUPP if
+    /// it has none, and only then refuses the missing lower device, so
+    /// nothing is created and no parent is touched (a probe link on the
+    /// parent would set an ipvlan port's mode for every link on it).
+    pub async fn kind_supported(&self, kind: &LinkKind) -> Result<bool, LinkError> {
+        let name = format!("ivp{:08x}", crate::names::random_u32());
+        let msg = match kind {
+            LinkKind::IpVlan { .. } => LinkMessageBuilder::<LinkIpVlan>::new(&name)
+                .mode(IpVlanMode::L2)
+                .build(),
+            LinkKind::MacVlan { .. } => LinkMessageBuilder::<LinkMacVlan>::new(&name)
+                .mode(MacVlanMode::Bridge)
+                .build(),
+        };
+        match self.handle.link().add(msg).execute().await {
+            Err(e) => Ok(LinkError::new("probing", &e).errno() != Some(95)),
+            Ok(()) => {
+                // no kernel makes one without a lower device; were one
+                // made, it is not left behind
+                self.delete_by_name(&name).await?;
+                Ok(true)
+            }
+        }
     }
 
     /// Create an 802.1Q link `name` with `vid` on `base`, up, tagged with

@@ -101,6 +101,23 @@ impl Driver {
         Ok(())
     }
 
+    /// Refuses a network whose kind of container link this kernel cannot
+    /// make: found here, not at every `docker run`.
+    async fn check_kind(&self, record: &NetworkRecord) -> Result<(), DriverError> {
+        if self.netlink.kind_supported(&record.options.kind).await? {
+            return Ok(());
+        }
+        let (kind, other) = match record.options.kind {
+            LinkKind::IpVlan { .. } => ("ipvlan", "macvlan"),
+            LinkKind::MacVlan { .. } => ("macvlan", "ipvlan"),
+        };
+        Err(DriverError::KindUnsupported {
+            kind,
+            other,
+            network: record.id.clone(),
+        })
+    }
+
     /// The device beneath the 802.1Q link `name`.
     async fn vlan_base(&self, base: &str, name: &str) -> Result<Link, DriverError> {
         self.netlink
@@ -229,6 +246,7 @@ impl Driver {
                 record.parent = link.name.clone();
                 check_mtu(record.options.mtu, &record.parent, &link, None)?;
                 self.check_parent_sharing(&state, &record)?;
+                self.check_kind(&record).await?;
                 // another network of ours may have created it: share its ownership
                 if record.created_parent.is_none() {
                     record.created_parent = state
@@ -248,6 +266,8 @@ impl Driver {
                     check_mtu(record.options.mtu, &record.parent, lower, Some(&lower.name))?;
                 }
                 self.check_parent_sharing(&state, &record)?;
+                // before the parent is made: every Join would fail the same way
+                self.check_kind(&record).await?;
                 self.create_parent(id, &record.parent, &created, record.options.mtu)
                     .await?;
                 tracing::info!(network = id, parent = %record.parent, kind = ?created, "created parent link");
