@@ -348,6 +348,21 @@ impl Latencies {
     }
 }
 
+/// The median of `v` (the mean of the middle two when their number is
+/// even; NaN when empty), sorting `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
 /// in `file` (appending the section when absent), so BENCHMARKS.md carries
 /// the numbers a run printed and nothing typed by hand.

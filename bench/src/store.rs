@@ -8,7 +8,7 @@
 //! as it is against redb alone behind the same group commit
 //! ([`crate::redb_group`]), one client and many, same ops.
 
-use crate::harness::Latencies;
+use crate::harness::{Latencies, median};
 use crate::redb_group::RedbGroup;
 use anyhow::Result;
 use futures::future::try_join_all;
@@ -344,20 +344,6 @@ async fn turn(s: &Settings, wal: bool, dir: &Path, round: usize, warm: bool) -> 
     })
 }
 
-/// The median of `v` (the mean of the middle two when even); 0 when empty.
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Issue #18: the store as it is against redb alone behind the same group
 /// commit, in interleaved rounds (a, b, a, b, ...), and the rule's verdict.
 async fn compare_designs(s: &Settings, dir: &Path) -> Result<String> {
@@ -424,7 +410,7 @@ async fn compare_designs(s: &Settings, dir: &Path) -> Result<String> {
         ratio_row(&mut t, &round, a.over(b));
     }
     let medians = |f: &dyn Fn(&(Turn, Turn)) -> [f64; 5]| {
-        std::array::from_fn(|k| median(pairs.iter().map(|p| f(p)[k]).collect()))
+        std::array::from_fn(|k| median(&mut pairs.iter().map(|p| f(p)[k]).collect::<Vec<_>>()))
     };
     turn_row(&mut t, "median", "(a) WAL", medians(&|p| p.0.columns()));
     turn_row(&mut t, "median", "(b) redb", medians(&|p| p.1.columns()));
@@ -435,7 +421,7 @@ async fn compare_designs(s: &Settings, dir: &Path) -> Result<String> {
         .iter()
         .map(|(a, b)| ratio(f64::from(b.one_p50), f64::from(a.one_p50)))
         .collect();
-    let speedup = median(speedups.clone());
+    let speedup = median(&mut speedups.clone());
     let each = speedups
         .iter()
         .map(|x| format!("{x:.2}x"))
