@@ -8,7 +8,7 @@
 //! data-root, exec-root and socket; nothing of a daemon the user runs is
 //! touched. The plugin is created from this tree's bundle.
 
-use crate::harness::{Latencies, ip};
+use crate::harness::{Latencies, ip, median};
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -78,19 +78,6 @@ impl Engine<'_> {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

@@ -176,6 +176,21 @@ impl Latencies {
     }
 }
 
+/// The median of `v` (the mean of the middle two when their number is
+/// even; NaN when empty), sorting `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
 /// in `file` (appending the section when absent), so BENCHMARKS.md carries
 /// the numbers a run printed and nothing typed by hand.
@@ -212,11 +227,40 @@ pub fn machine_line() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     format!(
-        "{date}; {cores} cores ({cpu}); kernel {}; {}; ipvlan-rs {}",
+        "{date}; {cores} cores ({cpu}); kernel {}; {}{}; ipvlan-rs {}",
         kernel.trim(),
         idle_line(),
+        nice_note(),
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// The 1-minute load average (`/proc/loadavg`; 0 when unreadable): how
+/// much else the machine ran around a measurement.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// "; bench at nice N" when the benchmark ran at a nice value other than 0
+/// (its threads, the store's among them, then win the CPU over other work
+/// more often than a plugin would).
+fn nice_note() -> String {
+    // /proc/self/stat: the nice value is the 17th field after the name
+    let nice = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            rest.split_whitespace().nth(16)?.parse::<i32>().ok()
+        })
+        .unwrap_or(0);
+    if nice == 0 {
+        String::new()
+    } else {
+        format!("; bench at nice {nice}")
+    }
 }
 
 /// The CPU idle driver, and in a VM guest the halt-polling window: on a

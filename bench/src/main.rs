@@ -10,6 +10,7 @@ mod instructions;
 mod ipam;
 mod lifecycle;
 mod plot;
+mod redb_group;
 mod store;
 
 use anyhow::{Result, bail};
@@ -74,11 +75,23 @@ enum Bench {
         #[arg(long, default_value_t = 50)]
         rounds: usize,
     },
-    /// The durable store alone against a bare redb commit (one writer).
+    /// The durable store alone against a bare redb commit (one writer),
+    /// then against redb alone behind the same group commit (issue #18).
     Store {
-        /// Commits per case.
+        /// Commits per case (and per one-client phase of the comparison).
         #[arg(long, default_value_t = 2000)]
         commits: usize,
+        /// Rounds of the design comparison, interleaved (a, b, a, b, ...):
+        /// on the shared 2-core machine, runs of 5 rounds gave one-client
+        /// medians from 1.39x to 1.67x; more rounds steady the median.
+        #[arg(long, default_value_t = 9)]
+        rounds: usize,
+        /// Concurrent clients of the comparison's throughput phase.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per throughput phase.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
     },
     /// Instructions per call (valgrind's callgrind): the plugin's own
     /// user-space work, free of timing noise.
@@ -174,9 +187,17 @@ fn main() -> Result<()> {
             };
             ("docker", docker::run(&settings)?)
         }
-        Bench::Store { commits } => {
+        Bench::Store {
+            commits,
+            rounds,
+            clients,
+            seconds,
+        } => {
             let settings = store::Settings {
                 commits: (*commits).max(1),
+                rounds: (*rounds).max(1),
+                clients: (*clients).max(1),
+                phase: Duration::from_secs_f64(seconds.max(0.1)),
             };
             ("store", rt.block_on(store::run(&settings))?)
         }
