@@ -108,7 +108,7 @@ CRASH_KILLS ?= 200
 FUZZ_SECONDS ?= 600
 soak:
 	tests/require-root.sh
-	CRASH_KILLS=$(CRASH_KILLS) cargo test --locked -p ipvlan-rs --test crash -- --nocapture
+	CRASH_KILLS=$(CRASH_KILLS) cargo test --locked -p ipvlan-rs --test crash_ipam --test crash_driver -- --nocapture
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz-short.sh
 
 ## bench: benchmarks (not tests): load generators against the release binary;

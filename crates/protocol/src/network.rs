@@ -1,13 +1,24 @@
 //! NetworkDriver requests and responses (libnetwork `drivers/remote/api`).
 
-use crate::MacAddress;
-use crate::options::{EndpointOptions, NetworkOptions};
-use crate::serde_util::{display_or_empty, empty_none, null_default, parsed, string_map};
+mod endpoint;
+mod join;
+
+pub use endpoint::{
+    CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, EndpointInfoRequest,
+    EndpointInfoResponse, EndpointInterface, EndpointRequest, LeaveRequest,
+    RevokeExternalConnectivityRequest,
+};
+pub use join::{
+    InterfaceName, JoinRequest, JoinResponse, ProgramExternalConnectivityRequest, RouteType,
+    StaticRoute,
+};
+
+use crate::options::NetworkOptions;
+use crate::serde_util::{empty_none, null_default, parsed, string_map};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
@@ -310,227 +321,6 @@ pub struct CreateNetworkRequest {
     /// IPv6 subnets.
     #[serde(rename = "IPv6Data", default, deserialize_with = "ipv6_data")]
     pub ipv6_data: Vec<IpamData>,
-}
-
-/// The addresses of an endpoint's interface (CIDR; empty means unset).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointInterface {
-    /// IPv4 address with prefix length.
-    #[serde(
-        rename = "Address",
-        default,
-        deserialize_with = "empty_none",
-        serialize_with = "display_or_empty"
-    )]
-    pub address: Option<IpNet>,
-    /// IPv6 address with prefix length.
-    #[serde(
-        rename = "AddressIPv6",
-        default,
-        deserialize_with = "empty_none",
-        serialize_with = "display_or_empty"
-    )]
-    pub address_ipv6: Option<IpNet>,
-    /// MAC address (only when the user or the IPAM asked for one).
-    #[serde(
-        rename = "MacAddress",
-        default,
-        deserialize_with = "empty_none",
-        serialize_with = "display_or_empty"
-    )]
-    pub mac_address: Option<MacAddress>,
-}
-
-/// `/NetworkDriver.CreateEndpoint` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreateEndpointRequest {
-    /// The network.
-    #[serde(rename = "NetworkID")]
-    pub network_id: NetworkId,
-    /// The endpoint.
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: EndpointId,
-    /// Addresses the engine's IPAM call gave the endpoint.
-    #[serde(rename = "Interface", default, deserialize_with = "null_default")]
-    pub interface: EndpointInterface,
-    /// Endpoint options (driver options, port maps, user MAC).
-    #[serde(rename = "Options", default)]
-    pub options: EndpointOptions,
-}
-
-/// `/NetworkDriver.CreateEndpoint` response. `Interface` stays unset: the
-/// driver never changes what the engine's IPAM assigned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateEndpointResponse {
-    /// Addresses the driver chose (only where the engine had none).
-    #[serde(rename = "Interface", default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<EndpointInterface>,
-}
-
-/// A request naming an endpoint: EndpointOperInfo, Leave, DeleteEndpoint,
-/// RevokeExternalConnectivity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointRequest {
-    /// The network.
-    #[serde(rename = "NetworkID")]
-    pub network_id: NetworkId,
-    /// The endpoint.
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: EndpointId,
-}
-
-/// `/NetworkDriver.EndpointOperInfo` request.
-pub type EndpointInfoRequest = EndpointRequest;
-/// `/NetworkDriver.Leave` request.
-pub type LeaveRequest = EndpointRequest;
-/// `/NetworkDriver.DeleteEndpoint` request.
-pub type DeleteEndpointRequest = EndpointRequest;
-/// `/NetworkDriver.RevokeExternalConnectivity` request.
-pub type RevokeExternalConnectivityRequest = EndpointRequest;
-
-/// `/NetworkDriver.EndpointOperInfo` response: free-form facts shown by
-/// `docker inspect`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EndpointInfoResponse {
-    /// Key/value facts about the endpoint.
-    #[serde(rename = "Value", default, deserialize_with = "null_default")]
-    pub value: BTreeMap<String, serde_json::Value>,
-}
-
-/// `/NetworkDriver.Join` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JoinRequest {
-    /// The network.
-    #[serde(rename = "NetworkID")]
-    pub network_id: NetworkId,
-    /// The endpoint.
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: EndpointId,
-    /// Path of the container's network namespace.
-    #[serde(rename = "SandboxKey", default, deserialize_with = "null_default")]
-    pub sandbox_key: String,
-    /// Sandbox options.
-    #[serde(rename = "Options", default)]
-    pub options: EndpointOptions,
-}
-
-/// The link the engine moves into the container and the name prefix it gets
-/// there (`eth` -> `eth0`, `eth1`...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterfaceName {
-    /// The link's name in the host namespace.
-    #[serde(rename = "SrcName")]
-    pub src_name: String,
-    /// The name prefix inside the container.
-    #[serde(rename = "DstPrefix")]
-    pub dst_prefix: String,
-}
-
-/// How a static route reaches its destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "u8", try_from = "u8")]
-pub enum RouteType {
-    /// Through `NextHop` (libnetwork `NEXTHOP` = 0).
-    NextHop,
-    /// Directly on the interface (libnetwork `CONNECTED` = 1).
-    Connected,
-}
-
-impl From<RouteType> for u8 {
-    fn from(t: RouteType) -> u8 {
-        match t {
-            RouteType::NextHop => 0,
-            RouteType::Connected => 1,
-        }
-    }
-}
-
-impl TryFrom<u8> for RouteType {
-    type Error = String;
-
-    fn try_from(v: u8) -> Result<Self, String> {
-        match v {
-            0 => Ok(RouteType::NextHop),
-            1 => Ok(RouteType::Connected),
-            other => Err(format!("invalid RouteType {other}: expected 0 or 1")),
-        }
-    }
-}
-
-/// A route the engine installs in the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaticRoute {
-    /// Destination prefix.
-    #[serde(
-        rename = "Destination",
-        deserialize_with = "parsed",
-        serialize_with = "crate::serde_util::display"
-    )]
-    pub destination: IpNet,
-    /// Connected or via a next hop.
-    #[serde(rename = "RouteType")]
-    pub route_type: RouteType,
-    /// Next hop for [`RouteType::NextHop`].
-    #[serde(
-        rename = "NextHop",
-        default,
-        deserialize_with = "empty_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub next_hop: Option<IpAddr>,
-}
-
-/// `/NetworkDriver.Join` response.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinResponse {
-    /// The link to move into the container.
-    #[serde(
-        rename = "InterfaceName",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub interface_name: Option<InterfaceName>,
-    /// IPv4 default gateway (plain address).
-    #[serde(
-        rename = "Gateway",
-        default,
-        deserialize_with = "empty_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub gateway: Option<IpAddr>,
-    /// IPv6 default gateway (plain address).
-    #[serde(
-        rename = "GatewayIPv6",
-        default,
-        deserialize_with = "empty_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub gateway_ipv6: Option<IpAddr>,
-    /// Extra routes.
-    #[serde(
-        rename = "StaticRoutes",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub static_routes: Vec<StaticRoute>,
-    /// Do not attach the container to `docker_gwbridge` for a default route.
-    #[serde(rename = "DisableGatewayService", default)]
-    pub disable_gateway_service: bool,
-}
-
-/// `/NetworkDriver.ProgramExternalConnectivity` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProgramExternalConnectivityRequest {
-    /// The network.
-    #[serde(rename = "NetworkID")]
-    pub network_id: NetworkId,
-    /// The endpoint.
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: EndpointId,
-    /// Sandbox options (port maps...).
-    #[serde(rename = "Options", default)]
-    pub options: EndpointOptions,
 }
 
 /// `/NetworkDriver.DiscoverNew` and `DiscoverDelete` request.

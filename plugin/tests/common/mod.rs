@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod storm;
+
 pub use testkit::*;
 
 use std::path::Path;
