@@ -297,7 +297,14 @@ impl Ipam {
                     &self.host.prefixes(),
                 )?,
             };
-            let (lease, ops) = state.lease_pool(space, pool, req.sub_pool, req.v6, &req.options)?;
+            let (lease, ops) = state.lease_pool(
+                space,
+                pool,
+                req.sub_pool,
+                req.v6,
+                &req.options,
+                std::time::Instant::now(),
+            )?;
             (lease, self.store.submit(ops))
         };
         commit.durable().await?;
@@ -332,7 +339,9 @@ impl Ipam {
         let (address, commit) = {
             let mut state = self.lock();
             let (address, ops) = match (req.address, opts.kind()) {
-                (Some(address), _) => state.claim(&req.pool_id, address)?,
+                (Some(address), _) => {
+                    state.claim(&req.pool_id, address, std::time::Instant::now())?
+                }
                 (None, AddressKind::Gateway) => state.allocate(&req.pool_id, false)?,
                 (None, AddressKind::Other) => {
                     state.allocate(&req.pool_id, opts.serial.unwrap_or(true))?

@@ -14,9 +14,17 @@ use pool::{Owner, Owners, POOLS, Pool, PoolRecord};
 use protocol::options::IPAM_SERIAL;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::time::Instant;
 use store::{Op, Store};
 
 pub use pool::{AddressSpace, PoolId};
+
+/// How long after its last re-claim (or its lease) a global pool still
+/// takes a claim of an address it holds as a Swarm leader's re-claim, when
+/// no new allocation ended that earlier. A restore claims one address after
+/// another without pause; a pool that saw no re-claim for this long is not
+/// being restored.
+const RECLAIM_QUIET: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub(crate) const TABLES: &[&str] = &[POOLS, ADDRESSES];
 
@@ -125,6 +133,7 @@ impl State {
         sub_pool: Option<IpNet>,
         v6: bool,
         options: &BTreeMap<String, String>,
+        now: Instant,
     ) -> Result<(PoolLease, Vec<Op>), IpamError> {
         let pool_v6 = matches!(pool, IpNet::V6(_));
         if pool_v6 != v6 {
@@ -158,6 +167,12 @@ impl State {
             record.refs = record.refs.saturating_add(1);
             let op = record.put(&id)?;
             existing.record = record;
+            if space == AddressSpace::Global {
+                // a new leader's allocator restoring (or another network
+                // on the same subnet): see `claim`
+                tracing::info!(pool_id = %id, "global pool leased again: pinned addresses it holds are taken as a Swarm leader's re-claims until its next new allocation");
+                existing.reclaims_since = Some(now);
+            }
             return Ok((PoolLease { id, pool }, vec![op]));
         }
         let serial = options
@@ -220,7 +235,12 @@ impl State {
     }
 
     /// Reserve a specific address of the pool.
-    pub(crate) fn claim(&mut self, id: &str, addr: IpAddr) -> Result<(IpNet, Vec<Op>), IpamError> {
+    pub(crate) fn claim(
+        &mut self,
+        id: &str,
+        addr: IpAddr,
+        now: Instant,
+    ) -> Result<(IpNet, Vec<Op>), IpamError> {
         let pool = self.pool(id)?;
         let (net, space, owner) = (pool.record.pool, pool.record.space, pool.owner);
         let value = pool.id.as_str().as_bytes().to_vec();
@@ -241,12 +261,22 @@ impl State {
             address: addr,
             pool: net,
         })?;
+        let reclaiming = space == AddressSpace::Global
+            && pool
+                .reclaims_since
+                .is_some_and(|since| now.saturating_duration_since(since) <= RECLAIM_QUIET);
         let alloc = self.spaces.entry(space).or_default();
         match alloc.get(addr) {
-            // The Swarm manager's allocator is the authority for the global
-            // space and re-claims every address a pool holds when a manager
-            // becomes leader: a claim through the same pool is idempotent.
-            Some(holder) if holder == owner && space == AddressSpace::Global => {
+            // A manager that becomes leader starts an allocator afresh: it
+            // leases every network's pool again, then re-claims every address
+            // it holds (gateways, VIPs, tasks, `--ip` attachments), all before
+            // any new allocation. A claim through the pool that holds the
+            // address is such a re-claim while that lasts; after it, the same
+            // claim is a second `--ip` of an address in use and is refused.
+            Some(holder) if holder == owner && reclaiming => {
+                if let Some(pool) = self.pools.get_mut(id) {
+                    pool.reclaims_since = Some(now);
+                }
                 return Ok((cidr, Vec::new()));
             }
             Some(holder) if holder == owner => {
@@ -285,6 +315,15 @@ impl State {
         id: &str,
         serial_requested: bool,
     ) -> Result<(IpNet, Vec<Op>), IpamError> {
+        let pool = self.pool(id)?;
+        if pool.reclaims_since.is_some() {
+            // a leader's allocator asks for new addresses only once it has
+            // re-claimed every address it restores
+            tracing::info!(pool_id = id, "global pool: a Swarm leader's re-claims ended with its first new allocation");
+            if let Some(pool) = self.pools.get_mut(id) {
+                pool.reclaims_since = None;
+            }
+        }
         let pool = self.pool(id)?;
         let serial = serial_requested && pool.record.serial;
         let (net, space, lo, hi, cursor) = (
@@ -355,5 +394,37 @@ impl State {
             }
             None => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool leased again takes claims of what it holds as re-claims for a
+    /// quiet period after the last one, not for ever: a pool no leader is
+    /// restoring refuses a second claim even without a new allocation.
+    #[test]
+    fn re_claims_end_after_a_quiet_period() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let pool: IpNet = "10.88.0.0/24".parse().unwrap();
+        let lease = |state: &mut State, now| {
+            let (lease, _) = state
+                .lease_pool(AddressSpace::Global, pool, None, false, &BTreeMap::new(), now)
+                .unwrap();
+            lease.id.to_string()
+        };
+        let addr: IpAddr = "10.88.0.7".parse().unwrap();
+        let id = lease(&mut state, t0);
+        state.claim(&id, addr, t0).unwrap();
+        let id = lease(&mut state, t0);
+        // re-claims keep the restore alive, one after another
+        let step = RECLAIM_QUIET / 2;
+        state.claim(&id, addr, t0 + step).unwrap();
+        state.claim(&id, addr, t0 + 2 * step).unwrap();
+        let late = t0 + 2 * step + RECLAIM_QUIET + std::time::Duration::from_secs(1);
+        let err = state.claim(&id, addr, late).unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
     }
 }

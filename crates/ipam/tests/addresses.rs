@@ -101,23 +101,52 @@ async fn reserved_and_taken_addresses_are_refused_by_name() {
     );
 }
 
+/// In the global space the Swarm leader's allocator is the authority, and a
+/// manager that becomes leader re-claims every address it restores, through
+/// the pool it leases again, before any new allocation. A claim of an
+/// address the pool holds is such a re-claim only then; otherwise it is a
+/// second `docker run --ip` of an address in use somewhere in the cluster,
+/// and is refused. The local space refuses it always; an overlapping pool
+/// never re-claims what another pool holds.
 #[tokio::test]
-async fn global_space_claims_are_idempotent_local_ones_are_not() {
+async fn a_held_global_address_is_re_claimed_only_while_a_leader_restores() {
     let dir = tempfile::tempdir().unwrap();
     let ipam = open(&dir.path().join("ipam.redb"));
-    let g = ipam
-        .request_pool(&pool_req("global", "10.88.0.0/24", "", false))
+    let lease = || async {
+        ipam.request_pool(&pool_req("global", "10.88.0.0/24", "", false))
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    };
+    let serial = ("com.docker.network.ipam.serial", "true");
+    let claim = |g: String, addr: &'static str| {
+        let ipam = &ipam;
+        async move { ipam.request_address(&addr_req(&g, addr, &[serial])).await }
+    };
+    let g = lease().await;
+    claim(g.clone(), "10.88.0.7").await.unwrap();
+    // `docker run --ip 10.88.0.7` on another node
+    let err = claim(g.clone(), "10.88.0.7").await.unwrap_err();
+    assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
+    assert!(err.to_string().contains("10.88.0.7"), "{err}");
+    // a new leader: the pool leased again, then its addresses re-claimed
+    let g = lease().await;
+    claim(g.clone(), "10.88.0.7").await.unwrap();
+    claim(g.clone(), "10.88.0.9").await.unwrap();
+    assert!(ipam.is_allocated("global", "10.88.0.7".parse().unwrap()));
+    // its first new allocation ends the restore
+    let next = ipam
+        .request_address(&addr_req(&g, "", &[serial]))
         .await
         .unwrap()
-        .id
         .to_string();
-    let serial = ("com.docker.network.ipam.serial", "true");
-    ipam.request_address(&addr_req(&g, "10.88.0.7", &[serial]))
-        .await
-        .unwrap();
-    ipam.request_address(&addr_req(&g, "10.88.0.7", &[serial]))
-        .await
-        .unwrap();
+    assert!(!["10.88.0.7/24", "10.88.0.9/24"].contains(&next.as_str()), "{next}");
+    for held in ["10.88.0.7", "10.88.0.9"] {
+        let err = claim(g.clone(), held).await.unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{held}: {err:?}");
+    }
+    // the local space never takes a held address again
     let l = ipam
         .request_pool(&pool_req("local", "10.88.0.0/24", "", false))
         .await
@@ -132,7 +161,9 @@ async fn global_space_claims_are_idempotent_local_ones_are_not() {
             .await
             .is_err()
     );
-    // an overlapping global pool never re-claims what another pool holds
+    // an overlapping global pool never re-claims what another pool holds,
+    // even while it is leased again
+    lease().await;
     let wide = ipam
         .request_pool(&pool_req("global", "10.88.0.0/16", "", false))
         .await

@@ -97,6 +97,10 @@ pub(super) struct Pool {
     /// Usable dynamic range, inclusive.
     pub(super) lo: u128,
     pub(super) hi: u128,
+    /// While a Swarm leader restores its allocations (see
+    /// [`super::State::claim`]): when the last sign of it came. Memory only:
+    /// a restore happens while the plugin runs.
+    pub(super) reclaims_since: Option<std::time::Instant>,
 }
 
 impl Pool {
@@ -113,6 +117,7 @@ impl Pool {
             record,
             lo,
             hi,
+            reclaims_since: None,
         })
     }
 
