@@ -37,6 +37,14 @@ pub enum Cut {
         /// Delay after that call's `Intent` line.
         us: u64,
     },
+    /// The host kills qemu the moment it reads the acknowledgement of the
+    /// first duplicated call after `acks` acknowledgements, while the
+    /// guest waits for the other copy's answer: where a copy answered from
+    /// memory before the first one is durable loses its change.
+    HostAfterDupAck {
+        /// Acknowledgements of this boot before the duplicate looked for.
+        acks: u64,
+    },
     /// No cut: check, stop the plugin cleanly, pass.
     None,
 }

@@ -41,12 +41,26 @@ pub struct Opts {
     pub rig: PathBuf,
     /// Seed of the cut moments (each boot's load gets its own from it).
     pub seed: u64,
+    /// Only this kind of cut after the first start (to look into one).
+    pub only: Option<CutKind>,
+}
+
+/// The kinds of cut after a first start (see [`Cut`]).
+#[derive(Clone, Copy, Debug)]
+pub enum CutKind {
+    /// [`Cut::HostAfterAcks`].
+    Acks,
+    /// [`Cut::HostAfterDupAck`].
+    Dup,
+    /// [`Cut::GuestSysrq`].
+    Sysrq,
 }
 
 #[derive(Default)]
 struct Totals {
     host_kills: u64,
     sysrq: u64,
+    on_dup: u64,
     first_start: u64,
     acked: u64,
     facts: u64,
@@ -76,7 +90,11 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let history_path = o.work.join("history.log");
     let mut history = std::fs::File::create(&history_path).map_err(|e| e.to_string())?;
 
-    let mut rng = Rng(o.seed);
+    // the same seed gives each file system its own sequence
+    let mut rng = Rng(o.seed
+        ^ o.fs
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(b)));
     let mut model = Model::default();
     let mut totals = Totals::default();
     // how long a first start takes until the plugin serves (measured by
@@ -94,15 +112,25 @@ pub fn run(o: &Opts) -> Result<(), String> {
             Cut::HostAfterStart {
                 ms: rng.below(first_start_ms * 6 / 5 + 1),
             }
-        } else if rng.below(3) == 0 {
-            Cut::GuestSysrq {
-                acks: rng.below(30),
-                us: rng.below(3000),
-            }
         } else {
-            Cut::HostAfterAcks {
-                acks: 1 + rng.below(30),
-                on_intent: rng.below(3) == 0,
+            // a quarter each: sysrq, after a duplicate's answer; half after N acks
+            let kind = o.only.unwrap_or_else(|| match rng.below(4) {
+                0 => CutKind::Sysrq,
+                1 => CutKind::Dup,
+                _ => CutKind::Acks,
+            });
+            match kind {
+                CutKind::Sysrq => Cut::GuestSysrq {
+                    acks: rng.below(30),
+                    us: rng.below(3000),
+                },
+                CutKind::Dup => Cut::HostAfterDupAck {
+                    acks: rng.below(30),
+                },
+                CutKind::Acks => Cut::HostAfterAcks {
+                    acks: 1 + rng.below(30),
+                    on_intent: rng.below(3) == 0,
+                },
             }
         };
         let plan = Plan {
@@ -145,6 +173,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
             Cut::HostAfterStart { .. } => totals.first_start += 1,
             Cut::HostAfterAcks { .. } => totals.host_kills += 1,
             Cut::GuestSysrq { .. } => totals.sysrq += 1,
+            Cut::HostAfterDupAck { .. } => totals.on_dup += 1,
             Cut::None => {}
         }
         println!(
@@ -162,11 +191,12 @@ pub fn run(o: &Opts) -> Result<(), String> {
         );
     }
     println!(
-        "powercut {}: PASS: {} cuts ({} during the first start on an empty disk, {} SIGKILLs of qemu, {} sysrq resets in the guest), {} acknowledged calls, {} acknowledged facts checked after the cuts, calls in flight at a cut: {} applied, {} not; {:.0} s",
+        "powercut {}: PASS: {} cuts ({} during the first start on an empty disk, {} SIGKILLs of qemu after N acknowledgements, {} right after a duplicate's first answer, {} sysrq resets in the guest during a call), {} acknowledged calls, {} acknowledged facts checked after the cuts, calls in flight at a cut: {} applied, {} not; {:.0} s",
         o.fs,
         o.cuts,
         totals.first_start,
         totals.host_kills,
+        totals.on_dup,
         totals.sysrq,
         totals.acked,
         totals.facts,
@@ -280,7 +310,7 @@ fn boot_once(
         return Err(format!("FINDING: {f}\nVM log: {}", vm_log.display()));
     }
     let want = match plan.cut {
-        Cut::HostAfterStart { .. } | Cut::HostAfterAcks { .. } => 7,
+        Cut::HostAfterStart { .. } | Cut::HostAfterAcks { .. } | Cut::HostAfterDupAck { .. } => 7,
         Cut::GuestSysrq { .. } => 8,
         Cut::None => 0,
     };
@@ -370,6 +400,10 @@ impl BootState {
                 }
             }
             Line::Ack(outcome) => {
+                let dup = model.in_flight.as_ref().is_some_and(|s| s.dup);
+                if let Cut::HostAfterDupAck { acks } = plan.cut {
+                    cut_now = dup && self.seen.acks >= acks;
+                }
                 model.apply(&outcome)?;
                 self.seen.acks += 1;
                 if let Cut::HostAfterAcks {

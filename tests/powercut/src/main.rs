@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: ipvlan-rs-powercut guest
-       ipvlan-rs-powercut host --fs ext4|xfs --plugin BIN --rig RUN_SH --work DIR [--cuts N] [--per-disk N] [--seed N]";
+       ipvlan-rs-powercut host --fs ext4|xfs --plugin BIN --rig RUN_SH --work DIR [--cuts N] [--per-disk N] [--seed N] [--only acks|dup|sysrq]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +50,7 @@ fn host_opts(args: &[String]) -> Result<host::Opts, String> {
         work: PathBuf::new(),
         rig: PathBuf::new(),
         seed: 0x9c0f_f5ee_d000_0018,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -69,6 +70,14 @@ fn host_opts(args: &[String]) -> Result<host::Opts, String> {
             "--cuts" => o.cuts = number()?,
             "--per-disk" => o.per_disk = number()?.max(1),
             "--seed" => o.seed = number()?,
+            "--only" => {
+                o.only = Some(match value.as_str() {
+                    "acks" => host::CutKind::Acks,
+                    "dup" => host::CutKind::Dup,
+                    "sysrq" => host::CutKind::Sysrq,
+                    _ => return Err(format!("--only {value}: acks, dup or sysrq")),
+                })
+            }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
