@@ -10,6 +10,9 @@ pub const PLAN_PATH: &str = "/powercut.json";
 /// Where the plugin binary is in the guest.
 pub const PLUGIN_PATH: &str = "/ipvlan-rs";
 
+/// I/O requests per second of a slow disk (qemu's throttling).
+pub const SLOW_DISK_IOPS: u32 = 100;
+
 /// How a boot ends.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Cut {
@@ -60,6 +63,9 @@ pub struct Plan {
     pub seed: u64,
     /// How the boot ends.
     pub cut: Cut,
+    /// The host throttles the disk to [`SLOW_DISK_IOPS`] (a slow disk
+    /// widens the time between a call's write and its flush's end).
+    pub slow_disk: bool,
     /// What was acknowledged before this boot.
     pub model: Model,
 }

@@ -4,7 +4,7 @@
 //! the power at the planned moment (SIGKILL to qemu, or the guest's own
 //! sysrq reset), and carries the acknowledged state from boot to boot.
 
-use crate::channel::{Cut, Line, PLAN_PATH, PLUGIN_PATH, Plan};
+use crate::channel::{Cut, Line, PLAN_PATH, PLUGIN_PATH, Plan, SLOW_DISK_IOPS};
 use crate::model::{Model, Outcome, Rng};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -100,6 +100,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     // how long a first start takes until the plugin serves (measured by
     // the guest; the cut moment is drawn from up to a little beyond it)
     let mut first_start_ms = 600u64;
+    let mut last_cut: Option<Cut> = None;
     for boot in 0..=o.cuts {
         let fresh = boot % o.per_disk == 0 && boot < o.cuts;
         if fresh {
@@ -138,6 +139,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
             boot,
             seed: rng.next(),
             cut: cut.clone(),
+            slow_disk: rng.below(2) == 0,
             model: model.clone(),
         };
         let started = Instant::now();
@@ -145,20 +147,29 @@ pub fn run(o: &Opts) -> Result<(), String> {
             let ms = started.elapsed().as_millis();
             let _ = writeln!(history, "boot {boot} +{ms}ms: {s}");
         };
-        log(format!("plan {cut:?}, in flight {:?}", model.in_flight));
+        log(format!(
+            "plan {cut:?}{}, in flight {:?}",
+            if plan.slow_disk { ", slow disk" } else { "" },
+            model.in_flight
+        ));
         let seen = boot_once(o, &guest, &disk, &fifo, &lines, &plan, &mut model, &mut log);
         let seen = match seen {
             Ok(s) => s,
             Err(e) => {
                 drop(history);
                 return Err(format!(
-                    "{} boot {boot} ({cut:?}): {e}\nthe sequence of calls and outcomes: {}\n{}",
+                    "{} boot {boot} (planned cut {cut:?}; the disk is as {} left it): {e}\nthe sequence of calls and outcomes: {}\n{}",
                     o.fs,
+                    match &last_cut {
+                        Some(c) if !fresh => format!("the cut {c:?} of boot {}", boot - 1),
+                        _ => "mkfs".to_string(),
+                    },
                     history_path.display(),
                     tail(&history_path, 40)
                 ));
             }
         };
+        last_cut = Some(cut.clone());
         totals.acked += seen.acks;
         totals.facts += seen.facts;
         match seen.resolved {
@@ -177,9 +188,10 @@ pub fn run(o: &Opts) -> Result<(), String> {
             Cut::None => {}
         }
         println!(
-            "powercut {}: boot {boot:>3} {:<44} checked {:>3} facts, in flight {:<40} then {:>2} acks, {:.1} s",
+            "powercut {}: boot {boot:>3} {:<44} {} checked {:>3} facts, in flight {:<40} then {:>2} acks, {:.1} s",
             o.fs,
             format!("{cut:?}"),
+            if plan.slow_disk { "slow" } else { "fast" },
             seen.facts,
             format!(
                 "{:?} -> {:?}",
@@ -250,6 +262,14 @@ fn boot_once(
             ),
         )
         .env("VM_DISKS", disk)
+        .env(
+            "VM_DISK_OPTS",
+            if plan.slow_disk {
+                format!("throttling.iops-total={SLOW_DISK_IOPS}")
+            } else {
+                String::new()
+            },
+        )
         .env("VM_SERIAL2", fifo)
         .env("VM_PIDFILE", &pidfile)
         .env("VM_LOG", &vm_log)

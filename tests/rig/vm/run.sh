@@ -11,6 +11,7 @@
 #        VM_ALLOW_DYNAMIC=1  accept a dynamically linked TEST_BINARY (normally refused)
 #        VM_FILES="host:guest ..."  more files for this run only (beside /test)
 #        VM_DISKS="file ..."  raw images as virtio disks /dev/vda, /dev/vdb, ... (cache=none)
+#        VM_DISK_OPTS=...   more -drive options for each of them (e.g. throttling.iops-total=200)
 #        VM_SERIAL2=PATH    the guest's /dev/ttyS1 written to PATH (a file or a FIFO)
 #        VM_PIDFILE=PATH    qemu writes its PID there (to cut the power: kill -KILL)
 #        IPVLAN_RS_CACHE  cache root (see setup.sh); build-initramfs.sh's env applies too
@@ -51,7 +52,7 @@ done
 DRIVES=()
 for d in ${VM_DISKS:-}; do
   [[ -f $d && -w $d ]] || die "VM_DISKS: '$d' is not a writable file" 64
-  DRIVES+=(-drive "file=$d,if=virtio,format=raw,cache=none")
+  DRIVES+=(-drive "file=$d,if=virtio,format=raw,cache=none${VM_DISK_OPTS:+,$VM_DISK_OPTS}")
 done
 SERIAL2=()
 [[ -n ${VM_SERIAL2:-} ]] && SERIAL2=(-serial "file:$VM_SERIAL2")
