@@ -13,7 +13,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-fuzz e2e e2e-swarm soak bench lint clean
+.PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-powercut test-fuzz e2e e2e-swarm soak bench lint clean
 
 all: build
 
@@ -67,8 +67,8 @@ release: bundle
 	  $(DOCKER) plugin rm $(PLUGIN_REF):$$t; \
 	done
 
-## test: every test: unit, conformance, kernel (netns), kernel-in-VM, Docker end-to-end
-test: lint test-unit test-vm test-fuzz e2e e2e-swarm
+## test: every test: unit, conformance, kernel (netns), kernel-in-VM, power cuts, Docker end-to-end
+test: lint test-unit test-vm test-powercut test-fuzz e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -87,6 +87,13 @@ test-repeat:
 test-vm:
 	tests/vm-guest/run.sh
 
+## test-powercut: the plugin in the VM with its state on a virtio disk (ext4
+##   and xfs), the power cut POWERCUT_CUTS times each (default 33; make soak
+##   500), every acknowledged change checked at the next boot (issue #18)
+POWERCUT_CUTS ?= 33
+test-powercut: build
+	POWERCUT_CUTS=$(POWERCUT_CUTS) tests/powercut/run.sh
+
 ## test-fuzz: every cargo-fuzz target for 20 s (FUZZ_SECONDS=600 for a long run)
 test-fuzz:
 	tests/fuzz-short.sh
@@ -103,12 +110,15 @@ e2e-swarm: bundle
 	tests/e2e/swarm.sh
 
 ## soak: the long versions: CRASH_KILLS kill -9 storms (default 200) on one
-## state dir, and FUZZ_SECONDS of fuzzing per target (default 600)
+## state dir, SOAK_POWERCUTS power cuts per file system (default 500), and
+## FUZZ_SECONDS of fuzzing per target (default 600)
 CRASH_KILLS ?= 200
+SOAK_POWERCUTS ?= 500
 FUZZ_SECONDS ?= 600
-soak:
+soak: build
 	tests/require-root.sh
 	CRASH_KILLS=$(CRASH_KILLS) cargo test --locked -p ipvlan-rs --test crash_ipam --test crash_driver -- --nocapture
+	POWERCUT_CUTS=$(SOAK_POWERCUTS) tests/powercut/run.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz-short.sh
 
 ## bench: benchmarks (not tests): load generators against the release binary;

@@ -30,6 +30,7 @@
 //! the log format in `wal`.
 
 mod committer;
+mod file;
 mod wal;
 
 use committer::{Batch, Reply, write_ops};
@@ -144,17 +145,11 @@ impl Store {
     /// a newer one is refused. Fails if another process holds the file.
     pub fn open(path: &Path, schema: u64, tables: &[&'static str]) -> Result<Store, StoreError> {
         let io = |e: &dyn std::fmt::Display| io_error(path, e);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
-        }
         // Owners hold their working state in memory and read the file only
         // when they load it, so redb's cache serves writes alone. Its 1 GiB
         // default made the file's pages resident twice (here and in the
         // kernel's page cache): RSS grew ~40 B per stored address.
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| io(&e))?;
+        let db = file::open_database(path, CACHE_BYTES).map_err(|e| io(&e))?;
         restrict_permissions(path).map_err(|e| io(&e))?;
         let txn = db.begin_write().map_err(|e| io(&e))?;
         {

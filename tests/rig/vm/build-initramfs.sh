@@ -7,7 +7,10 @@
 # the unpacked kernel/busybox, iproute2 and its libraries, the env below).
 #
 # Usage: build-initramfs.sh [--force]
-# Out:   $IPVLAN_RS_CACHE/vm/initramfs/base.img (path printed on stdout)
+# Out:   $IPVLAN_RS_CACHE/vm/initramfs/base.img (path printed on stdout); with
+#        MODS, EXTRA, IPROUTE2, IPBIN or COMPRESS other than the defaults,
+#        base-<hash of those settings>.img, so that two rigs that load different
+#        modules (make test-vm, make test-powercut) do not rebuild each other's
 # Env:   IPROUTE2=1|0      include the host's iproute2 `ip` as /usr/local/sbin/ip (default 1)
 #        IPBIN=/usr/sbin/ip
 #        MODS="ipvlan macvlan 8021q dummy veth"   modules to load (deps are added)
@@ -23,6 +26,10 @@ IPBIN=${IPBIN:-/usr/sbin/ip}
 COMPRESS=${COMPRESS:-gzip}
 EXTRA=${EXTRA:-}
 FORCE=0; [[ ${1:-} == --force ]] && FORCE=1
+SETTINGS="mods=$MODS iproute2=$IPROUTE2 ipbin=$IPBIN compress=$COMPRESS extra=$EXTRA"
+if [[ $SETTINGS != "mods=ipvlan macvlan 8021q dummy veth iproute2=1 ipbin=/usr/sbin/ip compress=gzip extra=" ]]; then
+  BASE_INITRD=${BASE_INITRD%.img}-$(echo "$SETTINGS" | sha256sum | cut -c1-12).img
+fi
 
 [[ -f $VM_CACHE/setup.stamp && -x $BUSYBOX ]] && kernel_image >/dev/null ||
   die "the VM cache $VM_CACHE is not set up: run $VM_RIG_DIR/setup.sh first" 69
@@ -34,7 +41,7 @@ iproute_files() { # the ip binary, its libraries and the dynamic loader
 }
 inputs_hash() {
   {
-    echo "mods=$MODS iproute2=$IPROUTE2 ipbin=$IPBIN compress=$COMPRESS extra=$EXTRA"
+    echo "$SETTINGS"
     sha256sum "$VM_RIG_DIR/build-initramfs.sh" "$VM_RIG_DIR/guest-init"
     cat "$KERNEL_ROOT/.stamp" "$VM_CACHE/busybox/.stamp"
     if [[ $IPROUTE2 == 1 ]]; then iproute_files | xargs stat -L -c '%n %s %Y'; fi
