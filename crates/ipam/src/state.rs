@@ -319,7 +319,10 @@ impl State {
         if pool.reclaims_since.is_some() {
             // a leader's allocator asks for new addresses only once it has
             // re-claimed every address it restores
-            tracing::info!(pool_id = id, "global pool: a Swarm leader's re-claims ended with its first new allocation");
+            tracing::info!(
+                pool_id = id,
+                "global pool: a Swarm leader's re-claims ended with its first new allocation"
+            );
             if let Some(pool) = self.pools.get_mut(id) {
                 pool.reclaims_since = None;
             }
@@ -411,7 +414,14 @@ mod tests {
         let pool: IpNet = "10.88.0.0/24".parse().unwrap();
         let lease = |state: &mut State, now| {
             let (lease, _) = state
-                .lease_pool(AddressSpace::Global, pool, None, false, &BTreeMap::new(), now)
+                .lease_pool(
+                    AddressSpace::Global,
+                    pool,
+                    None,
+                    false,
+                    &BTreeMap::new(),
+                    now,
+                )
                 .unwrap();
             lease.id.to_string()
         };

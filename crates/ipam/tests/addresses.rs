@@ -141,7 +141,10 @@ async fn a_held_global_address_is_re_claimed_only_while_a_leader_restores() {
         .await
         .unwrap()
         .to_string();
-    assert!(!["10.88.0.7/24", "10.88.0.9/24"].contains(&next.as_str()), "{next}");
+    assert!(
+        !["10.88.0.7/24", "10.88.0.9/24"].contains(&next.as_str()),
+        "{next}"
+    );
     for held in ["10.88.0.7", "10.88.0.9"] {
         let err = claim(g.clone(), held).await.unwrap_err();
         assert!(matches!(err, IpamError::InUse { .. }), "{held}: {err:?}");
