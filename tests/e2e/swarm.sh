@@ -22,7 +22,9 @@
 #     ping each other; scale 30 -> 10 -> 30 without duplicates (the range holds
 #     32 addresses, so this reuses released ones); service rm releases every
 #     address (a new 30-replica service fits again); docker run on a worker on
-#     the attachable network; network rm leaves no links on any node.
+#     the attachable network; `docker run --ip X` on two nodes gives X to one
+#     container only, and X can be pinned again once that one is removed;
+#     network rm leaves no links on any node.
 #   local scope (SCOPE=local): per-node --config-only networks with disjoint
 #     --ip-range, a --config-from swarm network, 9 replicas with distinct
 #     addresses from their node's range, pinging across nodes.
@@ -41,6 +43,7 @@ SCENARIOS=(
   global_tasks_on_different_nodes_ping_each_other
   global_scale_down_and_up_reuses_addresses_without_duplicates
   global_attachable_network_serves_docker_run_on_a_worker
+  global_a_pinned_address_is_given_once_in_the_cluster
   global_service_rm_releases_every_address
   global_network_rm_leaves_nothing
   local_scope_config_only_networks_with_disjoint_ranges
@@ -219,6 +222,34 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
   [[ $ip == "$RANGE_PREFIX"* ]] || fail "docker run on node 2 got '$ip'"
   task_ips web swnet | awk '{print $3}' | grep -qxF "$ip" && fail "$ip is also a task's address"
   echo "docker run on node 2 got $ip, no task holds it"
+}
+
+# `docker run --ip X` on two nodes of the cluster: one container gets X, the
+# other is refused (the manager's plugin holds X in the global space; the
+# engine gives up on the attachment after its 20 s timeout), and once the first
+# is removed X can be pinned again. X lies in the subnet, outside the range.
+scenario_global_a_pinned_address_is_given_once_in_the_cluster() {
+  local ip=${RANGE_PREFIX}20 out rc=0 mark
+  mark=$(wc -l <"$RIG_LOG/sw1.log")
+  d 2 run -d --name pin2 --network swnet --ip "$ip" "$BB" sleep 3600 >/dev/null
+  eq "$(d 2 inspect -f '{{.NetworkSettings.Networks.swnet.IPAddress}}' pin2)" "$ip" "pin2's address on node 2"
+  echo "+ docker run --network swnet --ip $ip on node 3 (must fail)"
+  out=$(d 3 run -d --name pin3 --network swnet --ip "$ip" "$BB" sleep 3600 2>&1) || rc=$?
+  echo "$out" | sed 's/^/  | /'
+  ((rc != 0)) || fail "node 3 also got $ip"
+  tail -n +"$((mark + 1))" "$RIG_LOG/sw1.log" | grep -q "address $ip is already in use" ||
+    fail "the manager's plugin did not say $ip is in use"
+  echo "ok: node 3 refused, the manager's plugin said $ip is in use"
+  d 3 rm -f pin3 >/dev/null 2>&1 || true
+  d 2 rm -f pin2 >/dev/null
+  # the manager releases the attachment's address when it removes it
+  pin_again() {
+    d 3 rm -f pin3b >/dev/null 2>&1 || true
+    d 3 run -d --name pin3b --network swnet --ip "$ip" "$BB" sleep 3600 >/dev/null 2>&1
+  }
+  wait_for 120 pin_again || fail "waited 120 s to pin $ip again on node 3 after pin2 was removed"
+  eq "$(d 3 inspect -f '{{.NetworkSettings.Networks.swnet.IPAddress}}' pin3b)" "$ip" "pin3b's address on node 3"
+  d 3 rm -f pin3b >/dev/null
 }
 
 scenario_global_service_rm_releases_every_address() {

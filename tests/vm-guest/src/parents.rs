@@ -250,6 +250,32 @@ pub(crate) async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
         .await
         .unwrap_err();
     check!(err.contains("macvlan"), "kind conflict: {err}");
+    // an ipvlan link has its parent's MAC: a user MAC is refused, and no
+    // endpoint is recorded (the host suite's kernel cannot make ipvlan
+    // networks, so this is checked here)
+    let with_mac = rig.id("e");
+    let req: protocol::network::CreateEndpointRequest = serde_json::from_value(json!({
+        "NetworkID": a, "EndpointID": with_mac,
+        "Interface": {"Address": "10.56.0.9/24", "AddressIPv6": "", "MacAddress": "02:00:00:00:00:09"}
+    }))
+    .unwrap();
+    let err = rig
+        .driver()
+        .create_endpoint(&req)
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap_err();
+    check!(
+        err.contains("custom mac address") && err.contains("02:00:00:00:00:09"),
+        "user MAC on ipvlan: {err}"
+    );
+    check!(
+        rig.driver()
+            .endpoint_info(&endpoint_request(&a, &with_mac))
+            .await
+            .is_err(),
+        "an endpoint refused for its MAC was recorded"
+    );
     // the kernel agrees: macvlan beside ipvlan slaves is refused
     let eid = rig.id("e");
     rig.endpoint(&a, &eid, "10.56.0.2/24").await?;
