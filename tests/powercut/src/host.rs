@@ -13,11 +13,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Modules the guest needs: the dummy parents the driver creates, the
+/// Modules the guest needs: the dummy parents the driver creates, the link
+/// kind of its networks (CreateNetwork checks the kernel can make it), the
 /// disk, and the file system (the rig fails on a module the kernel lacks;
 /// ext4 is built in, which it accepts).
 fn modules(fs: &str) -> String {
-    format!("dummy virtio_pci virtio_blk {fs}")
+    format!("dummy ipvlan virtio_pci virtio_blk {fs}")
 }
 /// Size of the disk image (xfs wants at least 300 MiB).
 const DISK_BYTES: u64 = 320 << 20;
