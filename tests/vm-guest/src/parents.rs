@@ -1,7 +1,7 @@
 //! VM cases of parents: 802.1Q parents and their IDs, MTUs, dummy parents, and a parent
 //! shared by networks.
 
-use crate::rig::{Result, Rig, endpoint_request, ip, network_request};
+use crate::rig::{Result, Rig, endpoint_request, ip};
 use serde_json::json;
 
 pub(crate) async fn vlan_parent(rig: &mut Rig) -> Result {
@@ -27,24 +27,13 @@ pub(crate) async fn vlan_parent(rig: &mut Rig) -> Result {
     let nid2 = rig.id("n");
     rig.network(&nid2, json!({"parent": "vb0.10"}), "10.52.0.0/24", None)
         .await?;
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    // DeleteEndpoint answers before the reaper thread deletes the link
-    rig.driver().flush_deletions().await;
-    rig.driver()
-        .delete_network(&network_request(&nid))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_endpoint(&nid, &eid).await?;
+    rig.delete_network(&nid).await?;
     check!(
         rig.exists("vb0.10").await,
         "vb0.10 deleted while another network uses it"
     );
-    rig.driver()
-        .delete_network(&network_request(&nid2))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_network(&nid2).await?;
     check!(
         !rig.exists("vb0.10").await,
         "created vb0.10 left after its last network"
@@ -55,10 +44,7 @@ pub(crate) async fn vlan_parent(rig: &mut Rig) -> Result {
     let nid3 = rig.id("n");
     rig.network(&nid3, json!({"parent": "vb0.20"}), "10.53.0.0/24", None)
         .await?;
-    rig.driver()
-        .delete_network(&network_request(&nid3))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_network(&nid3).await?;
     check!(rig.exists("vb0.20").await, "user's vb0.20 was deleted");
     let nid4 = rig.id("n");
     let err = rig
@@ -193,16 +179,8 @@ pub(crate) async fn dummy_parent(rig: &mut Rig) -> Result {
         resp.gateway.is_none() && resp.static_routes.is_empty(),
         "internal network got a route: {resp:?}"
     );
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    // DeleteEndpoint answers before the reaper thread deletes the link
-    rig.driver().flush_deletions().await;
-    rig.driver()
-        .delete_network(&network_request(&nid))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_endpoint(&nid, &eid).await?;
+    rig.delete_network(&nid).await?;
     check!(
         !rig.exists(&dummy).await,
         "{dummy} left after DeleteNetwork"
@@ -283,17 +261,9 @@ pub(crate) async fn shared_parent_conflicts(rig: &mut Rig) -> Result {
         ip("link add mvx link sp0 type macvlan mode bridge").is_err(),
         "kernel took macvlan beside ipvlan"
     );
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&a, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    // DeleteEndpoint answers before the reaper thread deletes the link
-    rig.driver().flush_deletions().await;
+    rig.delete_endpoint(&a, &eid).await?;
     for n in [&a, &c] {
-        rig.driver()
-            .delete_network(&network_request(n))
-            .await
-            .map_err(|e| e.to_string())?;
+        rig.delete_network(n).await?;
     }
     Ok(())
 }

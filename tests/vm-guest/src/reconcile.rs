@@ -1,7 +1,7 @@
 //! VM cases of recovery and cleanup: reconcile after a crash, endpoint IDs sharing a prefix,
 //! and deletes reaped in batches.
 
-use crate::rig::{Result, Rig, endpoint_request, ip, network_request};
+use crate::rig::{Result, Rig, endpoint_request, ip};
 use ipvlan_driver::options::IpvlanMode;
 use protocol::network::JoinRequest;
 use serde_json::json;
@@ -65,16 +65,8 @@ pub(crate) async fn reconcile_after_crash(rig: &mut Rig) -> Result {
         serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid})).unwrap();
     rig.driver().join(&join).await.map_err(|e| e.to_string())?;
     check!(rig.exists(&live).await, "{live} missing after re-Join");
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    // DeleteEndpoint answers before the reaper thread deletes the link
-    rig.driver().flush_deletions().await;
-    rig.driver()
-        .delete_network(&network_request(&nid))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_endpoint(&nid, &eid).await?;
+    rig.delete_network(&nid).await?;
     check!(!rig.exists("rc0.7").await, "rc0.7 left");
     Ok(())
 }
@@ -99,10 +91,7 @@ pub(crate) async fn prefix_collision(rig: &mut Rig) -> Result {
             .map_err(|e| e.to_string())?;
     }
     // DeleteNetwork waits for the links its endpoints handed to the reaper
-    rig.driver()
-        .delete_network(&network_request(&nid))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_network(&nid).await?;
     for l in [&la, &lb] {
         check!(!rig.exists(l).await, "{l} left after DeleteNetwork");
     }
@@ -156,10 +145,7 @@ pub(crate) async fn batched_deletes(rig: &mut Rig) -> Result {
         "a link that is not ours was deleted"
     );
     check!(rig.exists("pd0").await, "the user's parent was deleted");
-    rig.driver()
-        .delete_network(&network_request(&nid))
-        .await
-        .map_err(|e| e.to_string())?;
+    rig.delete_network(&nid).await?;
     ip("link del pd0")?;
     ip("link del bystander0")?;
     Ok(())

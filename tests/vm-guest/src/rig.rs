@@ -144,6 +144,17 @@ impl Rig {
         self.nl.get(name).await.unwrap().is_some()
     }
 
+    /// DeleteEndpoint, then the reaper's deletion of the link (DeleteEndpoint
+    /// answers before it).
+    pub(crate) async fn delete_endpoint(&self, nid: &str, eid: &str) -> Result {
+        self.driver()
+            .delete_endpoint(&endpoint_request(nid, eid))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.driver().flush_deletions().await;
+        Ok(())
+    }
+
     pub(crate) async fn delete_network(&self, nid: &str) -> Result {
         self.driver()
             .delete_network(&network_request(nid))

@@ -1,7 +1,7 @@
 //! VM cases of traffic: every ipvlan mode and flag, pings between endpoints, and released
 //! links reused.
 
-use crate::rig::{Result, Rig, endpoint_request, into_container, ip, network_request, ping_from};
+use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
 use ipvlan_driver::options::IpvlanMode;
 use ipvlan_driver::{Driver, DriverConfig};
 use serde_json::json;
@@ -66,17 +66,9 @@ pub(crate) async fn modes_and_flags(rig: &mut Rig) -> Result {
                 );
             }
             check!(resp.disable_gateway_service, "gateway service not disabled");
-            rig.driver()
-                .delete_endpoint(&endpoint_request(&nid, &eid))
-                .await
-                .map_err(|e| e.to_string())?;
-            // DeleteEndpoint answers before the reaper thread deletes the link
-            rig.driver().flush_deletions().await;
+            rig.delete_endpoint(&nid, &eid).await?;
             check!(!rig.exists(&link).await, "{link} left after DeleteEndpoint");
-            rig.driver()
-                .delete_network(&network_request(&nid))
-                .await
-                .map_err(|e| e.to_string())?;
+            rig.delete_network(&nid).await?;
             check!(
                 rig.exists(&parent).await,
                 "user parent {parent} was deleted"
@@ -186,10 +178,7 @@ async fn reused_links_on(rig: &mut Rig) -> Result {
         for i in 0..2 {
             ip(&format!("netns del ru{n}{i}"))?;
         }
-        rig.driver()
-            .delete_network(&network_request(&nid))
-            .await
-            .map_err(|e| e.to_string())?;
+        rig.delete_network(&nid).await?;
         ip(&format!("link del {parent}"))?;
     }
     Ok(())
