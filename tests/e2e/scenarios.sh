@@ -341,8 +341,9 @@ scenario_network_rm() {
   no_links_on "$p"
 }
 
-# `make install` again on an engine that runs the plugin (make create enable, as
-# install runs them): the plugin is re-created from the build, and keeps its state
+# `make install` again on an engine that runs the plugin (scripts/create-plugin.sh
+# and `make enable`, as `make install` runs them, on the suite's bundle): the
+# plugin is re-created, and keeps its state
 # (pools, addresses, endpoints) and its `docker plugin set` values. Running
 # containers keep their addresses, a pinned address is still held, a new container
 # gets an address no running one has, and the network is removed cleanly.
@@ -356,7 +357,10 @@ scenario_reinstall_keeps_state() {
   before=$(net_addrs ri)
   id=$(docker plugin inspect -f '{{.Id}}' "$P")
   level=$(docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$P" | grep '^LOG_LEVEL=')
-  x make -C "$ROOT" --no-print-directory create enable
+  # what `make create enable` runs, on the suite's bundle: `make create` would
+  # rebuild target/bundle, and later scenarios expect the suite's marker file
+  x env DOCKER=docker "$ROOT/scripts/create-plugin.sh" "$P" "$BASE_BUNDLE"
+  x make -C "$ROOT" --no-print-directory enable
   [[ $(docker plugin inspect -f '{{.Id}}' "$P") != "$id" ]] || fail "make create did not re-create $P"
   docker plugin inspect -f '{{.Id}}' "$P" >>"$E2E_WORK/plugin-ids"
   eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after make create enable"
