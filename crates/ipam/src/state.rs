@@ -315,17 +315,15 @@ impl State {
         id: &str,
         serial_requested: bool,
     ) -> Result<(IpNet, Vec<Op>), IpamError> {
-        let pool = self.pool(id)?;
-        if pool.reclaims_since.is_some() {
-            // a leader's allocator asks for new addresses only once it has
-            // re-claimed every address it restores
+        // a leader's allocator asks for new addresses only once it has
+        // re-claimed every address it restores
+        if let Some(pool) = self.pools.get_mut(id)
+            && pool.reclaims_since.take().is_some()
+        {
             tracing::info!(
                 pool_id = id,
                 "global pool: a Swarm leader's re-claims ended with its first new allocation"
             );
-            if let Some(pool) = self.pools.get_mut(id) {
-                pool.reclaims_since = None;
-            }
         }
         let pool = self.pool(id)?;
         let serial = serial_requested && pool.record.serial;

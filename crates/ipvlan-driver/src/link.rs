@@ -285,7 +285,7 @@ impl Netlink {
                 .build(),
         };
         match self.handle.link().add(msg).execute().await {
-            Err(e) => Ok(LinkError::new("probing", &e).errno() != Some(95)),
+            Err(e) => Ok(!LinkError::new("probing", &e).is_unsupported()),
             Ok(()) => {
                 // no kernel makes one without a lower device; were one
                 // made, it is not left behind
