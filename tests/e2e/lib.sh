@@ -56,6 +56,18 @@ x() {
 # leave the lock held by them and lock the next run out of its own clean-up.
 rig() { "$RIG/$1" "${@:2}" 8<&-; }
 
+# suite_lock NAME: one run of the suite NAME on this machine at a time, whichever
+# checkout it runs from (a second run would stop the first one's daemons); a
+# second run waits for the first, saying so. The lock is fd 8 (see rig).
+suite_lock() {
+  mkdir -p "$RIG_RUN"
+  exec 8>"$RIG_RUN/$1.lock"
+  if ! flock -n 8; then
+    echo "# waiting for another run of $1 on this machine to finish" >&2
+    flock 8
+  fi
+}
+
 # --- docker -------------------------------------------------------------------
 
 # Every docker call has a time limit so a hung daemon fails the scenario

@@ -53,8 +53,7 @@ SCENARIOS=(
 
 [[ $(id -u) == 0 ]] || die "needs root (private dockerds, links, mounts)"
 # one run at a time (a second one would stop the first one's daemons)
-exec 8<"$0"
-flock -n 8 || die "another tests/e2e/run.sh is running"
+suite_lock e2e
 read -r -a ENGINES <<<"${E2E_ENGINES:-20 28}"
 ((${#ENGINES[@]})) || die "E2E_ENGINES is empty"
 PORT=${E2E_REGISTRY_PORT:-5078}

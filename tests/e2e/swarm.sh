@@ -333,10 +333,10 @@ scenario_setup() {
     ip -n "irs-n$n" link set lo up
     ip -n "irs-n$n" route add default via "$REGADDR"
   done
-  NETNS=$SW ADDR=$REGADDR x "$RIG/registry-start.sh" "$REGPORT"
+  NETNS=$SW ADDR=$REGADDR x rig registry-start.sh "$REGPORT"
   for n in 1 2 3; do
-    NETNS=irs-n$n PATH=${!bindir_var}:$PATH x "$RIG/dockerd-start.sh" "sw$n" "$E" "--insecure-registry=$REG"
-    DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x "$RIG/busybox-image.sh" "$BB"
+    NETNS=irs-n$n PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$n" "$E" "--insecure-registry=$REG"
+    DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x rig busybox-image.sh "$BB"
   done
   # node 1 makes the plugin from this tree's bundle and pushes it; every node
   # (node 1 included) installs it from the registry
@@ -372,6 +372,8 @@ scenario_teardown() {
 }
 
 [[ $(id -u) == 0 ]] || die "needs root (daemons in network namespaces, links, mounts)"
+# one run at a time (a second one would stop the first one's cluster)
+suite_lock e2e-swarm
 [[ -d $ROOT/target/bundle/rootfs ]] || die "no bundle in target/bundle: run 'make bundle' (make e2e-swarm does)"
 trap on_exit EXIT
 fresh_log_dir e2e-swarm "$RIG_LOG"/sw[0-9].log "$RIG_LOG"/sw[0-9].containerd.log "$RIG_LOG/registry-$REGPORT.log"
