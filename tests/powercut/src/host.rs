@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// kind of its networks (CreateNetwork checks the kernel can make it), the
 /// disk, and the file system (the rig fails on a module the kernel lacks;
 /// ext4 is built in, which it accepts).
-fn modules(fs: &str) -> String {
+pub(crate) fn modules(fs: &str) -> String {
     format!("dummy ipvlan virtio_pci virtio_blk {fs}")
 }
 /// Size of the disk image (xfs wants at least 300 MiB).
@@ -487,7 +487,7 @@ fn read_lines(fifo: &Path) -> Result<mpsc::Receiver<String>, String> {
 }
 
 /// An image of `DISK_BYTES` formatted with `fs` (fails loudly without mkfs).
-fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
+pub(crate) fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
     let (mkfs, args): (&str, &[&str]) = match fs {
         "ext4" => ("mkfs.ext4", &["-q", "-F"]),
         "xfs" => ("mkfs.xfs", &["-q", "-f"]),
@@ -514,7 +514,7 @@ fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
     let st = Command::new("cp")
         .arg("--sparse=always")
         .arg(from)
@@ -529,7 +529,7 @@ fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// The last `n` lines of a file, for a failure message.
-fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -14,21 +14,28 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod channel;
+mod dm;
 mod guest;
 mod host;
 mod http;
+mod logwrites;
 mod model;
+mod replay;
+mod replay_host;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: ipvlan-rs-powercut guest
-       ipvlan-rs-powercut host --fs ext4|xfs --plugin BIN --rig RUN_SH --work DIR [--cuts N] [--per-disk N] [--seed N] [--only acks|dup|sysrq]";
+const USAGE: &str = "usage: ipvlan-rs-powercut guest | replay-guest
+       ipvlan-rs-powercut host --fs ext4|xfs --plugin BIN --rig RUN_SH --work DIR [--cuts N] [--per-disk N] [--seed N] [--only acks|dup|sysrq]
+       ipvlan-rs-powercut replay --fs ext4|xfs --plugin BIN --rig RUN_SH --work DIR [--calls N] [--points N|all] [--seed N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("guest") => guest::run(),
+        Some("replay-guest") => replay::run(),
+        Some("replay") => replay_host::opts(&args[1..], USAGE).and_then(|o| replay_host::run(&o)),
         Some("host") => host_opts(&args[1..]).and_then(|o| host::run(&o)),
         _ => Err(USAGE.to_string()),
     };
