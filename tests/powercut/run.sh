@@ -14,14 +14,14 @@
 #      POWERCUT_PER_DISK=11   cuts per fresh disk (the first during the first start)
 #      POWERCUT_FS="ext4 xfs" file systems
 #      POWERCUT_SEED=N        seed of the cut moments and the load (default: new each run, printed)
-#      POWERCUT_REPLAY_CALLS=60     calls of the recorded run
-#      POWERCUT_REPLAY_POINTS=N|all states checked per file system, spread over the log (make soak: all)
+#      POWERCUT_REPLAY_CALLS=30     calls of the recorded run (make soak: 200)
+#      POWERCUT_REPLAY_POINTS=all|N states checked per file system (default all; N: N of them spread over the log)
 #      POWERCUT_MODES="cuts replay" which of the two checks to run
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 CUTS=${POWERCUT_CUTS:-33}
-REPLAY_CALLS=${POWERCUT_REPLAY_CALLS:-60}
+REPLAY_CALLS=${POWERCUT_REPLAY_CALLS:-30}
 REPLAY_POINTS=${POWERCUT_REPLAY_POINTS:-all}
 MODES=${POWERCUT_MODES:-"cuts replay"}
 PER_DISK=${POWERCUT_PER_DISK:-11}

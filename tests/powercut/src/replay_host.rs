@@ -37,7 +37,7 @@ pub fn opts(args: &[String], usage: &str) -> Result<Opts, String> {
         plugin: PathBuf::new(),
         rig: PathBuf::new(),
         work: PathBuf::new(),
-        calls: 60,
+        calls: 30,
         points: 0,
         seed: 0x9c0f_f5ee_d000_0482,
     };
