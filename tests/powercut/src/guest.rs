@@ -129,38 +129,33 @@ pub fn stop_plugin(mut plugin: Child) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs a command of the guest (mount, umount); a failure is an `Err`
+/// with what it printed.
+fn run_tool(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("running {}: {e}", args[0]))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(())
+}
+
 /// Mounts `device` (file system `fs`) at `MOUNT`; a refusal is an `Err`
 /// naming the kernel's complaint.
 pub fn mount(fs: &str, device: &str) -> Result<(), String> {
     std::fs::create_dir_all(MOUNT).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args(["-t", fs, device, MOUNT])
-        .output()
-        .map_err(|e| format!("running mount: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the {fs} file system on {device} does not mount: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
+    run_tool(&["mount", "-t", fs, device, MOUNT])
+        .map_err(|e| format!("the {fs} file system on {device} does not mount: {e}"))
 }
 
 /// Unmounts `MOUNT`.
 pub fn umount() -> Result<(), String> {
-    let out = Command::new("umount")
-        .arg(MOUNT)
-        .output()
-        .map_err(|e| format!("running umount: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "umount {MOUNT}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
+    run_tool(&["umount", MOUNT]).map_err(|e| format!("umount {MOUNT}: {e}"))
 }
 
+/// Waits until the plugin answers on its socket; its exit first is an `Err`.
 pub fn wait_ready(plugin: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + READY_GUARD;
     loop {

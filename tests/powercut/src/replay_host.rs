@@ -3,11 +3,10 @@
 //! sparse snapshot store), boots the VM rig once with them, streams the
 //! guest's report and fails with the VM log's tail if the guest did.
 
-use crate::channel::{PLAN_PATH, PLUGIN_PATH, ReplayPlan};
-use crate::host::{copy_sparse, make_fs, modules, tail};
+use crate::channel::ReplayPlan;
+use crate::host::{Setup, copy_sparse, make_fs, modules, tail};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 /// The log device: every write of the run plus a block per entry (a run
@@ -20,57 +19,14 @@ const DM_MODULES: &str = "dm_mod dm_log_writes dm_snapshot";
 
 /// Settings of one replay run (one file system).
 pub struct Opts {
-    fs: String,
-    plugin: PathBuf,
-    rig: PathBuf,
-    work: PathBuf,
-    calls: u64,
-    /// 0: every state.
-    points: u64,
-    seed: u64,
-}
-
-/// Parses `replay` options.
-pub fn opts(args: &[String], usage: &str) -> Result<Opts, String> {
-    let mut o = Opts {
-        fs: String::new(),
-        plugin: PathBuf::new(),
-        rig: PathBuf::new(),
-        work: PathBuf::new(),
-        calls: 30,
-        points: 0,
-        seed: 0x9c0f_f5ee_d000_0482,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{usage}"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
-        match flag.as_str() {
-            "--fs" => o.fs = value.clone(),
-            "--plugin" => o.plugin = value.into(),
-            "--rig" => o.rig = value.into(),
-            "--work" => o.work = value.into(),
-            "--calls" => o.calls = number()?,
-            "--points" if value == "all" => o.points = 0,
-            "--points" => o.points = number()?.max(1),
-            "--seed" => o.seed = number()?,
-            _ => return Err(format!("unknown option {flag}\n{usage}")),
-        }
-    }
-    if o.fs.is_empty()
-        || o.plugin.as_os_str().is_empty()
-        || o.rig.as_os_str().is_empty()
-        || o.work.as_os_str().is_empty()
-    {
-        return Err(usage.to_string());
-    }
-    Ok(o)
+    /// File system, plugin, rig, scratch directory.
+    pub setup: Setup,
+    /// Calls of the recorded run.
+    pub calls: u64,
+    /// States to check at most (0: every one).
+    pub points: u64,
+    /// Seed of the recorded load.
+    pub seed: u64,
 }
 
 fn sparse(path: &std::path::Path, bytes: u64) -> Result<(), String> {
@@ -83,41 +39,42 @@ fn sparse(path: &std::path::Path, bytes: u64) -> Result<(), String> {
 /// Runs the replay check of one file system.
 pub fn run(o: &Opts) -> Result<(), String> {
     let t0 = Instant::now();
-    std::fs::create_dir_all(&o.work).map_err(|e| format!("{}: {e}", o.work.display()))?;
-    for f in [&o.plugin, &o.rig] {
+    std::fs::create_dir_all(&o.setup.work)
+        .map_err(|e| format!("{}: {e}", o.setup.work.display()))?;
+    for f in [&o.setup.plugin, &o.setup.rig] {
         if !f.is_file() {
             return Err(format!("{} is missing", f.display()));
         }
     }
     let guest = std::env::current_exe().map_err(|e| e.to_string())?;
-    let template = o.work.join("template.img");
-    make_fs(&o.fs, &template)?;
+    let template = o.setup.work.join("template.img");
+    make_fs(&o.setup.fs, &template)?;
     let (data, log, target, cow) = (
-        o.work.join("data.img"),
-        o.work.join("log.img"),
-        o.work.join("replay.img"),
-        o.work.join("cow.img"),
+        o.setup.work.join("data.img"),
+        o.setup.work.join("log.img"),
+        o.setup.work.join("replay.img"),
+        o.setup.work.join("cow.img"),
     );
     copy_sparse(&template, &data)?;
     copy_sparse(&template, &target)?;
     sparse(&log, LOG_BYTES)?;
     sparse(&cow, COW_BYTES)?;
     let plan = ReplayPlan {
-        fs: o.fs.clone(),
+        fs: o.setup.fs.clone(),
         seed: o.seed,
         calls: o.calls,
         max_points: o.points,
     };
-    let plan_path = o.work.join("replay.json");
+    let plan_path = o.setup.work.join("replay.json");
     std::fs::write(
         &plan_path,
         serde_json::to_vec(&plan).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    let vm_log = o.work.join("replay-vm.log");
+    let vm_log = o.setup.work.join("replay-vm.log");
     println!(
         "replay {}: {} calls recorded, {} states checked at most, seed {}",
-        o.fs,
+        o.setup.fs,
         o.calls,
         if o.points == 0 {
             "all".to_string()
@@ -126,17 +83,9 @@ pub fn run(o: &Opts) -> Result<(), String> {
         },
         o.seed
     );
-    let mut child = Command::new(&o.rig)
-        .arg(&guest)
-        .arg("replay-guest")
-        .env(
-            "VM_FILES",
-            format!(
-                "{}:{PLUGIN_PATH} {}:{PLAN_PATH}",
-                o.plugin.display(),
-                plan_path.display()
-            ),
-        )
+    let mut child = o
+        .setup
+        .boot(&guest, "replay-guest", &plan_path)
         .env(
             "VM_DISKS",
             format!(
@@ -151,12 +100,12 @@ pub fn run(o: &Opts) -> Result<(), String> {
         .env("VM_LOG", &vm_log)
         // a guard, not a measure: a state takes a few seconds under TCG
         .env("VM_TIMEOUT", (600 + 60 * o.points.max(200)).to_string())
-        .env("MODS", format!("{} {DM_MODULES}", modules(&o.fs)))
+        .env("MODS", format!("{} {DM_MODULES}", modules(&o.setup.fs)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("starting {}: {e}", o.rig.display()))?;
+        .map_err(|e| format!("starting {}: {e}", o.setup.rig.display()))?;
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if line.starts_with("replay ") || line.starts_with("FINDING") {
@@ -172,7 +121,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     if !status.success() {
         return Err(format!(
             "replay {}: run.sh exited {}: {}\nVM log: {}\n{}",
-            o.fs,
+            o.setup.fs,
             status.code().unwrap_or(-1),
             verdict.trim(),
             vm_log.display(),
@@ -184,7 +133,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     }
     println!(
         "replay {}: done in {:.0} s (VM log {})",
-        o.fs,
+        o.setup.fs,
         t0.elapsed().as_secs_f64(),
         vm_log.display()
     );
