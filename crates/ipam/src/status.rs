@@ -3,10 +3,10 @@
 //! (work grows with allocated addresses, never with pool size).
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The IPAM's address spaces and pools.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpamStatus {
     /// Each address space that holds a pool or an address.
     pub spaces: Vec<SpaceStatus>,
@@ -15,7 +15,7 @@ pub struct IpamStatus {
 }
 
 /// One address space.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpaceStatus {
     /// `local` or `global`.
     pub name: String,
@@ -27,7 +27,7 @@ pub struct SpaceStatus {
 }
 
 /// One pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolStatus {
     /// The PoolID the engine holds (`SPACE/SUBNET[/RANGE]`).
     pub id: String,

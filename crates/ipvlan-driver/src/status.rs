@@ -16,7 +16,7 @@
 use crate::records::{CreatedParent, Subnet};
 use crate::{Driver, DriverError, Link};
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Where an endpoint touched since start is in its life (memory only).
@@ -33,7 +33,7 @@ pub(crate) enum Phase {
 }
 
 /// The driver's side of `GET /status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriverStatus {
     /// The link group this instance creates its links in.
     pub link_group: u32,
@@ -47,7 +47,7 @@ pub struct DriverStatus {
 
 /// One network. (The engine never tells a driver a network's name:
 /// `docker network ls --no-trunc` maps the IDs.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkStatus {
     /// The engine's network ID.
     pub id: String,
@@ -79,7 +79,7 @@ pub struct NetworkStatus {
 }
 
 /// One endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointStatus {
     /// The engine's endpoint ID.
     pub id: String,
@@ -106,7 +106,7 @@ pub struct EndpointStatus {
 /// Where the kernel and the records disagree. After a restart, reconcile
 /// deletes `orphan_links` and re-creates the created parents among
 /// `missing_parents`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     /// Links of this instance's group that belong to no endpoint, spare or
     /// network (links queued for deletion are not listed).
@@ -129,7 +129,7 @@ impl Drift {
 }
 
 /// A link that belongs to nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrphanLink {
     /// Its name.
     pub name: String,
@@ -140,7 +140,7 @@ pub struct OrphanLink {
 }
 
 /// An endpoint whose link is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingLink {
     /// The endpoint.
     pub endpoint: String,
@@ -151,7 +151,7 @@ pub struct MissingLink {
 }
 
 /// A network whose parent is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingParent {
     /// The network.
     pub network: String,
