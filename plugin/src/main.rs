@@ -92,7 +92,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), "serving");
     let metrics_server = metrics_listener.map(|tcp| {
-        tracing::info!(addr = %config.metrics_addr.0.map(|a| a.to_string()).unwrap_or_default(), "serving /metrics over TCP");
+        match tcp.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "serving /metrics over TCP"),
+            Err(e) => tracing::warn!(error = %e, "serving /metrics over TCP"),
+        }
         let router = ipvlan_rs::metrics_app(app.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(tcp, router).await {

@@ -1,0 +1,303 @@
+//! The operator's view through the real binary, in a network namespace
+//! with veth parents: `GET /status` (and `ipvlan-rs status`) after a
+//! scripted scenario, drift made behind the plugin's back and cleared by a
+//! restart, `/metrics` parsed as Prometheus text with counters that move
+//! by the calls made, and `METRICS_ADDR` (no TCP listener unless set; set,
+//! only `/metrics` is served there).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod kernel_rig;
+
+use common::{Plugin, Reply, body, ip};
+use ipvlan_driver::{MissingLink, MissingParent, OrphanLink};
+use ipvlan_rs::status::Status;
+use kernel_rig::{
+    EP1, EP2, NET, Rig, create_endpoint, create_network, endpoint_call, join, link_of,
+};
+
+const NET2: &str = "8d2e3b0f1c4e5d6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+const EP3: &str = "a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2";
+
+fn status(p: &Plugin) -> Status {
+    let r = common::request(&p.socket, "GET", "/status", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+/// The MAC `ip link` shows for `link`.
+fn mac_of(rig: &Rig, link: &str) -> String {
+    let details = rig.ns.link_details(link).unwrap();
+    let mut words = details.split_whitespace();
+    words.find(|w| *w == "link/ether").unwrap();
+    words.next().unwrap().to_string()
+}
+
+fn ok(r: Reply) -> serde_json::Value {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_it() {
+    let rig = Rig::new("os");
+    rig.ns.add_veth_parent("hp1").unwrap();
+    let mut p = rig.start(&[]);
+
+    // the IPAM side, as the engine asks before CreateNetwork
+    let pool = ok(p.post(
+        "/IpamDriver.RequestPool",
+        &body::request_pool("10.70.0.0/24", false),
+    ))["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(p.post(
+        "/IpamDriver.RequestAddress",
+        &body::request_gateway(&pool, "10.70.0.1"),
+    ));
+    for _ in 0..2 {
+        ok(p.post("/IpamDriver.RequestAddress", &body::request_address(&pool)));
+    }
+    // a macvlan network per parent (this kernel has no ipvlan, 802.1Q or
+    // dummy links; the VM suite covers those kinds)
+    ok(create_network(
+        &p,
+        NET,
+        r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"bridge"}"#,
+    ));
+    ok(p.post(
+        "/NetworkDriver.CreateNetwork",
+        &body::create_network(
+            NET2,
+            r#"{"parent":"hp1","kind":"macvlan","macvlan_mode":"private"}"#,
+            &body::ipv4_data("10.71.0.0/24", "10.71.0.1/24"),
+        ),
+    ));
+    // joined, not joined, and left (the engine moved its link back)
+    ok(create_endpoint(&p, NET, EP1, "10.70.0.2/24", ""));
+    let l1 = join(&p, NET, EP1);
+    ok(create_endpoint(&p, NET, EP2, "10.70.0.3/24", ""));
+    ok(create_endpoint(&p, NET2, EP3, "10.71.0.2/24", ""));
+    let l3 = join(&p, NET2, EP3);
+    ok(endpoint_call(&p, "Leave", NET2, EP3));
+
+    let s = status(&p);
+    let nets: Vec<_> = s
+        .driver
+        .networks
+        .iter()
+        .map(|n| {
+            (
+                n.id.as_str(),
+                n.kind.as_str(),
+                n.mode.as_str(),
+                n.parent.as_str(),
+                n.parent_up,
+                n.created_parent.is_some(),
+                n.internal,
+                n.endpoints,
+                n.spares.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nets,
+        [
+            (
+                NET,
+                "macvlan",
+                "bridge",
+                "hp0",
+                Some(true),
+                false,
+                false,
+                2,
+                0
+            ),
+            (
+                NET2,
+                "macvlan",
+                "private",
+                "hp1",
+                Some(true),
+                false,
+                false,
+                1,
+                0
+            ),
+        ]
+    );
+    assert_eq!(
+        s.driver.networks[0].ipv4[0].pool.to_string(),
+        "10.70.0.0/24"
+    );
+    let eps: Vec<_> = s
+        .driver
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.id.as_str(),
+                e.network.as_str(),
+                e.link.clone(),
+                e.ipv4.map(|a| a.to_string()),
+                e.mac.clone(),
+                e.joined,
+                e.link_in_host,
+            )
+        })
+        .collect();
+    let l2 = link_of(&p, NET, EP2);
+    assert_eq!(
+        eps,
+        [
+            (
+                EP1,
+                NET,
+                l1.clone(),
+                Some("10.70.0.2/24".into()),
+                Some(mac_of(&rig, &l1)),
+                Some(true),
+                // no engine here to move it into a container
+                true
+            ),
+            (
+                EP2,
+                NET,
+                l2,
+                Some("10.70.0.3/24".into()),
+                None,
+                Some(false),
+                false
+            ),
+            (
+                EP3,
+                NET2,
+                l3.clone(),
+                Some("10.71.0.2/24".into()),
+                Some(mac_of(&rig, &l3)),
+                Some(false),
+                true
+            ),
+        ]
+    );
+    let pools: Vec<_> = s
+        .ipam
+        .pools
+        .iter()
+        .map(|p| (p.id.as_str(), p.space.as_str(), p.allocated, p.free))
+        .collect();
+    // .1-.254 usable, three taken
+    assert_eq!(pools, [(pool.as_str(), "local", 3, 251)]);
+    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
+
+    // behind the plugin's back: a left endpoint's link and a parent go, a
+    // link of the plugin's group appears
+    ip(&["-n", &rig.ns.name, "link", "del", &l3]).unwrap();
+    ip(&["-n", &rig.ns.name, "link", "del", "hp1"]).unwrap();
+    let group = s.driver.link_group.to_string();
+    ip(&[
+        "-n",
+        &rig.ns.name,
+        "link",
+        "add",
+        "ivr0000deadbeef",
+        "link",
+        "hp0",
+        "group",
+        &group,
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    ])
+    .unwrap();
+    let stray_index: u32 = rig
+        .ns
+        .link_index("ivr0000deadbeef")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let s = status(&p);
+    assert_eq!(
+        s.driver.drift.orphan_links,
+        [OrphanLink {
+            name: "ivr0000deadbeef".into(),
+            index: stray_index,
+            what: "container link".into()
+        }]
+    );
+    assert_eq!(
+        s.driver.drift.missing_links,
+        [MissingLink {
+            endpoint: EP3.into(),
+            network: NET2.into(),
+            link: l3.clone()
+        }]
+    );
+    assert_eq!(
+        s.driver.drift.missing_parents,
+        [MissingParent {
+            network: NET2.into(),
+            parent: "hp1".into(),
+            created: false
+        }]
+    );
+    assert_eq!(s.driver.networks[1].parent_up, None);
+
+    // the same through the subcommand's tables
+    let out = std::process::Command::new(common::binary())
+        .args(["status", "--socket"])
+        .arg(&p.socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "orphan container link ivr0000deadbeef",
+        &format!("missing link {l3} of endpoint {}", &EP3[..12]),
+        &format!("missing parent hp1 of network {}", &NET2[..12]),
+        &format!("{}  macvlan  bridge", &NET[..12]),
+        &pool,
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    let json = std::process::Command::new(common::binary())
+        .args(["status", "--json", "--socket"])
+        .arg(&p.socket)
+        .output()
+        .unwrap();
+    let shown: Status = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(shown.driver.drift, s.driver.drift);
+
+    // the user brings their interface back; a restart reconciles the rest
+    rig.ns.add_veth_parent("hp1").unwrap();
+    p.stop().unwrap();
+    let p = rig.start(&[]);
+    let s = status(&p);
+    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
+    assert!(rig.ns.link_details("ivr0000deadbeef").is_none());
+    // joins are kept in memory only: after a restart an endpoint is known
+    // not joined when its link is in the host, unknown otherwise
+    let joined: Vec<_> = s
+        .driver
+        .endpoints
+        .iter()
+        .map(|e| (e.id.as_str(), e.joined, e.link_in_host))
+        .collect();
+    assert_eq!(
+        joined,
+        [
+            (EP1, Some(false), true),
+            (EP2, None, false),
+            (EP3, None, false)
+        ]
+    );
+    assert_eq!(s.ipam.pools[0].allocated, 3);
+}
