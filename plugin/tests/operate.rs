@@ -301,3 +301,213 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     );
     assert_eq!(s.ipam.pools[0].allocated, 3);
 }
+
+/// A scrape parsed as Prometheus text.
+fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// The value of `name` with these labels (0 when absent: a family with
+/// no sample yet is not printed).
+fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = s
+        .samples
+        .iter()
+        .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a single value"),
+        })
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
+    found.first().copied().unwrap_or(0.0)
+}
+
+fn metrics(p: &Plugin) -> prometheus_parse::Scrape {
+    let r = common::request(&p.socket, "GET", "/metrics", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    scrape(&r.body)
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
+    let rig = Rig::new("om");
+    let p = rig.start(&[("LINK_REUSE_MS", "0")]);
+    let before = metrics(&p);
+    let pool = ok(p.post(
+        "/IpamDriver.RequestPool",
+        &body::request_pool("10.70.0.0/24", false),
+    ))["PoolID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        ok(p.post("/IpamDriver.RequestAddress", &body::request_address(&pool)));
+    }
+    let refused = p.post(
+        "/IpamDriver.RequestAddress",
+        &body::request_address("local/10.99.0.0/24"),
+    );
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    ok(create_network(
+        &p,
+        NET,
+        r#"{"parent":"hp0","kind":"macvlan"}"#,
+    ));
+    ok(create_endpoint(&p, NET, EP1, "10.70.0.2/24", ""));
+    ok(create_endpoint(&p, NET, EP2, "10.70.0.3/24", ""));
+    join(&p, NET, EP1);
+    join(&p, NET, EP2);
+    let unknown = p.post("/NetworkDriver.Join", &body::join(NET, EP3));
+    assert_eq!(unknown.status, 500, "{}", unknown.body);
+
+    let after = metrics(&p);
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    let calls = "ipvlan_rs_calls_total";
+    let address = ("call", "IpamDriver.RequestAddress");
+    let join_call = ("call", "NetworkDriver.Join");
+    assert_eq!(moved(calls, &[address, ("outcome", "ok")]), 2.0);
+    assert_eq!(moved(calls, &[address, ("outcome", "error")]), 1.0);
+    assert_eq!(moved(calls, &[join_call, ("outcome", "ok")]), 2.0);
+    assert_eq!(moved(calls, &[join_call, ("outcome", "error")]), 1.0);
+    assert_eq!(
+        moved(
+            "ipvlan_rs_calls_total",
+            &[("call", "NetworkDriver.CreateEndpoint")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        moved("ipvlan_rs_call_duration_seconds_count", &[join_call]),
+        3.0
+    );
+    assert_eq!(moved("ipvlan_rs_container_links_created_total", &[]), 2.0);
+    // the network and two endpoints; each durable write timed once
+    let driver = ("store", "driver");
+    assert_eq!(moved("ipvlan_rs_store_changes_total", &[driver]), 3.0);
+    let commits = moved("ipvlan_rs_store_commits_total", &[driver]);
+    assert!((1.0..=3.0).contains(&commits), "{commits}");
+    assert_eq!(
+        moved("ipvlan_rs_store_commit_duration_seconds_count", &[driver]),
+        commits
+    );
+    assert!(moved("ipvlan_rs_store_commits_total", &[("store", "ipam")]) >= 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "ipvlan_rs_pool_allocated_addresses",
+            &[("pool", &pool)]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&after, "ipvlan_rs_pool_free_addresses", &[("pool", &pool)]),
+        252.0
+    );
+
+    // the reaper deletes off the request path: the counter catches up
+    for ep in [EP1, EP2] {
+        ok(endpoint_call(&p, "DeleteEndpoint", NET, ep));
+    }
+    let deleted = |s: &prometheus_parse::Scrape| {
+        value(s, "ipvlan_rs_container_links_deleted_total", &[])
+            - value(&before, "ipvlan_rs_container_links_deleted_total", &[])
+    };
+    let mut last = metrics(&p);
+    let caught_up = common::eventually(common::GUARD, || {
+        last = metrics(&p);
+        deleted(&last) == 2.0
+    });
+    assert!(caught_up, "links deleted: {}", deleted(&last));
+    assert_eq!(value(&last, "ipvlan_rs_reaper_queue", &[]), 0.0);
+}
+
+/// `ss -ltnpH` in the namespace: TCP listeners of the process `pid`.
+fn tcp_listeners(rig: &Rig, pid: u32) -> Vec<String> {
+    let out = std::process::Command::new(common::ip_binary().unwrap())
+        .args(["netns", "exec", &rig.ns.name, "ss", "-ltnpH"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn metrics_addr_empty_opens_no_tcp_listener_and_set_serves_metrics_alone() {
+    let rig = Rig::new("oa");
+    let mut p = rig.start(&[("MAX_BODY", "64")]);
+    assert_eq!(tcp_listeners(&rig, p.pid()), Vec::<String>::new());
+    // the socket's limits hold for the operator's GETs too
+    let big = common::request(&p.socket, "GET", "/status", &[b'x'; 100]);
+    assert_eq!(big.status, 413, "{}", big.body);
+    let post = common::request(&p.socket, "POST", "/metrics", b"");
+    assert_eq!(post.status, 405, "{}", post.body);
+    p.stop().unwrap();
+
+    let p = rig.start(&[("METRICS_ADDR", "127.0.0.1:9323")]);
+    let listeners = tcp_listeners(&rig, p.pid());
+    assert!(
+        listeners.len() == 1 && listeners[0].contains("127.0.0.1:9323"),
+        "{listeners:?}"
+    );
+    let addr = "127.0.0.1:9323".parse().unwrap();
+    let (scraped, status, call, post) = rig
+        .ns
+        .run_in(|| {
+            (
+                common::request_tcp(addr, "GET", "/metrics", b""),
+                common::request_tcp(addr, "GET", "/status", b""),
+                common::request_tcp(addr, "POST", "/Plugin.Activate", b""),
+                common::request_tcp(addr, "POST", "/metrics", b""),
+            )
+        })
+        .unwrap();
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    let s = scrape(&scraped.body);
+    assert!(
+        s.samples
+            .iter()
+            .any(|x| x.metric == "ipvlan_rs_reaper_queue"),
+        "{}",
+        scraped.body
+    );
+    assert_eq!(status.status, 404, "{}", status.body);
+    assert_eq!(call.status, 404, "{}", call.body);
+    assert_eq!(post.status, 405, "{}", post.body);
+}
+
+#[test]
+fn the_subcommand_finds_the_one_managed_plugin_socket_or_says_why_not() {
+    use ipvlan_rs::cli::{CliError, SOCKET_NAME, find_socket};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        find_socket(dir.path()),
+        Err(CliError::NoSocket { .. })
+    ));
+    let plugin = dir.path().join("0123abcd");
+    std::fs::create_dir(&plugin).unwrap();
+    std::fs::write(plugin.join(SOCKET_NAME), "").unwrap();
+    // another plugin's directory without our socket is not a candidate
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    assert_eq!(find_socket(dir.path()).unwrap(), plugin.join(SOCKET_NAME));
+    let second = dir.path().join("4567ef01");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join(SOCKET_NAME), "").unwrap();
+    let err = find_socket(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, CliError::SeveralSockets(ref s) if s.len() == 2),
+        "{err}"
+    );
+}
