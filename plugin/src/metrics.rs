@@ -39,11 +39,20 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.5, 14))
 }
 
+type Seconds = Family<NameLabel, Histogram, fn() -> Histogram>;
+
+/// Registers a latency histogram family `<name>_seconds`.
+fn seconds(registry: &mut Registry, name: &str, help: &str) -> Seconds {
+    let family: Seconds = Family::new_with_constructor(latency_histogram);
+    registry.register_with_unit(name, help, Unit::Seconds, family.clone());
+    family
+}
+
 /// The registry and the metrics the HTTP edge updates itself.
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
-    call_seconds: Family<NameLabel, Histogram, fn() -> Histogram>,
+    call_seconds: Seconds,
 }
 
 impl Metrics {
@@ -56,13 +65,10 @@ impl Metrics {
             "Protocol calls answered, by call and outcome (ok, error)",
             calls.clone(),
         );
-        let call_seconds: Family<NameLabel, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
+        let call_seconds = seconds(
+            &mut registry,
             "call_duration",
             "Time from request to answer, by call",
-            Unit::Seconds,
-            call_seconds.clone(),
         );
         let commits = Family::<NameLabel, Counter>::default();
         registry.register(
@@ -76,13 +82,10 @@ impl Metrics {
             "Changes made durable in a state file",
             changes.clone(),
         );
-        let commit_seconds: Family<NameLabel, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
+        let commit_seconds = seconds(
+            &mut registry,
             "store_commit_duration",
             "Time of one durable write, write to end of fdatasync",
-            Unit::Seconds,
-            commit_seconds.clone(),
         );
         let observer = |store: &'static str| -> store::CommitObserver {
             let labels = [("store", store)];
@@ -147,6 +150,27 @@ fn counter(
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+/// A gauge per pool, labelled with its ID and space.
+fn pool_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    pools: &[ipam::PoolStatus],
+    value: impl Fn(&ipam::PoolStatus) -> f64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for p in pools {
+        let labels = [("pool", p.id.as_str()), ("space", p.space.as_str())];
+        ConstGauge::new(value(p)).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for DomainCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let LinkCounts {
@@ -197,26 +221,20 @@ impl Collector for DomainCollector {
         )?)?;
 
         let pools = self.ipam.status().pools;
-        let mut allocated = e.encode_descriptor(
+        pool_gauge(
+            e,
             "pool_allocated_addresses",
             "Addresses a pool allocated (gateway, --ip, dynamic)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
+            &pools,
+            |p| p.allocated as f64,
         )?;
-        for p in &pools {
-            let labels = [("pool", p.id.as_str()), ("space", p.space.as_str())];
-            ConstGauge::new(p.allocated as i64).encode(allocated.encode_family(&labels)?)?;
-        }
-        let mut free = e.encode_descriptor(
+        pool_gauge(
+            e,
             "pool_free_addresses",
             "Addresses a pool's dynamic range has free (IPv6 ranges beyond 2^53 are approximate)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
+            &pools,
+            |p| p.free as f64,
         )?;
-        for p in &pools {
-            let labels = [("pool", p.id.as_str()), ("space", p.space.as_str())];
-            ConstGauge::new(p.free as f64).encode(free.encode_family(&labels)?)?;
-        }
         Ok(())
     }
 }

@@ -11,7 +11,9 @@ mod common;
 mod kernel_rig;
 
 use common::{Plugin, Reply, body, ip};
-use ipvlan_driver::{MissingLink, MissingParent, OrphanLink};
+use ipvlan_driver::{
+    EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink, Subnet,
+};
 use ipvlan_rs::status::Status;
 use kernel_rig::{
     EP1, EP2, NET, Rig, create_endpoint, create_network, endpoint_call, join, link_of,
@@ -34,6 +36,12 @@ fn mac_of(rig: &Rig, link: &str) -> String {
     words.next().unwrap().to_string()
 }
 
+/// RequestPool of `cidr` (lowest-free allocation); its PoolID.
+fn request_pool(p: &Plugin, cidr: &str) -> String {
+    let r = p.post("/IpamDriver.RequestPool", &body::request_pool(cidr, false));
+    ok(r)["PoolID"].as_str().unwrap().to_string()
+}
+
 fn ok(r: Reply) -> serde_json::Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
@@ -46,13 +54,7 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     let mut p = rig.start(&[]);
 
     // the IPAM side, as the engine asks before CreateNetwork
-    let pool = ok(p.post(
-        "/IpamDriver.RequestPool",
-        &body::request_pool("10.70.0.0/24", false),
-    ))["PoolID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pool = request_pool(&p, "10.70.0.0/24");
     ok(p.post(
         "/IpamDriver.RequestAddress",
         &body::request_gateway(&pool, "10.70.0.1"),
@@ -84,99 +86,68 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     ok(endpoint_call(&p, "Leave", NET2, EP3));
 
     let s = status(&p);
-    let nets: Vec<_> = s
-        .driver
-        .networks
-        .iter()
-        .map(|n| {
-            (
-                n.id.as_str(),
-                n.kind.as_str(),
-                n.mode.as_str(),
-                n.parent.as_str(),
-                n.parent_up,
-                n.created_parent.is_some(),
-                n.internal,
-                n.endpoints,
-                n.spares.len(),
-            )
-        })
-        .collect();
+    let subnet = |pool: &str, gateway: &str| Subnet {
+        pool: pool.parse().unwrap(),
+        gateway: Some(gateway.parse().unwrap()),
+    };
+    let network = |id: &str, mode: &str, parent: &str, ipv4: Subnet, endpoints| NetworkStatus {
+        id: id.into(),
+        kind: "macvlan".into(),
+        mode: mode.into(),
+        parent: parent.into(),
+        parent_up: Some(true),
+        created_parent: None,
+        internal: false,
+        mtu: None,
+        ipv4: vec![ipv4],
+        ipv6: vec![],
+        endpoints,
+        spares: vec![],
+    };
     assert_eq!(
-        nets,
+        s.driver.networks,
         [
-            (
-                NET,
-                "macvlan",
-                "bridge",
-                "hp0",
-                Some(true),
-                false,
-                false,
-                2,
-                0
-            ),
-            (
+            network(NET, "bridge", "hp0", subnet("10.70.0.0/24", "10.70.0.1"), 2),
+            network(
                 NET2,
-                "macvlan",
                 "private",
                 "hp1",
-                Some(true),
-                false,
-                false,
-                1,
-                0
+                subnet("10.71.0.0/24", "10.71.0.1"),
+                1
             ),
         ]
     );
-    assert_eq!(
-        s.driver.networks[0].ipv4[0].pool.to_string(),
-        "10.70.0.0/24"
-    );
-    let eps: Vec<_> = s
-        .driver
-        .endpoints
-        .iter()
-        .map(|e| {
-            (
-                e.id.as_str(),
-                e.network.as_str(),
-                e.link.clone(),
-                e.ipv4.map(|a| a.to_string()),
-                e.mac.clone(),
-                e.joined,
-                e.link_in_host,
-            )
-        })
-        .collect();
+    let endpoint =
+        |id: &str, net: &str, link: &str, ipv4: &str, mac, joined, link_in_host| EndpointStatus {
+            id: id.into(),
+            network: net.into(),
+            link: link.into(),
+            ipv4: Some(ipv4.parse().unwrap()),
+            ipv6: None,
+            mac,
+            joined,
+            link_in_host,
+        };
     let l2 = link_of(&p, NET, EP2);
     assert_eq!(
-        eps,
+        s.driver.endpoints,
         [
-            (
+            // no engine here to move a joined link into a container
+            endpoint(
                 EP1,
                 NET,
-                l1.clone(),
-                Some("10.70.0.2/24".into()),
+                &l1,
+                "10.70.0.2/24",
                 Some(mac_of(&rig, &l1)),
                 Some(true),
-                // no engine here to move it into a container
                 true
             ),
-            (
-                EP2,
-                NET,
-                l2,
-                Some("10.70.0.3/24".into()),
-                None,
-                Some(false),
-                false
-            ),
-            (
+            endpoint(EP2, NET, &l2, "10.70.0.3/24", None, Some(false), false),
+            endpoint(
                 EP3,
                 NET2,
-                l3.clone(),
-                Some("10.71.0.2/24".into()),
+                &l3,
+                "10.71.0.2/24",
                 Some(mac_of(&rig, &l3)),
                 Some(false),
                 true
@@ -336,13 +307,7 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     let rig = Rig::new("om");
     let p = rig.start(&[("LINK_REUSE_MS", "0")]);
     let before = metrics(&p);
-    let pool = ok(p.post(
-        "/IpamDriver.RequestPool",
-        &body::request_pool("10.70.0.0/24", false),
-    ))["PoolID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pool = request_pool(&p, "10.70.0.0/24");
     for _ in 0..2 {
         ok(p.post("/IpamDriver.RequestAddress", &body::request_address(&pool)));
     }
