@@ -341,3 +341,56 @@ pub async fn status(args: &StatusArgs) -> Result<(), Box<dyn std::error::Error>>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipam::{IpamStatus, PoolStatus, SpaceStatus};
+    use ipvlan_driver::{Drift, DriverStatus, MissingParent};
+
+    #[test]
+    fn an_ipv6_pool_count_beyond_u64_survives_json_and_drift_is_spelled_out() {
+        let status = Status {
+            version: "0.1.0".into(),
+            driver: DriverStatus {
+                link_group: 7,
+                networks: vec![],
+                endpoints: vec![],
+                drift: Drift {
+                    missing_parents: vec![MissingParent {
+                        network: "n".repeat(64),
+                        parent: "eth0.10".into(),
+                        created: true,
+                    }],
+                    ..Drift::default()
+                },
+            },
+            ipam: IpamStatus {
+                spaces: vec![SpaceStatus {
+                    name: "local".into(),
+                    pools: 1,
+                    allocated: 0,
+                }],
+                pools: vec![PoolStatus {
+                    id: "local/fd00::/48".into(),
+                    space: "local".into(),
+                    subnet: "fd00::/48".parse().unwrap(),
+                    range: None,
+                    leases: 1,
+                    allocated: 0,
+                    free: (1u128 << 80) - 1,
+                }],
+            },
+        };
+        let json = serde_json::to_string(&status).unwrap();
+        assert!(json.contains("1208925819614629174706175"), "{json}");
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, status);
+        let text = render(&back);
+        assert!(
+            text.contains("missing parent eth0.10 of network nnnnnnnnnnnn (created by the plugin: the next start re-creates it)"),
+            "{text}"
+        );
+        assert!(text.contains("1208925819614629174706175"), "{text}");
+    }
+}
