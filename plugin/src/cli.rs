@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// makes it `<exec-root>/plugins/<plugin ID>/ipvlan-rs.sock` on the host.
 pub const SOCKET_NAME: &str = "ipvlan-rs.sock";
 
-/// Where the engine puts managed plugins' sockets (default exec-root).
+/// Where the engine puts managed plugins' sockets (whatever its exec-root:
+/// the e2e suite's private engines put them there too).
 pub const PLUGINS_DIR: &str = "/run/docker/plugins";
 
 /// The subcommands of the binary (none: serve the plugin).
@@ -44,7 +45,7 @@ pub struct StatusArgs {
 pub enum CliError {
     /// No socket found where the engine puts them.
     #[error(
-        "no plugin socket found as {dir}/*/{SOCKET_NAME} (is the plugin enabled? another exec-root? give --socket PATH)"
+        "no plugin socket found as {dir}/*/{SOCKET_NAME} (is the plugin enabled? give --socket PATH)"
     )]
     NoSocket {
         /// The directory searched.
