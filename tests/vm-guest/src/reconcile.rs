@@ -171,7 +171,7 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
     let dummy = ipvlan_driver::dummy_name(&internal);
     let eid = rig.id("e");
     rig.endpoint(&vlan, &eid, "10.62.0.2/24").await?;
-    let status = rig.driver().status().await.map_err(|e| e.to_string())?;
+    let status = rig.status().await?;
     let shown = |id: &str| status.networks.iter().find(|n| n.id == id).cloned();
     let (Some(v), Some(d)) = (shown(&vlan), shown(&internal)) else {
         return Err(format!("networks missing from {:?}", status.networks));
@@ -211,12 +211,7 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
     // both created parents go behind the driver's back
     ip("link del st0.9")?;
     ip(&format!("link del {dummy}"))?;
-    let drift = rig
-        .driver()
-        .status()
-        .await
-        .map_err(|e| e.to_string())?
-        .drift;
+    let drift = rig.status().await?.drift;
     let mut missing: Vec<(String, bool)> = drift
         .missing_parents
         .iter()
@@ -235,12 +230,7 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
     );
     rig.reopen();
     rig.driver().reconcile().await.map_err(|e| e.to_string())?;
-    let drift = rig
-        .driver()
-        .status()
-        .await
-        .map_err(|e| e.to_string())?
-        .drift;
+    let drift = rig.status().await?.drift;
     check!(drift.is_empty(), "drift after reconcile {drift:?}");
     rig.delete_endpoint(&vlan, &eid).await?;
     rig.delete_network(&vlan).await?;
