@@ -43,7 +43,7 @@ pub struct StatusArgs {
 /// Why `ipvlan-rs status` could not show the status.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// No socket found where the engine puts them.
+    /// No socket a plugin answers on where the engine puts them.
     #[error(
         "no plugin socket found as {dir}/*/{SOCKET_NAME} (is the plugin enabled? give --socket PATH)"
     )]
@@ -64,22 +64,29 @@ pub enum CliError {
     },
 }
 
-/// The managed plugin's socket under `dir` (one directory per plugin);
-/// outside the engine, a socket of that name in `dir` itself.
+/// Whether a plugin answers on `socket` (a crashed engine leaves its
+/// plugins' sockets behind).
+fn answers(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
+/// The managed plugin's socket under `dir` (one directory per plugin),
+/// among those a process answers on; outside the engine, a socket of that
+/// name in `dir` itself.
 pub fn find_socket(dir: &Path) -> Result<PathBuf, CliError> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|e| e.path().join(SOCKET_NAME))
-                .filter(|p| p.exists())
+                .filter(|p| answers(p))
                 .collect()
         })
         .unwrap_or_default();
     found.sort();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 if dir.join(SOCKET_NAME).exists() => Ok(dir.join(SOCKET_NAME)),
+        0 if answers(&dir.join(SOCKET_NAME)) => Ok(dir.join(SOCKET_NAME)),
         0 => Err(CliError::NoSocket {
             dir: dir.display().to_string(),
         }),

@@ -456,20 +456,30 @@ fn metrics_addr_empty_opens_no_tcp_listener_and_set_serves_metrics_alone() {
 #[test]
 fn the_subcommand_finds_the_one_managed_plugin_socket_or_says_why_not() {
     use ipvlan_rs::cli::{CliError, SOCKET_NAME, find_socket};
+    use std::os::unix::net::UnixListener;
     let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        find_socket(dir.path()),
+        Err(CliError::NoSocket { .. })
+    ));
+    // a socket file nobody answers on (a crashed engine's) is no candidate
+    let stale = dir.path().join("89abcdef");
+    std::fs::create_dir(&stale).unwrap();
+    drop(UnixListener::bind(stale.join(SOCKET_NAME)).unwrap());
+    assert!(stale.join(SOCKET_NAME).exists());
     assert!(matches!(
         find_socket(dir.path()),
         Err(CliError::NoSocket { .. })
     ));
     let plugin = dir.path().join("0123abcd");
     std::fs::create_dir(&plugin).unwrap();
-    std::fs::write(plugin.join(SOCKET_NAME), "").unwrap();
+    let _live = UnixListener::bind(plugin.join(SOCKET_NAME)).unwrap();
     // another plugin's directory without our socket is not a candidate
     std::fs::create_dir(dir.path().join("other")).unwrap();
     assert_eq!(find_socket(dir.path()).unwrap(), plugin.join(SOCKET_NAME));
     let second = dir.path().join("4567ef01");
     std::fs::create_dir(&second).unwrap();
-    std::fs::write(second.join(SOCKET_NAME), "").unwrap();
+    let _also = UnixListener::bind(second.join(SOCKET_NAME)).unwrap();
     let err = find_socket(dir.path()).unwrap_err();
     assert!(
         matches!(err, CliError::SeveralSockets(ref s) if s.len() == 2),
