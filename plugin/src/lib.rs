@@ -10,12 +10,15 @@
 //! (the stores see to it; handlers await their commits); a failed state
 //! store notifies [`App::fatal`], after which the process must restart.
 
+pub mod cli;
 pub mod config;
 pub mod host_routes;
+pub mod metrics;
 mod server;
+pub mod status;
 
 pub use config::Config;
-pub use server::{App, CallError, app};
+pub use server::{App, CallError, app, metrics_app};
 
 use ipam::{Ipam, IpamConfig};
 use ipvlan_driver::{Driver, DriverConfig};
@@ -56,9 +59,11 @@ impl App {
             },
         )
         .map_err(OpenError::Driver)?;
+        let (ipam, driver) = (Arc::new(ipam), Arc::new(driver));
         Ok(App {
-            ipam: Arc::new(ipam),
-            driver: Arc::new(driver),
+            metrics: metrics::Metrics::new(ipam.clone(), driver.clone()),
+            ipam,
+            driver,
             scope: config.scope,
             max_body: config.max_body,
             fatal: tokio::sync::Notify::new(),

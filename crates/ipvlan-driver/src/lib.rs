@@ -38,6 +38,11 @@ pub mod options;
 mod reaper;
 mod spare;
 
+/// Counts of what the driver did to links, for metrics.
+mod counters;
+/// The operator's view: networks, endpoints and drift from the kernel.
+mod status;
+
 /// The error type.
 mod error;
 /// Link names, random IDs and MACs.
@@ -56,6 +61,7 @@ mod network;
 /// Start-up: removing what belongs to nothing, re-creating lost parents.
 mod reconcile;
 
+pub use counters::LinkCounts;
 pub use error::DriverError;
 pub use join::join_response;
 pub use link::{Link, LinkError, Netlink};
@@ -64,6 +70,9 @@ pub use options::{LinkKind, NetworkOptions, OptionError, ParentSpec};
 pub use reaper::REAP_GROUP;
 pub use records::{CreatedParent, EndpointRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
+pub use status::{
+    Drift, DriverStatus, EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,4 +103,6 @@ pub struct Driver {
     /// Taken before `state` by the calls that change an endpoint's link.
     endpoint_turns: state::EndpointTurns,
     config: DriverConfig,
+    /// What was done to links since start (shared with the reaper).
+    counters: std::sync::Arc<counters::Counters>,
 }

@@ -98,6 +98,7 @@ impl Driver {
                     })?;
             }
         }
+        self.counters.parent_created();
         Ok(())
     }
 
@@ -350,6 +351,7 @@ impl Driver {
         }
         match self.netlink.delete_by_name(&record.parent).await {
             Ok(true) => {
+                self.counters.parent_deleted();
                 tracing::info!(network = %record.id, parent = %record.parent, "deleted created parent link")
             }
             Ok(false) => {}
@@ -384,7 +386,9 @@ impl Driver {
         self.reaper.flush().await;
         for e in &endpoints {
             state.claimed.remove(&e.id);
-            self.netlink.delete_by_name(&e.link).await?;
+            if self.netlink.delete_by_name(&e.link).await? {
+                self.counters.links_deleted(1);
+            }
         }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
         ops.push(delete(NETWORKS, id));
