@@ -31,13 +31,15 @@
 #
 #   teardown: the cluster stopped; no daemon, namespace or registry left.
 #
-# Env: SWARM_ENGINES="28 20" (or one of them), KEEP=1 (leave the last cluster
+# Env: SWARM_ENGINES="28 20" (or one of them; default: 28 20, or DOCKERD's alone),
+#      DOCKERD=/path/to/dockerd + DOCKER_BINDIR=DIR (any dockerd, as engine <its
+#      major version>: see run.sh), KEEP=1 (leave the last cluster
 #      running after the run), LOG_DIR (logs), E2E_ONLY, E2E_SKIP, E2E_VERBOSE,
 #      E2E_CMD_TIMEOUT (see run.sh).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-read -r -a ENGINES <<<"${SWARM_ENGINES:-28 20}"
+SUITE_ENGINES_VAR=SWARM_ENGINES suite_engines 28 20
 SCENARIOS=(
   global_30_replicas_get_distinct_addresses
   global_tasks_on_different_nodes_ping_each_other
