@@ -30,6 +30,7 @@ fn every_captured_request_decodes() {
     for file in [
         "dockerd-20.10-requests.jsonl",
         "dockerd-28.5-requests.jsonl",
+        "dockerd-29.x-requests.jsonl",
     ] {
         let lines = fixture_lines(file);
         assert!(lines.len() > 40, "{file} has {} lines", lines.len());
