@@ -56,6 +56,7 @@ impl App {
             DriverConfig {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+                scope: config.scope,
             },
         )
         .map_err(OpenError::Driver)?;

@@ -357,17 +357,34 @@ manifest_digest() {
 # --- the engines and the logs -------------------------------------------------------
 
 # e2e_engines ENGINE...: the engines installed or unpacked on first use
-# (tests/rig/docker/install-engines.sh; its ENGINE_* variables set and exported);
-# a missing one ends the suite
+# (tests/rig/docker/install-engines.sh; its ENGINE_* variables set and exported),
+# DOCKERD's among them when set; a missing one ends the suite
 e2e_engines() {
   local out e v
   out=$("$RIG/install-engines.sh") || die "install-engines.sh failed: the engines are missing"
   eval "$(grep '^ENGINE_' <<<"$out")"
+  while read -r v; do export "${v?}"; done < <(grep -o '^ENGINE_[0-9]*_BIN_DIR' <<<"$out")
   for e in "$@"; do
     v=ENGINE_${e}_BIN_DIR
-    [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $e is not available (no $v from install-engines.sh)"
+    [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $e is not available (no $v from install-engines.sh${DOCKERD:+; DOCKERD=$DOCKERD is engine ${ENGINE_DOCKERD:-?}})"
   done
-  export ENGINE_20_BIN_DIR ENGINE_28_BIN_DIR
+}
+# suite_engines DEFAULT...: the engines a suite runs, as ENGINES: those of the
+# variable named by SUITE_ENGINES_VAR when set, else DOCKERD's alone when
+# DOCKERD is set, else DEFAULT
+suite_engines() {
+  local var=$SUITE_ENGINES_VAR e
+  if [[ -n ${!var:-} ]]; then
+    read -r -a ENGINES <<<"${!var}"
+  elif [[ -n ${DOCKERD:-} ]]; then
+    ENGINES=("$(dockerd_engine)")
+  else
+    ENGINES=("$@")
+  fi
+  ((${#ENGINES[@]})) || die "$var is empty"
+  for e in "${ENGINES[@]}"; do
+    [[ $e =~ ^[0-9]{2}$ ]] || die "$var: engine '$e' is not a two-digit major version (it names subnets and links)"
+  done
 }
 # engine_version E: the version install-engines.sh reported for engine E
 engine_version() {
@@ -458,7 +475,7 @@ result() { printf '%s %-28s %s %s\n' "$E2E_LABEL" "$1" "$2" "$3"; }
 # suite_tidy afterwards (set-up and teardown scenarios). setup, teardown and
 # nothing_left always run; E2E_ONLY / E2E_SKIP (regexes) filter the others.
 run_scenario() {
-  local name=$1 notidy=${2:-} slog t0 ms rc=0 from status
+  local name=$1 notidy=${2:-} slog t0 ms rc=0 from status why
   SIDX=$(printf %02d $((10#$SIDX + 1)))
   SDIR=$E2E_WORK/$E-$SIDX-$name
   mkdir -p "$SDIR"
@@ -467,6 +484,12 @@ run_scenario() {
     { [[ -n ${E2E_ONLY:-} && ! $name =~ ^(${E2E_ONLY})$ ]] || [[ -n ${E2E_SKIP:-} && $name =~ ^(${E2E_SKIP})$ ]]; }; then
     E2E_SKIPPED=$((E2E_SKIPPED + 1))
     result "$name" SKIP "(E2E_ONLY/E2E_SKIP)"
+    return 0
+  fi
+  # a scenario the engine cannot run says why in skip_NAME (status 0 = skip)
+  if declare -F "skip_$name" >/dev/null && why=$("skip_$name"); then
+    E2E_SKIPPED=$((E2E_SKIPPED + 1))
+    result "$name" SKIP "($why)"
     return 0
   fi
   : >"$slog"
@@ -531,7 +554,7 @@ run_engine() {
 e2e_summary() {
   local skipped=
   printf '%s\n' "${E2E_SUMMARY[@]}"
-  ((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP)"
+  ((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP, or the engine cannot run them)"
   echo "$1: $E2E_PASSED passed, $E2E_FAILED failed$skipped in $((($(now_ms) - E2E_T0) / 1000)) s${E2E_FAILED_NAMES[*]:+ (failed: ${E2E_FAILED_NAMES[*]})} (logs: $E2E_LOGS)"
   ((E2E_FAILED == 0 && E2E_PASSED > 0))
 }

@@ -197,6 +197,66 @@ scenario_dual_stack() {
   pings c2 c1 -4
 }
 
+# IPv6-only network (--ipv4=false, engines 28 and later): the containers get IPv6
+# addresses and routes only, no IPv4 address or route on eth0, and reach each
+# other over IPv6.
+skip_ipv6_only() {
+  ((E >= 28)) && return 1
+  echo "engine $E has no --ipv4=false: IPv6-only networks came with Docker 28.0"
+}
+scenario_ipv6_only() {
+  local p s6=fd$E:e2e:30
+  p=$(new_parent)
+  mknet v6 --ipv4=false --ipv6 --subnet "$s6::/64" --gateway "$s6::1" -o parent="$p" -o kind=macvlan
+  eq "$(docker network inspect -f '{{.EnableIPv4}} {{.EnableIPv6}}' v6)" "false true" "v6 EnableIPv4 EnableIPv6"
+  ctr c1 --network v6
+  ctr c2 --network v6 --ip6 "$s6::99"
+  show c1
+  eq "$(ex c1 ip -4 -o addr show dev eth0)" "" "c1 IPv4 addresses on eth0"
+  eq "$(ex c1 ip -4 route show)" "" "c1 IPv4 routes"
+  eq "$(net_addr c1 v6)" "" "c1 IPv4 address docker reports"
+  eq "$(addr6 c1)" "$s6::2/64" "c1 IPv6"
+  eq "$(addr6 c2)" "$s6::99/64" "c2 IPv6"
+  matches "$(ex c1 ip -6 route show)" "$s6::/64 dev eth0" "c1 IPv6 subnet route"
+  eq "$(gw6 c1)" "$s6::1" "c1 IPv6 default gateway"
+  eq "$(gw6 c2)" "$s6::1" "c2 IPv6 default gateway"
+  eq "$(ifaces c1 | paste -sd' ')" "eth0" "c1 interfaces"
+  pings c1 "$s6::99"
+  pings c2 c1 -6
+}
+
+# Gateway priority (engines 28 and later): a container on two networks of the
+# plugin gets its default route from the one the engine picks, the highest
+# gw-priority, at docker run and at docker network connect / disconnect.
+skip_gw_priority() {
+  ((E >= 28)) && return 1
+  echo "engine $E has no gw-priority: it came with Docker 28.0"
+}
+scenario_gw_priority() {
+  local pa pb a=10.$E.31 b=10.$E.32
+  pa=$(new_parent)
+  pb=$(new_parent)
+  mknet ga --subnet "$a.0/24" --gateway "$a.1" -o parent="$pa" -o kind=macvlan
+  mknet gb --subnet "$b.0/24" --gateway "$b.1" -o parent="$pb" -o kind=macvlan
+  ctr c1 --network name=ga --network name=gb,gw-priority=1
+  ctr c2 --network name=ga,gw-priority=1 --network name=gb
+  show c1
+  eq "$(gw4 c1)" "$b.1" "c1 default gateway (gb has gw-priority 1)"
+  eq "$(gw4 c2)" "$a.1" "c2 default gateway (ga has gw-priority 1)"
+  eq "$(n_defaults c1)" 1 "c1 default routes"
+  eq "$(n_defaults c2)" 1 "c2 default routes"
+  eq "$(ifaces c1 | wc -l)" 2 "c1 interfaces"
+  ctr c3 --network ga
+  eq "$(gw4 c3)" "$a.1" "c3 default gateway (ga alone)"
+  x docker network connect --gw-priority 10 gb c3
+  eq "$(gw4 c3)" "$b.1" "c3 default gateway after connect gb --gw-priority 10"
+  eq "$(n_defaults c3)" 1 "c3 default routes"
+  x docker network disconnect gb c3
+  eq "$(gw4 c3)" "$a.1" "c3 default gateway after disconnect gb"
+  pings c1 "$(net_addr c2 gb)"
+  pings c3 "$(net_addr c2 ga)"
+}
+
 # --internal: no default route (IPv4 or IPv6), but the containers reach each
 # other; the MTU option reaches the container links.
 scenario_internal() {

@@ -87,6 +87,9 @@ pub struct DriverConfig {
     /// How long a released container link is kept for reuse while its
     /// network churns (see [`spare`]); zero deletes every released link.
     pub link_reuse_window: Duration,
+    /// The scope the plugin reports to the engine: with `Local`, a Swarm
+    /// manager hands a Swarm network to each node without its options.
+    pub scope: protocol::network::Scope,
 }
 
 /// The network driver. Share it behind an `Arc`.
