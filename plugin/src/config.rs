@@ -50,6 +50,11 @@ pub struct Config {
     #[arg(long, env = "LINK_REUSE_MS", default_value_t = 100)]
     pub link_reuse_ms: u64,
 
+    /// `dhcp=on` networks: milliseconds a DHCP exchange may take before the
+    /// server counts as silent (CreateEndpoint then fails).
+    #[arg(long, env = "DHCP_TIMEOUT_MS", default_value_t = 5000)]
+    pub dhcp_timeout_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY", default_value_t = 1 << 20)]
     pub max_body: usize,

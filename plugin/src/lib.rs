@@ -53,6 +53,10 @@ impl App {
             DriverConfig {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+                dhcp: ipvlan_driver::DhcpSettings {
+                    timeout: std::time::Duration::from_millis(config.dhcp_timeout_ms),
+                    ..ipvlan_driver::DhcpSettings::default()
+                },
             },
         )
         .map_err(OpenError::Driver)?;
