@@ -419,6 +419,17 @@ leaks() {
   return $bad
 }
 
+# del_dhcp_servers: stop the scenario's DHCP servers (dhcp_server in
+# scenarios.sh) and delete their namespaces
+del_dhcp_servers() {
+  local ns
+  [[ -f $SDIR/dhcp-servers ]] || return 0
+  while read -r ns; do
+    [[ -f $SDIR/$ns.pid ]] && kill "$(cat "$SDIR/$ns.pid")" 2>/dev/null
+    ip netns del "$ns" 2>/dev/null || true
+  done <"$SDIR/dhcp-servers"
+}
+
 del_veths() {
   local v
   [[ -f $SDIR/veths ]] || return 0
@@ -479,6 +490,7 @@ run_scenario() {
     echo "==== harness: tidy"
     [[ -n $notidy ]] || suite_tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
     leaks || { echo "FAIL: the scenario left links behind"; ((rc)) || rc=1; }
+    del_dhcp_servers
     del_veths
   } >>"$slog" 2>&1
   set -e
