@@ -742,8 +742,9 @@ scenario_link_reuse() {
 #
 # The LAN is the far end of the scenario's veth parent: its peer in a namespace of
 # its own where Debian's dnsmasq serves $n.100-$n.150/24 (router $n.254) with
-# leases of 2 minutes (dnsmasq's minimum) and T1 of 3 s, so that renewals happen
-# within a scenario. The network: --ipam-driver null -o dhcp=on, kind=macvlan.
+# leases of 2 minutes (dnsmasq's minimum) and T1 of $T1 seconds (3 unless set:
+# renewals within a scenario). The network: --ipam-driver null -o dhcp=on,
+# kind=macvlan.
 
 # dhcp_server PARENT N [dnsmasq options...]: serve DHCP for 10.$E.N.0/24 beyond
 # PARENT; prints the namespace (del_dhcp_servers removes it after the scenario)
@@ -768,7 +769,7 @@ dhcp_resume() {
   rm -f "$SDIR/$ns.pid"
   ip netns exec "$ns" dnsmasq --conf-file=/dev/null --port=0 --user=root --bind-interfaces \
     --interface="$ifc" --dhcp-range="$n.100,$n.150,255.255.255.0,2m" \
-    --dhcp-option=3,"$n.254" --dhcp-option=option:T1,3 --dhcp-option=option:T2,100 \
+    --dhcp-option=3,"$n.254" --dhcp-option=option:T1,"${T1:-3}" --dhcp-option=option:T2,110 \
     --dhcp-authoritative --no-ping --log-dhcp --log-facility="$SDIR/$ns.log" \
     --dhcp-leasefile="$SDIR/$ns.leases" --pid-file="$SDIR/$ns.pid" "$@" >&2
   wait_for 60 test -s "$SDIR/$ns.pid" || fail "dnsmasq in $ns did not start: $(cat "$SDIR/$ns.log" 2>/dev/null)"
@@ -783,6 +784,15 @@ dhcp_leases() { awk '{print $3, $2, $5}' "$SDIR/$1.leases" 2>/dev/null | sort; }
 # leased NS ADDRESS: the server holds a lease of ADDRESS
 leased() { dhcp_leases "$1" | grep -q "^$2 "; }
 not_leased() { ! leased "$@"; }
+# rm_releases NS C: docker rm -f C gives C's lease back to the server in NS
+rm_releases() {
+  local a
+  a=$(addr4 "$2")
+  a=${a%/*}
+  x docker rm -f "$2" >/dev/null
+  wait_for 60 not_leased "$1" "$a" || fail "the server still holds $a 60 s after docker rm $2"
+  echo "ok: docker rm $2 released $a"
+}
 # mkdhcpnet NAME PARENT: a dhcp=on network of the documented form
 mkdhcpnet() {
   x docker network create -d "$P" --ipam-driver null -o parent="$2" -o kind=macvlan -o dhcp=on "$1" >/dev/null
@@ -831,12 +841,9 @@ scenario_dhcp_leases() {
     eq "$(addr4 d1)" "$a1" "d1's address after 250 s (two 2-minute leases)"
     leased "$ns" "${a1%/*}" || fail "d1's lease is gone after 250 s"
   fi
-  x docker rm -f d1 >/dev/null
-  wait_for 60 not_leased "$ns" "${a1%/*}" || fail "the server still holds ${a1%/*} 60 s after docker rm d1"
-  echo "ok: docker rm released d1's lease"
+  rm_releases "$ns" d1
   leased "$ns" "${a2%/*}" || fail "d2's lease went with d1's"
-  x docker rm -f d2 >/dev/null
-  wait_for 60 not_leased "$ns" "${a2%/*}" || fail "the server still holds ${a2%/*} after docker rm d2"
+  rm_releases "$ns" d2
   x docker network rm dl >/dev/null
   no_links_on "$p"
   no_plugin_errors "$mark"
@@ -864,8 +871,7 @@ scenario_dhcp_plugin_kill9() {
   eq "$(addr4 k1)" "$a" "k1's address after the kill"
   eq "$(dhcp_leases "$ns" | wc -l)" 1 "leases held by the server (no second one)"
   leased "$ns" "${a%/*}" || fail "the server no longer holds ${a%/*}"
-  x docker rm -f k1 >/dev/null
-  wait_for 60 not_leased "$ns" "${a%/*}" || fail "the server still holds ${a%/*} after docker rm"
+  rm_releases "$ns" k1
   x docker network rm dk >/dev/null
   no_links_on "$p"
   no_plugin_errors "$mark"
@@ -877,7 +883,7 @@ scenario_dhcp_plugin_kill9() {
 scenario_dhcp_silent_server() {
   local p ns N=42
   p=$(new_parent)
-  ns=$(dhcp_server "$p" "$N")
+  ns=$(T1=100 dhcp_server "$p" "$N")
   mkdhcpnet ds "$p"
   dhcp_stop "$ns"
   fails_with "no DHCP server answered on $p" docker run -d --init --name s1 --network ds "$BB" sleep 3600
@@ -898,7 +904,8 @@ scenario_dhcp_silent_server() {
 scenario_dhcp_twenty_at_once() {
   local p ns N=43 i pids=() addrs mark
   p=$(new_parent)
-  ns=$(dhcp_server "$p" "$N")
+  # no renewals while twenty containers come and go
+  ns=$(T1=100 dhcp_server "$p" "$N")
   mark=$(log_mark)
   mkdhcpnet dt "$p"
   echo "+ 20 x docker run -d --network dt (at once)"
