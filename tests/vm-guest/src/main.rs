@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod rig;
+mod dhcp;
 mod parents;
 mod reconcile;
 mod traffic;
@@ -94,6 +95,10 @@ async fn main() -> std::process::ExitCode {
     case!(
         "reconcile_removes_strays_and_recreates_created_parents",
         reconcile_after_crash(&mut rig)
+    );
+    case!(
+        "dhcp_ipvlan_l2_endpoints_lease_from_dnsmasq_and_release",
+        dhcp::dhcp_ipvlan_l2(&mut rig)
     );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
