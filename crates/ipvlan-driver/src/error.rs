@@ -208,6 +208,9 @@ pub enum DriverError {
         #[source]
         source: dhcp::DhcpError,
     },
+    /// An endpoint without a DHCP lease.
+    #[error("endpoint {0} has no DHCP lease")]
+    NoLease(String),
     /// A parent without an Ethernet address cannot carry DHCP for its containers.
     #[error("parent interface {0} has no Ethernet (MAC) address, so dhcp=on cannot run on it")]
     ParentWithoutMac(String),

@@ -152,6 +152,34 @@ impl Driver {
         }
     }
 
+    /// Renews endpoint `eid`'s lease now (RENEWING: unicast to its server,
+    /// whose answer comes back addressed to the container), whatever its
+    /// T1; for tests and diagnostics. Returns when the lease now ends.
+    pub async fn renew_lease_now(&self, eid: &str) -> Result<Option<u64>, DriverError> {
+        let (record, parent) = {
+            let state = self.state.lock().await;
+            let record = state.leases.get(eid).cloned();
+            let parent = record
+                .as_ref()
+                .and_then(|r| state.networks.get(&r.network))
+                .map(|n| n.parent.clone());
+            match (record, parent) {
+                (Some(r), Some(p)) => (r, p),
+                _ => return Err(DriverError::NoLease(eid.to_string())),
+            }
+        };
+        let p = self.dhcp_parent(&parent).await?;
+        let lease = dhcp::renew(&p, &record.client(), &record.lease, &self.config.dhcp)
+            .await
+            .map_err(|source| DriverError::Dhcp {
+                network: record.network.clone(),
+                source,
+            })?;
+        let until = lease.expires_at();
+        self.store_lease(LeaseRecord { lease, ..record }).await;
+        Ok(until)
+    }
+
     /// Extends every lease at its T1 (RENEWING), T2 (REBINDING) or, once
     /// run out, by INIT-REBOOT, for as long as the driver lives. Run it on
     /// the plugin's runtime after start-up; due leases are extended

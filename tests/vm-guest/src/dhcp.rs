@@ -2,7 +2,9 @@
 //! Debian's dnsmasq, put in the guest by run.sh, serves DHCP in a namespace
 //! beyond a veth parent; two ipvlan endpoints (sharing the parent's MAC)
 //! lease distinct addresses under their own client identifiers, reach the
-//! server through their links, and give the leases back when deleted.
+//! server through their links, renew them (answers unicast to the slave
+//! reach the plugin's packet socket on the parent), and give the leases
+//! back when deleted.
 
 use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
 use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest};
