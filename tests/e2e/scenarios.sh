@@ -779,11 +779,17 @@ dhcp_stop() {
   kill "$(cat "$SDIR/$1.pid")"
   wait_for 60 gone "$(cat "$SDIR/$1.pid")" || fail "dnsmasq in $1 did not stop"
 }
-# dhcp_leases NS: the server's lease file, "ADDRESS MAC CLIENT-ID" a line
+# dhcp_leases NS: the server's lease file, "ADDRESS MAC CLIENT-ID" a line. dnsmasq
+# rewrites the file in place: a read may find it empty for a moment, so the checks
+# below are predicates for wait_for.
 dhcp_leases() { awk '{print $3, $2, $5}' "$SDIR/$1.leases" 2>/dev/null | sort; }
-# leased NS ADDRESS: the server holds a lease of ADDRESS
-leased() { dhcp_leases "$1" | grep -q "^$2 "; }
+# leased NS ADDRESS [MAC]: the server holds a lease of ADDRESS (for MAC), with a client-id
+leased() { dhcp_leases "$1" | grep -q "^$2 ${3:-[^ ]*} 00:"; }
 not_leased() { ! leased "$@"; }
+# n_leases NS N: the server holds N leases
+n_leases() { [[ $(dhcp_leases "$1" | wc -l) == "$2" ]]; }
+# n_client_ids NS N: under N distinct client-ids
+n_client_ids() { [[ $(dhcp_leases "$1" | awk '{print $3}' | sort -u | wc -l) == "$2" ]]; }
 # rm_releases NS C: docker rm -f C gives C's lease back to the server in NS
 rm_releases() {
   local a
@@ -814,7 +820,7 @@ extended_since() { (($(tail -n +"$(($1 + 1))" "$DLOG" | grep -c 'DHCP lease exte
 # leases renewed (for longer than the lease itself when E2E_DHCP_LONG=1); docker rm
 # gives the lease back.
 scenario_dhcp_leases() {
-  local p ns N=40 n=10.$E.40 a1 a2 m1 leases mark
+  local p ns N=40 n=10.$E.40 a1 a2 m1 mark
   p=$(new_parent)
   ns=$(dhcp_server "$p" "$N")
   mark=$(log_mark)
@@ -828,21 +834,21 @@ scenario_dhcp_leases() {
   eq "$(gw4 d1)" "$n.254" "d1's default gateway (the server's router option)"
   eq "$(net_addr d1 dl)" "${a1%/*}" "d1's address as docker inspect shows it"
   m1=$(ex d1 cat /sys/class/net/eth0/address)
-  leases=$(dhcp_leases "$ns")
-  printf '  | %s\n' "$leases"
-  matches "$leases" "(^|$(printf '\n'))${a1%/*} $m1 00:" "lease of d1 (address, d1's MAC, a client-id)"
-  leased "$ns" "${a2%/*}" || fail "no lease of ${a2%/*}"
-  eq "$(awk '{print $3}' <<<"$leases" | sort -u | wc -l)" 2 "distinct client-ids in the lease file"
+  wait_for 60 leased "$ns" "${a1%/*}" "$m1" || fail "no lease of ${a1%/*} for d1's MAC $m1 with a client-id: $(dhcp_leases "$ns")"
+  wait_for 60 leased "$ns" "${a2%/*}" || fail "no lease of ${a2%/*}: $(dhcp_leases "$ns")"
+  wait_for 60 n_client_ids "$ns" 2 || fail "not two distinct client-ids: $(dhcp_leases "$ns")"
+  printf '  | %s\n' "$(dhcp_leases "$ns")"
+  echo "ok: the server holds d1's lease for its MAC $m1 and d2's, under two client-ids"
   wait_for 60 extended_since "$mark" 4 || fail "waited 60 s for four lease renewals (T1 is 3 s)"
   echo "ok: leases renewed"
   if [[ -n ${E2E_DHCP_LONG:-} ]]; then
     # two lease times and more: the addresses stay the containers'
     sleep 250
     eq "$(addr4 d1)" "$a1" "d1's address after 250 s (two 2-minute leases)"
-    leased "$ns" "${a1%/*}" || fail "d1's lease is gone after 250 s"
+    wait_for 60 leased "$ns" "${a1%/*}" || fail "d1's lease is gone after 250 s"
   fi
   rm_releases "$ns" d1
-  leased "$ns" "${a2%/*}" || fail "d2's lease went with d1's"
+  wait_for 60 leased "$ns" "${a2%/*}" || fail "d2's lease went with d1's"
   rm_releases "$ns" d2
   x docker network rm dl >/dev/null
   no_links_on "$p"
@@ -869,8 +875,9 @@ scenario_dhcp_plugin_kill9() {
   wait_for 60 extended_since "$mark" 2 || fail "waited 60 s for the restarted plugin to renew the lease"
   echo "ok: the restarted plugin renews the lease"
   eq "$(addr4 k1)" "$a" "k1's address after the kill"
-  eq "$(dhcp_leases "$ns" | wc -l)" 1 "leases held by the server (no second one)"
-  leased "$ns" "${a%/*}" || fail "the server no longer holds ${a%/*}"
+  wait_for 60 n_leases "$ns" 1 || fail "the server holds other than one lease (a second one?): $(dhcp_leases "$ns")"
+  wait_for 60 leased "$ns" "${a%/*}" || fail "the server no longer holds ${a%/*}"
+  echo "ok: the server holds one lease, ${a%/*}"
   rm_releases "$ns" k1
   x docker network rm dk >/dev/null
   no_links_on "$p"
@@ -922,7 +929,8 @@ scenario_dhcp_twenty_at_once() {
   unique "$addrs" "addresses of t1..t20"
   eq "$(sed '/^$/d' <<<"$addrs" | wc -l)" 20 "containers with an address"
   for a in $addrs; do in_lease_range "$a" "$N" >/dev/null; done
-  eq "$(dhcp_leases "$ns" | wc -l)" 20 "leases the server holds"
+  wait_for 60 n_leases "$ns" 20 || fail "the server does not hold 20 leases: $(dhcp_leases "$ns")"
+  echo "ok: the server holds 20 leases"
   # shellcheck disable=SC2046
   x docker rm -f $(seq -f 't%g' 1 20) >/dev/null
   wait_for 60 none_left dhcp_leases "$ns" || fail "leases left 60 s after docker rm: $(dhcp_leases "$ns")"
