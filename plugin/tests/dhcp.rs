@@ -237,3 +237,33 @@ fn twenty_dhcp_endpoints_at_once_get_distinct_leases() {
         })
         .unwrap();
 }
+
+#[test]
+fn a_lease_the_server_refused_while_the_plugin_was_down_is_logged_naming_it() {
+    let (rig, mut server) = lan("kdn", "10.77.0.100", "10.77.0.150");
+    let mut p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
+    create_dhcp_network(&p);
+    let ep = docker_id(40);
+    let (address, _) = leased_endpoint(&p, &ep);
+    let link = join(&p, NET, &ep);
+    let _c = container(&rig, &link, &address);
+    // down: the plugin; meanwhile the server forgets its leases and now
+    // serves another range, so it refuses the renewal
+    p.kill9();
+    server.stop();
+    server.forget_and_serve("10.77.0.200", "10.77.0.210", "2m");
+    server.resume().unwrap();
+    let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
+    let ip = address.split('/').next().unwrap();
+    let wanted = format!("refused to extend the lease of endpoint {ep} ({ip})");
+    common::eventually(common::GUARD, || p.log_text().contains(&wanted));
+    let log = p.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&wanted))
+        .unwrap_or_else(|| panic!("no line {wanted:?} in\n{log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    // refused once: no more renewals of it
+    let refusals = log.matches(&wanted).count();
+    assert_eq!(refusals, 1, "{log}");
+}

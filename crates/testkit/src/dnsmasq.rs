@@ -114,6 +114,17 @@ impl DhcpServer {
         Ok(())
     }
 
+    /// Serves `first`..`last` from the next [`DhcpServer::resume`] on, with
+    /// its lease file emptied: a server that forgot every lease.
+    pub fn forget_and_serve(&mut self, first: &str, last: &str, lease: &str) {
+        for arg in &mut self.args {
+            if arg.starts_with("--dhcp-range=") {
+                *arg = format!("--dhcp-range={first},{last},255.255.255.0,{lease}");
+            }
+        }
+        let _ = std::fs::write(self.lease_file(), "");
+    }
+
     /// Stops the server (a silent LAN).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
