@@ -216,6 +216,19 @@ plugin_settings() {
   x docker plugin enable "$P"
 }
 
+# kill9_plugin: kill -9 the process of plugin $P and wait until the engine has
+# started it again (guard 60 s)
+kill9_plugin() {
+  local id pid
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  pid=$(plugin_pid "$id")
+  [[ -n $pid ]] || fail "no process of plugin $id"
+  x kill -KILL "$pid"
+  # the engine sees the process exit and starts it again
+  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
+  note "plugin restarted: pid $pid -> $(plugin_pid "$id")"
+}
+
 # plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
 plugin_pid() {
   local pid

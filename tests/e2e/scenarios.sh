@@ -607,21 +607,15 @@ $n.254" "container addresses vs the gateways"
 # it again; its state is read back (no duplicate addresses), the old containers work
 # and stop cleanly, the network can be removed.
 scenario_plugin_kill9() {
-  local p n=10.$E.24 id pid pid2 mark before after
+  local p n=10.$E.24 id mark before after
   p=$(new_parent)
   mknet k9 --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr a1 --network k9
   ctr a2 --network k9
   before=$(net_addrs k9)
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  pid=$(plugin_pid "$id")
-  [[ -n $pid ]] || fail "no process of plugin $id"
   mark=$(log_mark)
-  x kill -KILL "$pid"
-  # the engine sees the process exit and starts it again
-  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
-  pid2=$(plugin_pid "$id")
-  note "plugin restarted: pid $pid -> $pid2"
+  kill9_plugin
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
   wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
     http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
   pings a1 a2
@@ -859,19 +853,15 @@ scenario_dhcp_leases() {
 # and goes on renewing them; the container keeps its address and no second lease
 # is taken.
 scenario_dhcp_plugin_kill9() {
-  local p ns N=41 a id pid mark
+  local p ns N=41 a mark
   p=$(new_parent)
   ns=$(dhcp_server "$p" "$N")
   mkdhcpnet dk "$p"
   ctr k1 --network dk
   a=$(addr4 k1)
   in_lease_range "$a" "$N"
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  pid=$(plugin_pid "$id")
-  [[ -n $pid ]] || fail "no process of plugin $id"
   mark=$(log_mark)
-  x kill -KILL "$pid"
-  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again"
+  kill9_plugin
   wait_for 60 extended_since "$mark" 2 || fail "waited 60 s for the restarted plugin to renew the lease"
   echo "ok: the restarted plugin renews the lease"
   eq "$(addr4 k1)" "$a" "k1's address after the kill"
