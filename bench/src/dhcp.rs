@@ -8,7 +8,8 @@
 //! round trips to the server) plus the ARP probe of the offered address.
 
 use crate::docker::{
-    Engine, Settings, TIMED_CALLS, call_times, create_plugin, engines, log_mark, veth, with_engine,
+    Engine, Settings, TIMED_CALLS, call_times, create_plugin, engines, log_mark, macvlan_network,
+    veth, with_engine,
 };
 use crate::harness::{ip, median};
 use anyhow::{Context, Result, bail};
@@ -114,36 +115,9 @@ fn network_id(e: &Engine, name: &str) -> Result<String> {
 fn measure_on(s: &Settings, e: &Engine) -> Result<Row> {
     e.rig("busybox-image.sh", &[], &[("DOCKER_HOST", &e.host)])?;
     let plugin = create_plugin(e)?;
-    e.docker(&[
-        "network",
-        "create",
-        "-d",
-        plugin,
-        "--ipam-driver",
-        plugin,
-        "--subnet",
-        "10.233.0.0/16",
-        "-o",
-        &format!("parent={STATIC_PARENT}"),
-        "-o",
-        "kind=macvlan",
-        "static",
-    ])?;
-    e.docker(&[
-        "network",
-        "create",
-        "-d",
-        plugin,
-        "--ipam-driver",
-        "null",
-        "-o",
-        &format!("parent={DHCP_PARENT}"),
-        "-o",
-        "kind=macvlan",
-        "-o",
-        "dhcp=on",
-        "dhcp",
-    ])?;
+    let subnet = ["--subnet", "10.233.0.0/16"];
+    macvlan_network(e, plugin, plugin, STATIC_PARENT, &subnet, "static")?;
+    macvlan_network(e, plugin, "null", DHCP_PARENT, &["-o", "dhcp=on"], "dhcp")?;
     let nets = ["static", "dhcp"];
     let run_rm = |net: &str| -> Result<f64> {
         let t = Instant::now();

@@ -297,6 +297,24 @@ pub(crate) fn veth(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `docker network create -d DRIVER --ipam-driver IPAM EXTRA... -o
+/// parent=PARENT -o kind=macvlan NAME`.
+pub(crate) fn macvlan_network(
+    e: &Engine,
+    driver: &str,
+    ipam: &str,
+    parent: &str,
+    extra: &[&str],
+    name: &str,
+) -> Result<()> {
+    let parent = format!("parent={parent}");
+    let mut args = vec!["network", "create", "-d", driver, "--ipam-driver", ipam];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", &parent, "-o", "kind=macvlan", name]);
+    e.docker(&args)?;
+    Ok(())
+}
+
 /// The daemon's log and its current length (where a measurement starts).
 pub(crate) fn log_mark(e: &Engine) -> (PathBuf, u64) {
     let log = PathBuf::from(
@@ -313,21 +331,14 @@ fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
         veth(p)?;
     }
     let plugin = create_plugin(e)?;
-    e.docker(&[
-        "network",
-        "create",
-        "-d",
+    macvlan_network(
+        e,
         plugin,
-        "--ipam-driver",
         plugin,
-        "--subnet",
-        "10.230.0.0/16",
-        "-o",
-        "parent=irsbp",
-        "-o",
-        "kind=macvlan",
+        "irsbp",
+        &["--subnet", "10.230.0.0/16"],
         "plugin",
-    ])?;
+    )?;
     e.docker(&[
         "network",
         "create",
