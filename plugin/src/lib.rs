@@ -57,6 +57,11 @@ impl App {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
                 scope: config.scope,
+                dhcp: ipvlan_driver::DhcpSettings {
+                    timeout: std::time::Duration::from_millis(config.dhcp_timeout_ms),
+                    arp_probe: std::time::Duration::from_millis(config.dhcp_arp_probe_ms),
+                    ..ipvlan_driver::DhcpSettings::default()
+                },
             },
         )
         .map_err(OpenError::Driver)?;

@@ -294,8 +294,8 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
             ok(EmptyResponse {})
         }
         Request::CreateEndpoint(r) => {
-            app.driver.create_endpoint(&r).await?;
-            ok(CreateEndpointResponse::default())
+            let interface = app.driver.create_endpoint(&r).await?;
+            ok(CreateEndpointResponse { interface })
         }
         Request::EndpointOperInfo(r) => {
             let value = app.driver.endpoint_info(&r).await?;

@@ -217,6 +217,19 @@ plugin_settings() {
   x docker plugin enable "$P"
 }
 
+# kill9_plugin: kill -9 the process of plugin $P and wait until the engine has
+# started it again (guard 60 s)
+kill9_plugin() {
+  local id pid
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  pid=$(plugin_pid "$id")
+  [[ -n $pid ]] || fail "no process of plugin $id"
+  x kill -KILL "$pid"
+  # the engine sees the process exit and starts it again
+  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
+  note "plugin restarted: pid $pid -> $(plugin_pid "$id")"
+}
+
 # plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
 plugin_pid() {
   local pid
@@ -437,6 +450,17 @@ leaks() {
   return $bad
 }
 
+# del_dhcp_servers: stop the scenario's DHCP servers (dhcp_server in
+# scenarios.sh) and delete their namespaces
+del_dhcp_servers() {
+  local ns
+  [[ -f $SDIR/dhcp-servers ]] || return 0
+  while read -r ns; do
+    [[ -f $SDIR/$ns.pid ]] && kill "$(cat "$SDIR/$ns.pid")" 2>/dev/null
+    ip netns del "$ns" 2>/dev/null || true
+  done <"$SDIR/dhcp-servers"
+}
+
 del_veths() {
   local v
   [[ -f $SDIR/veths ]] || return 0
@@ -503,6 +527,7 @@ run_scenario() {
     echo "==== harness: tidy"
     [[ -n $notidy ]] || suite_tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
     leaks || { echo "FAIL: the scenario left links behind"; ((rc)) || rc=1; }
+    del_dhcp_servers
     del_veths
   } >>"$slog" 2>&1
   set -e

@@ -55,6 +55,10 @@ SCENARIOS=(
   daemon_restart_live_restore
   registry_release_install
   plugin_upgrade
+  dhcp_leases
+  dhcp_plugin_kill9
+  dhcp_silent_server
+  dhcp_twenty_at_once
 )
 
 [[ $(id -u) == 0 ]] || die "needs root (private dockerds, links, mounts)"

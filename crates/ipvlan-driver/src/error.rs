@@ -199,4 +199,29 @@ pub enum DriverError {
     /// The state file holds something this build cannot read.
     #[error("corrupt driver state: {0}")]
     Corrupt(String),
+    /// A `dhcp=on` network whose addresses the engine's IPAM would assign.
+    #[error(
+        "network {network}: dhcp=on takes addresses from the LAN's DHCP server; create the network with --ipam-driver null (got IPv4 pools {pools})"
+    )]
+    DhcpNeedsNullIpam {
+        /// The network.
+        network: String,
+        /// The pools the engine sent.
+        pools: String,
+    },
+    /// No lease for a new endpoint of a `dhcp=on` network.
+    #[error("network {network}: {source}")]
+    Dhcp {
+        /// The network.
+        network: String,
+        /// What the exchange met.
+        #[source]
+        source: dhcp::DhcpError,
+    },
+    /// An endpoint without a DHCP lease.
+    #[error("endpoint {0} has no DHCP lease")]
+    NoLease(String),
+    /// A parent without an Ethernet address cannot carry DHCP for its containers.
+    #[error("parent interface {0} has no Ethernet (MAC) address, so dhcp=on cannot run on it")]
+    ParentWithoutMac(String),
 }

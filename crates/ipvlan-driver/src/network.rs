@@ -4,7 +4,9 @@
 use crate::link::Link;
 use crate::names::{ALIAS_PREFIX, dummy_name};
 use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
-use crate::records::{CreatedParent, ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
+use crate::records::{
+    CreatedParent, ENDPOINTS, EndpointRecord, LEASES, NETWORKS, NetworkRecord, Subnet,
+};
 use crate::state::{State, delete, put};
 use crate::{Driver, DriverError};
 use protocol::ipam::{GLOBAL_SPACE, LOCAL_SPACE};
@@ -206,9 +208,21 @@ impl Driver {
             });
         }
         let options = self.check_options(&req.options.generic)?;
-        if req.options.enable_ipv4.unwrap_or(true)
-            && req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0)
-        {
+        // the null IPAM's only pool is 0.0.0.0/0: the form a dhcp=on network
+        // takes, since its addresses come from the server
+        let null_pool = req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0);
+        if options.dhcp && !null_pool {
+            return Err(DriverError::DhcpNeedsNullIpam {
+                network: id.to_string(),
+                pools: req
+                    .ipv4_data
+                    .iter()
+                    .map(|d| d.pool.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if !options.dhcp && req.options.enable_ipv4.unwrap_or(true) && null_pool {
             return Err(DriverError::NoIpv4Pool);
         }
         let mut state = self.state.lock().await;
@@ -230,7 +244,12 @@ impl Driver {
             options,
             parent,
             created_parent,
-            ipv4: req.ipv4_data.iter().map(Subnet::from_ipam).collect(),
+            ipv4: req
+                .ipv4_data
+                .iter()
+                .filter(|d| d.pool.prefix_len() != 0)
+                .map(Subnet::from_ipam)
+                .collect(),
             ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
         };
         if let Some(existing) = state.networks.get(id) {
@@ -417,10 +436,19 @@ impl Driver {
             }
         }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
+        let leases: Vec<_> = endpoints
+            .iter()
+            .filter_map(|e| state.leases.get(&e.id).cloned())
+            .collect();
+        ops.extend(leases.iter().map(|l| delete(LEASES, &l.endpoint)));
         ops.push(delete(NETWORKS, id));
         self.store.submit(ops).durable().await?;
         for e in &endpoints {
             state.remove_endpoint(&e.id);
+            state.leases.remove(&e.id);
+        }
+        for lease in &leases {
+            self.release_lease(&record.parent, lease).await;
         }
         state.networks.remove(id);
         self.remove_parent_if_unused(&state, &record).await;
