@@ -163,6 +163,33 @@ fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the
+/// proleptic Gregorian calendar, counted from days in 400-year eras).
+fn utc_text(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // shift the epoch to 0000-03-01 so leap days end each 4-year cycle
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The status as tables.
 pub fn render(status: &Status) -> String {
     let d = &status.driver;
@@ -205,6 +232,7 @@ pub fn render(status: &Status) -> String {
                 parent_state.into(),
                 created,
                 if n.internal { "yes" } else { "no" }.into(),
+                if n.dhcp { "on" } else { "off" }.into(),
                 subnets.join(", "),
                 n.endpoints.to_string(),
                 n.spares.len().to_string(),
@@ -221,6 +249,7 @@ pub fn render(status: &Status) -> String {
             "PARENT STATE",
             "CREATED PARENT",
             "INTERNAL",
+            "DHCP",
             "SUBNETS",
             "ENDPOINTS",
             "SPARES",
@@ -256,6 +285,41 @@ pub fn render(status: &Status) -> String {
         ],
         &rows,
     );
+    let leased: Vec<_> = d
+        .endpoints
+        .iter()
+        .filter_map(|e| e.lease.as_ref().map(|l| (e, l)))
+        .collect();
+    if !leased.is_empty() {
+        out.push_str("\nDHCP LEASES\n");
+        let rows: Vec<Vec<String>> = leased
+            .iter()
+            .map(|(e, l)| {
+                vec![
+                    short(&e.id),
+                    short(&e.network),
+                    l.address.to_string(),
+                    l.client_id.clone(),
+                    l.server.to_string(),
+                    l.expires_at.map_or_else(|| "never".into(), utc_text),
+                    if l.lost { "LOST" } else { "held" }.into(),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &[
+                "ENDPOINT",
+                "NETWORK",
+                "ADDRESS",
+                "CLIENT ID",
+                "SERVER",
+                "EXPIRES",
+                "STATE",
+            ],
+            &rows,
+        );
+    }
     out.push_str("\nPOOLS\n");
     let rows: Vec<Vec<String>> = status
         .ipam
@@ -355,6 +419,13 @@ mod tests {
     use super::*;
     use ipam::{IpamStatus, PoolStatus, SpaceStatus};
     use ipvlan_driver::{Drift, DriverStatus, MissingParent};
+
+    #[test]
+    fn utc_text_reads_as_a_calendar_date() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_text(1_796_145_485), "2026-12-01 17:18:05 UTC");
+    }
 
     #[test]
     fn an_ipv6_pool_count_beyond_u64_survives_json_and_drift_is_spelled_out() {

@@ -3,18 +3,15 @@
 //!
 //! Job: count what the HTTP edge sees (calls by name and outcome, their
 //! latency) and, at each scrape, read what the domain crates expose as
-//! plain numbers: the stores' commit observer, the driver's link
-//! counters, the IPAM's pool snapshot. The domain crates know no metrics
+//! plain numbers: the stores' commit observer, the driver's link and
+//! DHCP counters, the IPAM's pool snapshot. The domain crates know no metrics
 //! library; this file is the only one that does.
 //!
 //! Cost of a scrape: the counters are atomics; the pool gauges take the
 //! IPAM's snapshot (its lock, O(allocated addresses)). No netlink.
-//!
-//! Extension point (issue #19): DHCP exchanges and failures, once the DHCP
-//! client exposes counts of them, are read here like [`LinkCounts`].
 
 use ipam::Ipam;
-use ipvlan_driver::{Driver, LinkCounts};
+use ipvlan_driver::{DhcpCounts, Driver, LinkCounts};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -150,6 +147,16 @@ fn counter(
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
 /// A gauge per pool, labelled with its ID and space.
 fn pool_gauge(
     encoder: &mut DescriptorEncoder,
@@ -212,13 +219,33 @@ impl Collector for DomainCollector {
             "Created parents deleted",
             parents_deleted,
         )?;
-        let queue = ConstGauge::new(reaper_queue as i64);
-        queue.encode(e.encode_descriptor(
+        gauge(
+            e,
             "reaper_queue",
             "Released container links waiting to be deleted",
+            reaper_queue,
+        )?;
+
+        let DhcpCounts {
+            exchanges,
+            leases_held,
+        } = self.driver.dhcp_counts();
+        let mut family = e.encode_descriptor(
+            "dhcp_exchanges",
+            "DHCP exchanges of dhcp=on endpoints, by kind (acquire, renew, rebind, reboot, release, decline) and outcome (ok, nak, timeout, error)",
             None,
-            queue.metric_type(),
-        )?)?;
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, outcome, n) in exchanges {
+            let labels = [("kind", kind.name()), ("outcome", outcome.name())];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        gauge(
+            e,
+            "dhcp_leases",
+            "DHCP leases held for endpoints",
+            leases_held,
+        )?;
 
         let pools = self.ipam.status().pools;
         pool_gauge(

@@ -15,13 +15,12 @@ use serde::{Deserialize, Serialize};
 pub struct Status {
     /// The plugin's version.
     pub version: String,
-    /// Networks, endpoints and drift (see [`DriverStatus`]).
+    /// Networks, endpoints (with their DHCP leases) and drift (see
+    /// [`DriverStatus`]).
     #[serde(flatten)]
     pub driver: DriverStatus,
     /// Address spaces and pools.
     pub ipam: IpamStatus,
-    // extension point (issue #19): DHCP leases (address, client-id,
-    // expiry) go here as `dhcp_leases`, once the DHCP client keeps them.
 }
 
 impl Status {

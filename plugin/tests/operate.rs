@@ -10,6 +10,7 @@
 mod common;
 mod kernel_rig;
 
+use common::ops::{metrics, scrape, status, value};
 use common::{Plugin, Reply, body, ip};
 use ipvlan_driver::{
     EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink, Subnet,
@@ -21,12 +22,6 @@ use kernel_rig::{
 
 const NET2: &str = "8d2e3b0f1c4e5d6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
 const EP3: &str = "a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2";
-
-fn status(p: &Plugin) -> Status {
-    let r = common::request(&p.socket, "GET", "/status", b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
-}
 
 /// The MAC `ip link` shows for `link`.
 fn mac_of(rig: &Rig, link: &str) -> String {
@@ -103,6 +98,7 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
         ipv6: vec![],
         endpoints,
         spares: vec![],
+        dhcp: false,
     };
     assert_eq!(
         s.driver.networks,
@@ -127,6 +123,7 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
             mac,
             joined,
             link_in_host,
+            lease: None,
         };
     let l2 = link_of(&p, NET, EP2);
     assert_eq!(
@@ -271,35 +268,6 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
         ]
     );
     assert_eq!(s.ipam.pools[0].allocated, 3);
-}
-
-/// A scrape parsed as Prometheus text.
-fn scrape(text: &str) -> prometheus_parse::Scrape {
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
-}
-
-/// The value of `name` with these labels (0 when absent: a family with
-/// no sample yet is not printed).
-fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<f64> = s
-        .samples
-        .iter()
-        .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => panic!("{name} is not a single value"),
-        })
-        .collect();
-    assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
-    found.first().copied().unwrap_or(0.0)
-}
-
-fn metrics(p: &Plugin) -> prometheus_parse::Scrape {
-    let r = common::request(&p.socket, "GET", "/metrics", b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    scrape(&r.body)
 }
 
 #[test]

@@ -216,6 +216,7 @@ impl Driver {
         let (address, address_ipv6) = (record.address, record.address_ipv6);
         if let Some(l) = lease {
             state.leases.insert(eid.to_string(), l.clone());
+            self.counters.dhcp.set_leases_held(state.leases.len());
         }
         state.insert_endpoint(record.clone());
         state
@@ -296,6 +297,7 @@ impl Driver {
             state.claimed.remove(eid);
             state.remove_endpoint(eid);
             let lease = state.leases.remove(eid);
+            self.counters.dhcp.set_leases_held(state.leases.len());
             let parent = state.networks.get(nid).map(|n| n.parent.clone());
             let mut ops = vec![delete(ENDPOINTS, eid)];
             if lease.is_some() {

@@ -10,7 +10,7 @@ use crate::names::random_mac;
 use crate::options::LinkKind;
 use crate::records::{LEASES, LeaseRecord, NetworkRecord};
 use crate::state::put;
-use crate::{Driver, DriverError};
+use crate::{DhcpKind, DhcpOutcome, Driver, DriverError};
 use dhcp::{ClientId, DhcpError, Parent};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -106,9 +106,14 @@ impl Driver {
             hardware,
             hostname,
         };
-        let lease = dhcp::acquire(&parent, &client, &self.config.dhcp)
-            .await
-            .map_err(dhcp_error)?;
+        let lease = dhcp::acquire(&parent, &client, &self.config.dhcp).await;
+        self.count_exchange(DhcpKind::Acquire, &lease);
+        if matches!(lease, Err(DhcpError::AddressInUse { .. })) {
+            self.counters
+                .dhcp
+                .exchange(DhcpKind::Decline, DhcpOutcome::Ok);
+        }
+        let lease = lease.map_err(dhcp_error)?;
         tracing::info!(network = %network.id, endpoint = eid, address = %lease.address, prefix = lease.prefix_len, router = ?lease.router, server = %lease.server, lease_secs = lease.lease_secs, "DHCP lease obtained");
         Ok(LeaseRecord {
             endpoint: eid.to_string(),
@@ -128,9 +133,12 @@ impl Driver {
             return;
         }
         let sent = match self.dhcp_parent(parent).await {
-            Ok(p) => dhcp::release(&p, &record.client(), &record.lease, &self.config.dhcp)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(p) => {
+                let sent =
+                    dhcp::release(&p, &record.client(), &record.lease, &self.config.dhcp).await;
+                self.count_exchange(DhcpKind::Release, &sent);
+                sent.map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         match sent {
@@ -169,12 +177,12 @@ impl Driver {
             }
         };
         let p = self.dhcp_parent(&parent).await?;
-        let lease = dhcp::renew(&p, &record.client(), &record.lease, &self.config.dhcp)
-            .await
-            .map_err(|source| DriverError::Dhcp {
-                network: record.network.clone(),
-                source,
-            })?;
+        let lease = dhcp::renew(&p, &record.client(), &record.lease, &self.config.dhcp).await;
+        self.count_exchange(DhcpKind::Renew, &lease);
+        let lease = lease.map_err(|source| DriverError::Dhcp {
+            network: record.network.clone(),
+            source,
+        })?;
         let until = lease.expires_at();
         self.store_lease(LeaseRecord { lease, ..record }).await;
         Ok(until)
@@ -230,11 +238,22 @@ impl Driver {
         let result = match self.dhcp_parent(parent).await {
             Ok(p) => {
                 let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
-                match (expired, rebinding) {
-                    (true, _) => dhcp::reboot(&p, &client, lease, settings).await,
-                    (false, true) => dhcp::rebind(&p, &client, lease, settings).await,
-                    (false, false) => dhcp::renew(&p, &client, lease, settings).await,
-                }
+                let (kind, result) = match (expired, rebinding) {
+                    (true, _) => (
+                        DhcpKind::Reboot,
+                        dhcp::reboot(&p, &client, lease, settings).await,
+                    ),
+                    (false, true) => (
+                        DhcpKind::Rebind,
+                        dhcp::rebind(&p, &client, lease, settings).await,
+                    ),
+                    (false, false) => (
+                        DhcpKind::Renew,
+                        dhcp::renew(&p, &client, lease, settings).await,
+                    ),
+                };
+                self.count_exchange(kind, &result);
+                result
             }
             Err(e) => {
                 tracing::warn!(endpoint = eid, %address, error = %e, "cannot extend the DHCP lease now");
@@ -271,6 +290,11 @@ impl Driver {
                 Some(now + retry_delay(record, now))
             }
         }
+    }
+
+    /// Counts one exchange for `GET /metrics`.
+    fn count_exchange<T>(&self, kind: DhcpKind, result: &Result<T, DhcpError>) {
+        self.counters.dhcp.exchange(kind, DhcpOutcome::of(result));
     }
 
     /// Stores `record` if its endpoint still has a lease (it may have been

@@ -67,7 +67,7 @@ mod network;
 /// Start-up: removing what belongs to nothing, re-creating lost parents.
 mod reconcile;
 
-pub use counters::LinkCounts;
+pub use counters::{DhcpCounts, DhcpKind, DhcpOutcome, LinkCounts};
 pub use dhcp::Settings as DhcpSettings;
 pub use error::DriverError;
 pub use join::join_response;
@@ -78,7 +78,8 @@ pub use reaper::REAP_GROUP;
 pub use records::{CreatedParent, EndpointRecord, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
 pub use status::{
-    Drift, DriverStatus, EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink,
+    Drift, DriverStatus, EndpointStatus, LeaseStatus, MissingLink, MissingParent, NetworkStatus,
+    OrphanLink,
 };
 
 use std::sync::Arc;

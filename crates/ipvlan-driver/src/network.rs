@@ -447,6 +447,7 @@ impl Driver {
             state.remove_endpoint(&e.id);
             state.leases.remove(&e.id);
         }
+        self.counters.dhcp.set_leases_held(state.leases.len());
         for lease in &leases {
             self.release_lease(&record.parent, lease).await;
         }

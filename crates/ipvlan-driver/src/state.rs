@@ -202,6 +202,7 @@ impl Driver {
         Driver::report_expired(&state.leases);
         let (link_group, link_group_commit) = load_link_group(&store)?;
         let counters = Arc::new(crate::counters::Counters::default());
+        counters.dhcp.set_leases_held(state.leases.len());
         tracing::info!(
             path = %path.display(),
             networks = state.networks.len(),
@@ -252,6 +253,11 @@ impl Driver {
     /// What the driver did to links since start.
     pub fn link_counts(&self) -> crate::LinkCounts {
         self.counters.read(self.reaper.queue_len() as u64)
+    }
+
+    /// DHCP exchanges since start and the leases held now.
+    pub fn dhcp_counts(&self) -> crate::DhcpCounts {
+        self.counters.dhcp.read()
     }
 
     /// Reports each durable write of the driver's state file to `observer`.

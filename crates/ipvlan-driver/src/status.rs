@@ -13,11 +13,12 @@
 //! known only when their link is in the host namespace (then they are not
 //! in a container).
 
-use crate::records::{CreatedParent, Subnet};
+use crate::records::{CreatedParent, LeaseRecord, Subnet};
 use crate::{Driver, DriverError, Link};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 
 /// Where an endpoint touched since start is in its life (memory only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,9 @@ pub struct NetworkStatus {
     pub endpoints: usize,
     /// Released links kept for reuse (memory only, for a short window).
     pub spares: Vec<String>,
+    /// Addresses come from the LAN's DHCP server (`-o dhcp=on`).
+    #[serde(default)]
+    pub dhcp: bool,
     // extension point (issue #20): the network's host link, once the
     // driver makes one, goes here as `host_link`.
 }
@@ -101,6 +105,53 @@ pub struct EndpointStatus {
     pub joined: Option<bool>,
     /// Whether its link is in the host namespace now (not in a container).
     pub link_in_host: bool,
+    /// Its DHCP lease, on a `dhcp=on` network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
+}
+
+/// An endpoint's DHCP lease as the driver holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    /// The leased address.
+    pub address: Ipv4Addr,
+    /// Option 61 as sent, as text where it is printable (after its type
+    /// byte), else as hex.
+    pub client_id: String,
+    /// Option 61 as sent, in colon-separated hex (type byte included), as
+    /// dnsmasq's lease file shows it.
+    pub client_id_hex: String,
+    /// The server that granted it.
+    pub server: Ipv4Addr,
+    /// When it ends, in seconds since the Unix epoch; `None`: never.
+    pub expires_at: Option<u64>,
+    /// The server refused to extend it or it ran out: the driver no
+    /// longer renews it.
+    pub lost: bool,
+}
+
+impl LeaseStatus {
+    fn of(record: &LeaseRecord) -> LeaseStatus {
+        let id = &record.client_id;
+        let text = id
+            .split_first()
+            .filter(|(_, rest)| !rest.is_empty())
+            .and_then(|(_, rest)| std::str::from_utf8(rest).ok())
+            .filter(|t| t.chars().all(|c| c.is_ascii_graphic()));
+        let hex = id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        LeaseStatus {
+            address: record.lease.address,
+            client_id: text.map_or_else(|| hex.clone(), str::to_string),
+            client_id_hex: hex,
+            server: record.lease.server,
+            expires_at: record.lease.expires_at(),
+            lost: record.lost,
+        }
+    }
 }
 
 /// Where the kernel and the records disagree. After a restart, reconcile
@@ -200,6 +251,7 @@ impl Driver {
                         .filter(|e| e.network_id == n.id)
                         .count(),
                     spares: state.spares.names(&n.id),
+                    dhcp: n.options.dhcp,
                 }
             })
             .collect();
@@ -238,6 +290,7 @@ impl Driver {
                 mac: mac.as_ref().map(mac_text),
                 joined,
                 link_in_host: in_host.is_some(),
+                lease: state.leases.get(&e.id).map(LeaseStatus::of),
             });
         }
         endpoints.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
@@ -273,5 +326,48 @@ impl Driver {
             endpoints,
             drift,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(client_id: Vec<u8>, lease_secs: u32) -> LeaseRecord {
+        LeaseRecord {
+            endpoint: "e1".into(),
+            network: "n1".into(),
+            client_id,
+            hardware: [2, 0, 0, 0, 0, 1],
+            hostname: None,
+            lease: dhcp::Lease {
+                address: Ipv4Addr::new(10, 77, 0, 100),
+                prefix_len: 24,
+                router: None,
+                server: Ipv4Addr::new(10, 77, 0, 1),
+                server_mac: [2, 0, 0, 0, 0, 2],
+                lease_secs,
+                renew_secs: lease_secs / 2,
+                rebind_secs: lease_secs / 8 * 7,
+                granted_at: 1_000,
+            },
+            lost: false,
+        }
+    }
+
+    #[test]
+    fn a_lease_shows_its_client_id_as_text_where_printable_and_always_as_hex() {
+        let shown = LeaseStatus::of(&record(crate::lease::client_id("e1"), 120));
+        assert_eq!(shown.client_id, "ipvlan-rs:e1");
+        assert_eq!(
+            shown.client_id_hex,
+            "00:69:70:76:6c:61:6e:2d:72:73:3a:65:31"
+        );
+        assert_eq!(shown.expires_at, Some(1_120));
+        assert_eq!(shown.server, Ipv4Addr::new(10, 77, 0, 1));
+
+        let shown = LeaseStatus::of(&record(vec![1, 2, 0, 0, 0, 0, 0xff], u32::MAX));
+        assert_eq!(shown.client_id, "01:02:00:00:00:00:ff");
+        assert_eq!(shown.expires_at, None);
     }
 }
