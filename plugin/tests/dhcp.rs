@@ -3,14 +3,19 @@
 //! here (this host has no ipvlan). Leases taken at CreateEndpoint, the
 //! router as Join's gateway, renewals going on across a kill -9, release
 //! at DeleteEndpoint, a silent server failing within the bound, many
-//! endpoints at once. Needs root and dnsmasq (apt-get install dnsmasq-base).
+//! endpoints at once, and the leases and exchanges as `/status` and
+//! `/metrics` show them. Needs root and dnsmasq (apt-get install dnsmasq-base).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod kernel_rig;
 
-use common::{DhcpServer, LeaseLine, NetNs, Plugin, ROUTER, body, client_id_text, docker_id, ip};
+use common::ops::{metrics, status, value};
+use common::{
+    DhcpServer, LeaseLine, NetNs, Plugin, ROUTER, SERVER_ADDRESS, body, client_id_text, docker_id,
+    ip,
+};
 use kernel_rig::{NET, Rig, endpoint_call, join};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -266,4 +271,75 @@ fn a_lease_the_server_refused_while_the_plugin_was_down_is_logged_naming_it() {
     // refused once: no more renewals of it
     let refusals = log.matches(&wanted).count();
     assert_eq!(refusals, 1, "{log}");
+}
+
+#[test]
+fn status_shows_the_lease_the_server_holds_and_metrics_count_the_exchanges() {
+    let (rig, server) = lan("kds", "10.77.0.160", "10.77.0.180");
+    let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
+    create_dhcp_network(&p);
+    let exchanges = |s: &prometheus_parse::Scrape, kind: &str, outcome: &str| {
+        value(
+            s,
+            "ipvlan_rs_dhcp_exchanges_total",
+            &[("kind", kind), ("outcome", outcome)],
+        )
+    };
+    let before = metrics(&p);
+    assert_eq!(value(&before, "ipvlan_rs_dhcp_leases", &[]), 0.0);
+
+    let ep = docker_id(50);
+    let (address, _) = leased_endpoint(&p, &ep);
+    server
+        .wait_leases("the endpoint's lease", |leases| {
+            line_of(leases, &ep).is_some()
+        })
+        .unwrap();
+    let line = line_of(&server.leases(), &ep).unwrap().clone();
+    let s = status(&p);
+    assert!(s.driver.networks.iter().all(|n| n.dhcp), "{:?}", s.driver);
+    let e = s.driver.endpoints.iter().find(|e| e.id == ep).unwrap();
+    let lease = e
+        .lease
+        .as_ref()
+        .unwrap_or_else(|| panic!("no lease: {e:?}"));
+    assert_eq!(lease.address.to_string(), line.address);
+    assert!(
+        address.starts_with(&format!("{}/", line.address)),
+        "{address}"
+    );
+    assert_eq!(lease.client_id_hex, line.client_id);
+    assert_eq!(lease.client_id, format!("ipvlan-rs:{ep}"));
+    assert_eq!(lease.server.to_string(), SERVER_ADDRESS);
+    assert!(lease.expires_at.is_some() && !lease.lost, "{lease:?}");
+    let table = ipvlan_rs::cli::render(&s);
+    assert!(table.contains("DHCP LEASES"), "{table}");
+    assert!(table.contains(&format!("ipvlan-rs:{}", &ep)), "{table}");
+
+    let held = metrics(&p);
+    assert_eq!(
+        exchanges(&held, "acquire", "ok") - exchanges(&before, "acquire", "ok"),
+        1.0
+    );
+    assert_eq!(value(&held, "ipvlan_rs_dhcp_leases", &[]), 1.0);
+
+    // DeleteEndpoint answers after the release went out
+    assert_eq!(endpoint_call(&p, "DeleteEndpoint", NET, &ep).status, 200);
+    let s = status(&p);
+    assert!(
+        s.driver.endpoints.iter().all(|e| e.lease.is_none()),
+        "{:?}",
+        s.driver.endpoints
+    );
+    let gone = metrics(&p);
+    assert_eq!(
+        exchanges(&gone, "release", "ok") - exchanges(&before, "release", "ok"),
+        1.0
+    );
+    assert_eq!(value(&gone, "ipvlan_rs_dhcp_leases", &[]), 0.0);
+    server
+        .wait_leases("the lease released", |leases| {
+            line_of(leases, &ep).is_none()
+        })
+        .unwrap();
 }
