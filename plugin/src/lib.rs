@@ -11,6 +11,7 @@
 //! store notifies [`App::fatal`], after which the process must restart.
 
 pub mod config;
+pub mod host_link_addresses;
 pub mod host_routes;
 mod server;
 
@@ -18,7 +19,7 @@ pub use config::Config;
 pub use server::{App, CallError, app};
 
 use ipam::{Ipam, IpamConfig};
-use ipvlan_driver::{Driver, DriverConfig};
+use ipvlan_driver::{Driver, DriverConfig, HostLinkIpam};
 use std::sync::Arc;
 
 /// Why the state named by a [`Config`] could not be opened.
@@ -38,14 +39,16 @@ impl App {
     /// The driver is not reconciled with the kernel yet: see
     /// [`Driver::reconcile`].
     pub fn open(config: &Config) -> Result<App, OpenError> {
-        let ipam = Ipam::open(
-            &config.state_dir.join("ipam.redb"),
-            IpamConfig {
-                default_pools: config.default_pools.clone(),
-            },
-            Arc::new(host_routes::ProcRoutes),
-        )
-        .map_err(OpenError::Ipam)?;
+        let ipam = Arc::new(
+            Ipam::open(
+                &config.state_dir.join("ipam.redb"),
+                IpamConfig {
+                    default_pools: config.default_pools.clone(),
+                },
+                Arc::new(host_routes::ProcRoutes),
+            )
+            .map_err(OpenError::Ipam)?,
+        );
         let default_parent =
             Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
         let driver = Driver::open(
@@ -53,11 +56,14 @@ impl App {
             DriverConfig {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+                host_link_addresses: Some(HostLinkIpam(Arc::new(
+                    host_link_addresses::IpamHostLinkAddresses(ipam.clone()),
+                ))),
             },
         )
         .map_err(OpenError::Driver)?;
         Ok(App {
-            ipam: Arc::new(ipam),
+            ipam,
             driver: Arc::new(driver),
             scope: config.scope,
             max_body: config.max_body,

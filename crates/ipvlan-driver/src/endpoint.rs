@@ -194,12 +194,16 @@ impl Driver {
         let link = self.netlink.get_with_shape(&name).await?;
         if known.is_some() {
             state.claimed.remove(eid);
-            state.remove_endpoint(eid);
+            let host_link = state.networks.get(nid).and_then(|n| n.host_link.clone());
+            let removed = state.remove_endpoint(eid);
             // as in create_endpoint: applied under the lock, awaited without
             let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
             drop(state);
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
+            if let (Some(link), Some(removed)) = (host_link, removed) {
+                self.unroute_endpoint(&link, &removed).await;
+            }
         } else {
             // a replayed delete: the first copy's commit may be in flight
             let pending = self.store.submit(Vec::new());

@@ -87,6 +87,9 @@ impl Driver {
             (network, endpoint, claimed, template_wanted)
         };
         let (network, endpoint) = (&network, &endpoint);
+        // the host's route to the container, before its link: it leads
+        // only to the container's address
+        self.route_to_endpoint(network, endpoint).await?;
         let parent = self
             .netlink
             .get(&network.parent)
@@ -253,6 +256,7 @@ mod tests {
                 },
                 kind,
                 mtu: None,
+                host_link: None,
             },
             parent: "eth0".into(),
             created_parent: None,
@@ -271,6 +275,7 @@ mod tests {
                 pool: "fd00::/64".parse().unwrap(),
                 gateway: Some("fd00::1".parse().unwrap()),
             }],
+            host_link: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Start-up: bring the kernel in line with the loaded state.
 
 use crate::link::{self, Link};
-use crate::names::{ALIAS_PREFIX, DUMMY_PREFIX, SLAVE_PREFIX, dummy_name};
+use crate::names::{ALIAS_PREFIX, DUMMY_PREFIX, HOST_LINK_PREFIX, SLAVE_PREFIX, dummy_name};
 use crate::options::ParentSpec;
 use crate::records::{NETWORKS, NetworkRecord};
 use crate::state::{State, put};
@@ -10,8 +10,9 @@ use std::collections::{HashMap, HashSet};
 
 impl Driver {
     /// Bring the kernel in line with the state after a start or a crash:
-    /// re-create created parents that are missing, delete container links
-    /// and dummy parents that belong to no endpoint or network.
+    /// re-create created parents that are missing, delete container links,
+    /// host links and dummy parents that belong to no endpoint or network,
+    /// and make each host link and its routes as the records say.
     pub async fn reconcile(&self) -> Result<(), DriverError> {
         self.link_group_durable().await?;
         let mut state = self.state.lock().await;
@@ -62,12 +63,21 @@ impl Driver {
         let live_slaves = &state.links;
         let live_dummies: HashSet<String> =
             state.networks.keys().map(|id| dummy_name(id)).collect();
+        let live_host_links: HashSet<&str> = state
+            .networks
+            .values()
+            .filter_map(|n| n.host_link.as_ref().map(|h| h.name.as_str()))
+            .collect();
         for l in &links {
             let orphan_slave = l.name.starts_with(SLAVE_PREFIX)
                 && link::is_slave_kind(l.kind.as_deref())
                 && self.owns(l)
                 && !live_slaves.contains(l.name.as_str());
             let ours = l.group == Some(self.link_group);
+            let orphan_host_link = l.name.starts_with(HOST_LINK_PREFIX)
+                && link::is_slave_kind(l.kind.as_deref())
+                && ours
+                && !live_host_links.contains(l.name.as_str());
             let orphan_dummy = l.name.starts_with(DUMMY_PREFIX)
                 && l.kind.as_deref() == Some("dummy")
                 && ours
@@ -83,9 +93,15 @@ impl Driver {
                             .values()
                             .any(|n| n.parent == l.name && n.created_parent.is_some())
                     });
-            if orphan_slave || orphan_dummy || orphan_vlan {
+            if orphan_slave || orphan_dummy || orphan_vlan || orphan_host_link {
                 tracing::info!(link = %l.name, kind = ?l.kind, "removing link that belongs to no endpoint or network");
                 self.netlink.delete(l.index, &l.name).await?;
+            }
+        }
+        for net in state.networks.values() {
+            // a network whose parent is missing waits for it, as its Joins do
+            if let Err(e) = self.restore_host_link(net, state.endpoints.values()).await {
+                tracing::error!(network = %net.id, error = %e, "could not restore the host link");
             }
         }
         Ok(())
