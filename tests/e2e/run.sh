@@ -49,6 +49,7 @@ SCENARIOS=(
   daemon_restart_live_restore
   registry_release_install
   plugin_upgrade
+  host_link
 )
 
 [[ $(id -u) == 0 ]] || die "needs root (private dockerds, links, mounts)"
