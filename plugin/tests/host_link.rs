@@ -264,6 +264,20 @@ fn host_link_with_an_ip_range_routes_the_range_and_a_given_address() {
     let c = containerize("hrc", ns, &link, "10.71.0.193/24");
     assert!(pings(ns, "10.71.0.193"));
     assert!(pings(&c, "10.71.0.250"));
+    // an address pinned outside the range (--ip) gets a route of its own
+    assert_eq!(
+        create_endpoint(&p, NET, EP2, "10.71.0.50/24", "").status,
+        200
+    );
+    let pinned = join(&p, NET, EP2);
+    assert_eq!(routes(ns, HOST_LINK), ["10.71.0.192/27", "10.71.0.50"]);
+    let _pinned_ns = containerize("hrp", ns, &pinned, "10.71.0.50/24");
+    assert!(pings(ns, "10.71.0.50"));
+    ok(
+        endpoint_call(&p, "DeleteEndpoint", NET, EP2),
+        "DeleteEndpoint",
+    );
+    assert_eq!(routes(ns, HOST_LINK), ["10.71.0.192/27"]);
     ok(
         endpoint_call(&p, "DeleteEndpoint", NET, EP1),
         "DeleteEndpoint",

@@ -227,6 +227,21 @@ plugin_pid() {
   done
 }
 
+# kill9_plugin ID: kill -9 managed plugin ID's process, wait for the engine to
+# start it again and for the new process to answer Plugin.Activate (guards 60 s)
+kill9_plugin() {
+  local id=$1 pid pid2
+  pid=$(plugin_pid "$id")
+  [[ -n $pid ]] || fail "no process of plugin $id"
+  x kill -KILL "$pid"
+  # the engine sees the process exit and starts it again
+  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
+  pid2=$(plugin_pid "$id")
+  note "plugin restarted: pid $pid -> $pid2"
+  wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
+    http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
+}
+
 # --- assertions -----------------------------------------------------------------
 
 eq() { # eq ACTUAL EXPECTED WHAT

@@ -607,23 +607,14 @@ $n.254" "container addresses vs the gateways"
 # it again; its state is read back (no duplicate addresses), the old containers work
 # and stop cleanly, the network can be removed.
 scenario_plugin_kill9() {
-  local p n=10.$E.24 id pid pid2 mark before after
+  local p n=10.$E.24 mark before after
   p=$(new_parent)
   mknet k9 --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr a1 --network k9
   ctr a2 --network k9
   before=$(net_addrs k9)
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  pid=$(plugin_pid "$id")
-  [[ -n $pid ]] || fail "no process of plugin $id"
   mark=$(log_mark)
-  x kill -KILL "$pid"
-  # the engine sees the process exit and starts it again
-  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
-  pid2=$(plugin_pid "$id")
-  note "plugin restarted: pid $pid -> $pid2"
-  wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
-    http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
+  kill9_plugin "$(docker plugin inspect -f '{{.Id}}' "$P")"
   pings a1 a2
   ctr b1 --network k9
   ctr b2 --network k9
@@ -745,7 +736,7 @@ scenario_link_reuse() {
 # the host's reach; after kill -9 of the plugin the host still reaches them;
 # network rm leaves no ivh link, route or address behind.
 scenario_host_link() {
-  local p q n=10.$E.40 m=10.$E.41 id hl c pid mark page
+  local p q n=10.$E.40 m=10.$E.41 id hl c mark
   p=$(new_parent a)
   q=$(new_parent b)
   mknet hl --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan -o host_link=on
@@ -779,14 +770,8 @@ scenario_host_link() {
   host_no_ping "$(addr4 d1 | cut -d/ -f1)"
 
   # the plugin killed: the engine starts it again, its reconcile keeps the link
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  pid=$(plugin_pid "$id")
-  [[ -n $pid ]] || fail "no process of plugin $id"
   mark=$(log_mark)
-  x kill -KILL "$pid"
-  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
-  wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
-    http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
+  kill9_plugin "$(docker plugin inspect -f '{{.Id}}' "$P")"
   host_pings "$n.3"
   host_pings "$n.4"
   eq "$(busybox wget -qO- "http://$n.3/")" "$(ex c1 hostname)" "page from c1 after the kill"

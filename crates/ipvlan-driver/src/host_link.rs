@@ -66,33 +66,40 @@ pub trait HostLinkAddresses: Send + Sync {
     fn range(&self, data: &IpamData) -> Option<IpNet>;
 }
 
-/// The routes through `link` that the records call for.
+/// The routes through `link` that the records call for: the range, and
+/// the address of each container outside it (all of them without a range).
 fn wanted_routes<'a>(
     link: &HostLink,
     network: &str,
     endpoints: impl Iterator<Item = &'a EndpointRecord>,
 ) -> BTreeSet<HostRoute> {
-    match link.range {
-        Some(IpNet::V4(range)) => BTreeSet::from([HostRoute {
+    let range = match link.range {
+        Some(IpNet::V4(range)) => Some(HostRoute {
             destination: range,
-            source: link.address,
-        }]),
-        _ => endpoints
-            .filter(|e| e.network_id == network)
-            .filter_map(|e| endpoint_route(link, e))
-            .collect(),
-    }
-}
-
-/// The route to one container's address, when routes go per container.
-fn endpoint_route(link: &HostLink, endpoint: &EndpointRecord) -> Option<HostRoute> {
-    match (link.range, endpoint.address.map(|a| a.addr())) {
-        (None, Some(IpAddr::V4(address))) => Some(HostRoute {
-            destination: Ipv4Net::from(address),
             source: link.address,
         }),
         _ => None,
+    };
+    endpoints
+        .filter(|e| e.network_id == network)
+        .filter_map(|e| endpoint_route(link, e))
+        .chain(range)
+        .collect()
+}
+
+/// The route to one container's address, unless the range route covers it
+/// (`--ip` may pin an address outside the range).
+fn endpoint_route(link: &HostLink, endpoint: &EndpointRecord) -> Option<HostRoute> {
+    let IpAddr::V4(address) = endpoint.address?.addr() else {
+        return None;
+    };
+    if link.range.is_some_and(|r| r.contains(&IpAddr::V4(address))) {
+        return None;
     }
+    Some(HostRoute {
+        destination: Ipv4Net::from(address),
+        source: link.address,
+    })
 }
 
 /// What holds `address` in a subnet `data` of network `id`, if anything
@@ -236,14 +243,7 @@ impl Driver {
             parent: network.parent.clone(),
             source,
         };
-        let parent = self
-            .netlink
-            .get(&network.parent)
-            .await?
-            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
-        if !parent.up {
-            self.netlink.set_up(parent.index).await?;
-        }
+        let parent = self.parent_up(network).await?;
         let existing = self.netlink.get(&link.name).await?;
         let index = match existing {
             Some(l)

@@ -90,14 +90,7 @@ impl Driver {
         // the host's route to the container, before its link: it leads
         // only to the container's address
         self.route_to_endpoint(network, endpoint).await?;
-        let parent = self
-            .netlink
-            .get(&network.parent)
-            .await?
-            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
-        if !parent.up {
-            self.netlink.set_up(parent.index).await?;
-        }
+        let parent = self.parent_up(network).await?;
         if let Some(spare) = claimed
             && endpoint.link == spare.name
             && self.reuse(&spare, network, &parent).await?
@@ -148,6 +141,20 @@ impl Driver {
             }
         }
         Ok(response)
+    }
+
+    /// The network's parent, brought up if it is down: the links on it
+    /// carry nothing while it is.
+    pub(crate) async fn parent_up(&self, network: &NetworkRecord) -> Result<Link, DriverError> {
+        let parent = self
+            .netlink
+            .get(&network.parent)
+            .await?
+            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
+        if !parent.up {
+            self.netlink.set_up(parent.index).await?;
+        }
+        Ok(parent)
     }
 
     /// Readies a claimed spare for the endpoint joining with it: a macvlan
