@@ -733,7 +733,8 @@ scenario_link_reuse() {
 # a link of its own on the parent (ivh + the network ID's prefix, address from
 # the plugin's IPAM as a /32, a route per container), ping and TCP; containers
 # reach the host at the link's address; a network without host_link stays out of
-# the host's reach; after kill -9 of the plugin the host still reaches them;
+# the host's reach; after kill -9 of the plugin, and after disable -f and
+# enable, the host still reaches them;
 # network rm leaves no ivh link, route or address behind.
 scenario_host_link() {
   local p q n=10.$E.40 m=10.$E.41 id hl c mark
@@ -777,6 +778,11 @@ scenario_host_link() {
   eq "$(busybox wget -qO- "http://$n.3/")" "$(ex c1 hostname)" "page from c1 after the kill"
   ctr c3 --network hl
   host_pings "$(addr4 c3 | cut -d/ -f1)"
+  # disable -f and enable: the plugin stopped (SIGTERM) and started again
+  x docker plugin disable -f "$P"
+  x docker plugin enable "$P"
+  host_pings "$n.4"
+  pings c3 "$n.2"
 
   x docker rm -f c1 c2 c3 d1 >/dev/null
   x docker network rm hl nohl >/dev/null
