@@ -22,6 +22,14 @@ fn ok(r: common::Reply, what: &str) -> serde_json::Value {
     r.json()
 }
 
+/// DeleteEndpoint of `ep` on NET, which must succeed.
+fn delete_endpoint(p: &common::Plugin, ep: &str) {
+    ok(
+        endpoint_call(p, "DeleteEndpoint", NET, ep),
+        "DeleteEndpoint",
+    );
+}
+
 /// The IPv4 addresses on `link` in `ns`, as `ip -4 -o addr` prints them.
 fn addresses(ns: &NetNs, link: &str) -> Vec<String> {
     let out = ip(&["-n", &ns.name, "-4", "-o", "addr", "show", "dev", link]).unwrap();
@@ -187,16 +195,10 @@ fn macvlan_host_link_reaches_containers_and_is_restored_after_kill_9() {
 
     // a container leaving takes its route along
     ok(endpoint_call(&p, "Leave", NET, EP2), "Leave");
-    ok(
-        endpoint_call(&p, "DeleteEndpoint", NET, EP2),
-        "DeleteEndpoint",
-    );
+    delete_endpoint(&p, EP2);
     assert_eq!(routes(ns, HOST_LINK), ["10.70.0.3"]);
 
-    ok(
-        endpoint_call(&p, "DeleteEndpoint", NET, EP1),
-        "DeleteEndpoint",
-    );
+    delete_endpoint(&p, EP1);
     ok(delete_network(&p, NET), "DeleteNetwork");
     assert!(ns.link_details(HOST_LINK).is_none(), "host link left");
     assert!(
@@ -273,15 +275,9 @@ fn host_link_with_an_ip_range_routes_the_range_and_a_given_address() {
     assert_eq!(routes(ns, HOST_LINK), ["10.71.0.192/27", "10.71.0.50"]);
     let _pinned_ns = containerize("hrp", ns, &pinned, "10.71.0.50/24");
     assert!(pings(ns, "10.71.0.50"));
-    ok(
-        endpoint_call(&p, "DeleteEndpoint", NET, EP2),
-        "DeleteEndpoint",
-    );
+    delete_endpoint(&p, EP2);
     assert_eq!(routes(ns, HOST_LINK), ["10.71.0.192/27"]);
-    ok(
-        endpoint_call(&p, "DeleteEndpoint", NET, EP1),
-        "DeleteEndpoint",
-    );
+    delete_endpoint(&p, EP1);
     assert_eq!(routes(ns, HOST_LINK), ["10.71.0.192/27"], "the range stays");
     ok(delete_network(&p, NET), "DeleteNetwork");
     assert!(ns.link_details(HOST_LINK).is_none(), "host link left");
