@@ -60,18 +60,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "reconciling links with the kernel failed; continuing");
     }
 
+    // the handlers go in before the socket appears: a SIGTERM from a
+    // client that saw the socket would otherwise kill the process (the
+    // default action) instead of stopping it cleanly
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), "serving");
     let shutdown = {
         let app = app.clone();
         async move {
-            let (mut term, mut int) = match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(t), Ok(i)) => (t, i),
-                _ => return false,
-            };
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); false }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); false }

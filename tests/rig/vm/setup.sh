@@ -136,7 +136,8 @@ done
 kernel_image >/dev/null || die "no vmlinuz/modules in $KERNEL_ROOT"
 busybox_ok || die "busybox does not run: $BUSYBOX"
 qemu_ok || { qemu --version >&2 || true; die "qemu does not run: $QEMU_BIN (missing libraries? try REFRESH=1)"; }
-for m in ipvlan macvlan 8021q dummy veth; do
+# dm-mod, dm-log-writes and dm-snapshot: the power-cut test's replay check
+for m in ipvlan macvlan 8021q dummy veth dm-mod dm-log-writes dm-snapshot; do
   [[ -n $(find "$(kernel_moddir)/kernel" -name "$m.ko*" -print -quit) ]] || die "kernel $(kernel_version) has no $m module"
 done
 fingerprint > setup.stamp
