@@ -64,8 +64,14 @@ fn containerize(tag: &str, ns: &NetNs, link: &str, address: &str) -> NetNs {
 }
 
 /// Whether `from` gets an echo reply from `to` (three tries, two seconds
-/// each: the first may wait for ARP).
+/// each: the first may wait for ARP). Needs busybox (busybox-static, which
+/// .ci/run installs); without it the test fails saying so.
 fn pings(from: &NetNs, to: &str) -> bool {
+    let busybox = std::process::Command::new("busybox").arg("true").status();
+    assert!(
+        busybox.is_ok_and(|s| s.success()),
+        "busybox is needed for ping: apt-get install busybox-static"
+    );
     std::process::Command::new(common::ip_binary().unwrap())
         .args(["netns", "exec", &from.name, "busybox", "ping", "-c", "3"])
         .args(["-W", "2", to])
