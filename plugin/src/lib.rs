@@ -10,13 +10,16 @@
 //! (the stores see to it; handlers await their commits); a failed state
 //! store notifies [`App::fatal`], after which the process must restart.
 
+pub mod cli;
 pub mod config;
 pub mod host_link_addresses;
 pub mod host_routes;
+pub mod metrics;
 mod server;
+pub mod status;
 
 pub use config::Config;
-pub use server::{App, CallError, app};
+pub use server::{App, CallError, app, metrics_app};
 
 use ipam::{Ipam, IpamConfig};
 use ipvlan_driver::{Driver, DriverConfig, HostLinkIpam};
@@ -62,9 +65,11 @@ impl App {
             },
         )
         .map_err(OpenError::Driver)?;
+        let driver = Arc::new(driver);
         Ok(App {
+            metrics: metrics::Metrics::new(ipam.clone(), driver.clone()),
             ipam,
-            driver: Arc::new(driver),
+            driver,
             scope: config.scope,
             max_body: config.max_body,
             fatal: tokio::sync::Notify::new(),

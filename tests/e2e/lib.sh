@@ -60,8 +60,9 @@ rig() { "$RIG/$1" "${@:2}" 8<&-; }
 # checkout it runs from (a second run would stop the first one's daemons); a
 # second run waits for the first, saying so. The lock is fd 8 (see rig).
 suite_lock() {
-  mkdir -p "$RIG_RUN"
-  exec 8>"$RIG_RUN/$1.lock"
+  # /run/lock, not $RIG_RUN: the lock outlives the run, and the suites' last test
+  # checks that the rig's own dirs hold nothing
+  exec 8>"/run/lock/ipvlan-rs-test-$1.lock"
   if ! flock -n 8; then
     echo "# waiting for another run of $1 on this machine to finish" >&2
     flock 8

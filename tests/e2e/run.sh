@@ -44,6 +44,7 @@ SCENARIOS=(
   plugin_disable_enable
   reinstall_keeps_state
   link_reuse
+  operator_status
   plugin_kill9
   daemon_restart
   daemon_restart_live_restore

@@ -737,7 +737,7 @@ scenario_link_reuse() {
 # enable, the host still reaches them;
 # network rm leaves no ivh link, route or address behind.
 scenario_host_link() {
-  local p q n=10.$E.40 m=10.$E.41 id hl c mark
+  local p q n=10.$E.44 m=10.$E.45 id hl c mark
   p=$(new_parent a)
   q=$(new_parent b)
   mknet hl --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan -o host_link=on
@@ -791,4 +791,45 @@ scenario_host_link() {
   eq "$(ip -4 -o addr show | grep -F "$n." || true)" "" "addresses in $n.0/24 left"
   no_links_on "$p"
   no_plugin_errors "$mark"
+}
+
+# metric NAME TEXT: the value of the sample NAME (with its labels) in /metrics TEXT, 0 if none
+metric() { awk -v k="$1" '$1 == k {v = $2} END {print v + 0}' <<<"$2"; }
+
+# The operator's view on a real engine (README, "Operating it"): `ipvlan-rs status`
+# run from the plugin's rootfs on the host shows the network, the joined container's
+# endpoint (its link in the container, which is not drift) and its pool; GET /metrics
+# counts the Join; a stray link of the plugin's group shows as drift.
+scenario_operator_status() {
+  local p n=10.$E.41 id sock bin net ep out before after group k
+  p=$(new_parent)
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  sock=/run/docker/plugins/$id/ipvlan-rs.sock
+  mknet op --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  before=$(curl -sS --max-time "$E2E_CMD_TIMEOUT" --unix-socket "$sock" http://plugin/metrics)
+  ctr o1 --network op
+  bin=$DATA/plugins/$id/rootfs/ipvlan-rs
+  net=$(docker network inspect -f '{{.Id}}' op)
+  ep=$(docker inspect -f '{{(index .NetworkSettings.Networks "op").EndpointID}}' o1)
+  echo "+ $bin status --socket $sock"
+  out=$("$bin" status --socket "$sock") || fail "ipvlan-rs status failed"
+  printf '  | %s\n' "$out"
+  matches "$out" "${net:0:12} +macvlan +bridge +$p +up " "the network's line"
+  matches "$out" "${ep:0:12} +${net:0:12} +ivr[0-9a-f]+ +$n\.2/24 +- +- +yes +-" "o1's endpoint: joined, link in the container"
+  matches "$out" "local/$n\.0/24 +local +$n\.0/24 +- +1 +2 +252" "the pool: gateway and o1 allocated"
+  matches "$out" "none: the kernel matches the records" "drift"
+  echo "+ curl --unix-socket $sock http://plugin/metrics"
+  after=$(curl -sS --max-time "$E2E_CMD_TIMEOUT" --unix-socket "$sock" http://plugin/metrics)
+  for k in 'ipvlan_rs_calls_total{call="NetworkDriver.Join",outcome="ok"}' ipvlan_rs_container_links_created_total; do
+    eq "$(($(metric "$k" "$after") - $(metric "$k" "$before")))" 1 "$k moved by o1's start"
+  done
+  # a link of the plugin's group that belongs to nothing
+  group=$(sed -n 's/.*, link group \([0-9]*\)$/\1/p' <<<"$out")
+  x ip link add ivr0000deadbeef link "$p" group "$group" type macvlan mode bridge
+  out=$("$bin" status --socket "$sock") || fail "ipvlan-rs status failed"
+  matches "$out" "orphan container link ivr0000deadbeef" "drift after a stray link"
+  x ip link del ivr0000deadbeef
+  x docker rm -f o1 >/dev/null
+  x docker network rm op >/dev/null
+  no_links_on "$p"
 }

@@ -21,8 +21,10 @@
 
 mod range;
 mod state;
+mod status;
 
 pub use state::{AddressSpace, PoolId};
+pub use status::{IpamStatus, PoolStatus, SpaceStatus};
 
 use ipnet::IpNet;
 use protocol::ipam::{
@@ -285,6 +287,17 @@ impl Ipam {
             config,
             host,
         })
+    }
+
+    /// Spaces and pools with their allocated and free counts, for an
+    /// operator. Holds the state lock for O(allocated addresses).
+    pub fn status(&self) -> IpamStatus {
+        self.lock().status()
+    }
+
+    /// Reports each durable write of the IPAM's state file to `observer`.
+    pub fn observe_commits(&self, observer: store::CommitObserver) {
+        self.store.observe_commits(observer);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -121,6 +121,9 @@ impl Driver {
         let commit = self.store.submit(vec![op]);
         let (address, address_ipv6) = (record.address, record.address_ipv6);
         state.insert_endpoint(record);
+        state
+            .phases
+            .insert(eid.to_string(), crate::status::Phase::Created);
         if let Some(spare) = spare {
             state.claimed.insert(eid.to_string(), spare);
         }

@@ -5,6 +5,7 @@ use crate::link::{Link, LinkError, LinkShape};
 use crate::names::random_mac;
 use crate::options::LinkKind;
 use crate::records::{EndpointRecord, NetworkRecord, Subnet};
+use crate::status::Phase;
 use crate::{Driver, DriverError, spare};
 use ipnet::IpNet;
 use protocol::network::{
@@ -96,6 +97,8 @@ impl Driver {
             && self.reuse(&spare, network, &parent).await?
         {
             tracing::debug!(network = nid, endpoint = eid, link = %endpoint.link, "joined with a reused link");
+            self.counters.link_reused();
+            self.set_phase(eid, Phase::Joined).await;
             return Ok(join_response(network, endpoint));
         }
         let create = || {
@@ -111,7 +114,9 @@ impl Driver {
         if created.as_ref().is_err_and(LinkError::is_exists) {
             // a link left by an earlier attempt (the engine retries) is replaced
             tracing::debug!(endpoint = eid, link = %endpoint.link, "replacing existing link");
-            self.netlink.delete_by_name(&endpoint.link).await?;
+            if self.netlink.delete_by_name(&endpoint.link).await? {
+                self.counters.links_deleted(1);
+            }
             created = create().await;
         }
         if let Err(e) = created {
@@ -129,6 +134,7 @@ impl Driver {
             });
         }
         tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
+        self.counters.link_created();
         let response = join_response(network, endpoint);
         if template_wanted {
             // what a fresh link of this network looks like, to judge released ones by
@@ -140,6 +146,7 @@ impl Driver {
                 }
             }
         }
+        self.set_phase(eid, Phase::Joined).await;
         Ok(response)
     }
 
@@ -155,6 +162,15 @@ impl Driver {
             self.netlink.set_up(parent.index).await?;
         }
         Ok(parent)
+    }
+
+    /// Notes where endpoint `eid` is in its life, if it still exists (for
+    /// the operator's view only: nothing acts on it).
+    async fn set_phase(&self, eid: &str, phase: Phase) {
+        let mut state = self.state.lock().await;
+        if state.endpoints.contains_key(eid) {
+            state.phases.insert(eid.to_string(), phase);
+        }
     }
 
     /// Readies a claimed spare for the endpoint joining with it: a macvlan
@@ -197,6 +213,8 @@ impl Driver {
     /// and DeleteEndpoint removes it.
     pub async fn leave(&self, req: &LeaveRequest) -> Result<(), DriverError> {
         tracing::debug!(network = %req.network_id, endpoint = %req.endpoint_id, "left");
+        // the engine moves the link back to the host before DeleteEndpoint
+        self.set_phase(req.endpoint_id.as_str(), Phase::Left).await;
         Ok(())
     }
 

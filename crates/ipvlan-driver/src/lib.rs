@@ -43,6 +43,11 @@ pub mod options;
 mod reaper;
 mod spare;
 
+/// Counts of what the driver did to links, for metrics.
+mod counters;
+/// The operator's view: networks, endpoints and drift from the kernel.
+mod status;
+
 /// The error type.
 mod error;
 /// Link names, random IDs and MACs.
@@ -63,6 +68,7 @@ mod network;
 /// Start-up: removing what belongs to nothing, re-creating lost parents.
 mod reconcile;
 
+pub use counters::LinkCounts;
 pub use error::DriverError;
 pub use host_link::{AddressError, AddressLease, HostLinkAddresses};
 pub use join::join_response;
@@ -75,6 +81,9 @@ pub use options::{HostLinkOption, LinkKind, NetworkOptions, OptionError, ParentS
 pub use reaper::REAP_GROUP;
 pub use records::{CreatedParent, EndpointRecord, HostLink, NetworkRecord, Subnet};
 pub use state::SCHEMA;
+pub use status::{
+    Drift, DriverStatus, EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,4 +127,6 @@ pub struct Driver {
     /// Taken before `state` by the calls that change an endpoint's link.
     endpoint_turns: state::EndpointTurns,
     config: DriverConfig,
+    /// What was done to links since start (shared with the reaper).
+    counters: std::sync::Arc<counters::Counters>,
 }

@@ -115,6 +115,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Link group (`ip link set ... group N`; 0 is "default").
     pub group: Option<u32>,
+    /// The MAC address, for links that have an Ethernet one.
+    pub mac: Option<[u8; 6]>,
 }
 
 impl Link {
@@ -130,6 +132,7 @@ impl Link {
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
+            mac: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -138,6 +141,7 @@ impl Link {
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Group(g) => link.group = Some(*g),
+                LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {

@@ -98,6 +98,7 @@ impl Driver {
                     })?;
             }
         }
+        self.counters.parent_created();
         Ok(())
     }
 
@@ -385,6 +386,7 @@ impl Driver {
         }
         match self.netlink.delete_by_name(&record.parent).await {
             Ok(true) => {
+                self.counters.parent_deleted();
                 tracing::info!(network = %record.id, parent = %record.parent, "deleted created parent link")
             }
             Ok(false) => {}
@@ -419,7 +421,9 @@ impl Driver {
         self.reaper.flush().await;
         for e in &endpoints {
             state.claimed.remove(&e.id);
-            self.netlink.delete_by_name(&e.link).await?;
+            if self.netlink.delete_by_name(&e.link).await? {
+                self.counters.links_deleted(1);
+            }
         }
         if let Some(link) = &record.host_link {
             self.delete_host_link(link).await?;

@@ -18,7 +18,7 @@ mod http;
 mod netns;
 mod plugin;
 
-pub use http::{Conn, Reply, request};
+pub use http::{Conn, Reply, request, request_tcp};
 pub use netns::{NetNs, ip, ip_binary, kernel_has_ipvlan, require_root};
 pub use plugin::{Launch, Plugin, PluginDir};
 

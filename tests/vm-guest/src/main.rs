@@ -21,7 +21,9 @@ use parents::{
     dummy_parent, mtu_against_the_parent, shared_parent_conflicts, vlan_ids_name_one_link,
     vlan_parent,
 };
-use reconcile::{batched_deletes, prefix_collision, reconcile_after_crash};
+use reconcile::{
+    batched_deletes, prefix_collision, reconcile_after_crash, status_and_drift_of_created_parents,
+};
 use rig::{Captured, Rig};
 use std::path::Path;
 use traffic::{modes_and_flags, reused_links, traffic};
@@ -106,6 +108,10 @@ async fn main() -> std::process::ExitCode {
     case!(
         "host_link_refused_for_private_and_vepa_where_the_kernel_carries_nothing",
         host_link_refused_where_the_kernel_carries_nothing(&mut rig)
+    );
+    case!(
+        "status_shows_created_parents_and_their_drift_until_reconcile",
+        status_and_drift_of_created_parents(&mut rig)
     );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
