@@ -51,6 +51,16 @@ pub struct Config {
     #[arg(long, env = "LINK_REUSE_MS", default_value_t = 100)]
     pub link_reuse_ms: u64,
 
+    /// `dhcp=on` networks: milliseconds a DHCP exchange may take before the
+    /// server counts as silent (CreateEndpoint then fails).
+    #[arg(long, env = "DHCP_TIMEOUT_MS", default_value_t = 5000)]
+    pub dhcp_timeout_ms: u64,
+
+    /// `dhcp=on` networks: milliseconds to wait for another host to answer
+    /// the ARP probe of an offered address before taking it (0: no probe).
+    #[arg(long, env = "DHCP_ARP_PROBE_MS", default_value_t = 200)]
+    pub dhcp_arp_probe_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY", default_value_t = 1 << 20)]
     pub max_body: usize,

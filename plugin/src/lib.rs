@@ -62,6 +62,12 @@ impl App {
                 host_link_addresses: Some(HostLinkIpam(Arc::new(
                     host_link_addresses::IpamHostLinkAddresses(ipam.clone()),
                 ))),
+                scope: config.scope,
+                dhcp: ipvlan_driver::DhcpSettings {
+                    timeout: std::time::Duration::from_millis(config.dhcp_timeout_ms),
+                    arp_probe: std::time::Duration::from_millis(config.dhcp_arp_probe_ms),
+                    ..ipvlan_driver::DhcpSettings::default()
+                },
             },
         )
         .map_err(OpenError::Driver)?;

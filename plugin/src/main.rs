@@ -78,6 +78,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = app.driver.reconcile().await {
         tracing::error!(error = %e, "reconciling links with the kernel failed; continuing");
     }
+    // DHCP leases of dhcp=on networks, reloaded with the state, go on being renewed
+    tokio::spawn(app.driver.clone().run_renewals());
 
     // the handlers go in before the socket appears: a SIGTERM from a
     // client that saw the socket would otherwise kill the process (the

@@ -159,7 +159,18 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
     async move {
         let started = std::time::Instant::now();
         let result = match axum::body::to_bytes(body, app.max_body).await {
-            Ok(bytes) => handle(&app, call, &bytes).await,
+            Ok(bytes) => {
+                // LOG_LEVEL=trace logs every body as received, as one JSON
+                // string, so that what an engine sends can be captured from
+                // its log of the plugin (tests/fixtures/record-requests.sh)
+                tracing::trace!(
+                    target: "ipvlan_rs::wire",
+                    path = %call.path(),
+                    body = %body_as_json_string(&bytes),
+                    "request body"
+                );
+                handle(&app, call, &bytes).await
+            }
             Err(e) => Err(CallError::Body(format!(
                 "{e} (limit {} bytes)",
                 app.max_body
@@ -189,6 +200,12 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
     }
     .instrument(span)
     .await
+}
+
+/// The body as a JSON string literal (invalid UTF-8 replaced), one line
+/// whatever it holds.
+fn body_as_json_string(bytes: &[u8]) -> String {
+    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()).to_string()
 }
 
 fn ok<T: Serialize>(value: T) -> Result<Response, CallError> {
@@ -277,8 +294,8 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
             ok(EmptyResponse {})
         }
         Request::CreateEndpoint(r) => {
-            app.driver.create_endpoint(&r).await?;
-            ok(CreateEndpointResponse::default())
+            let interface = app.driver.create_endpoint(&r).await?;
+            ok(CreateEndpointResponse { interface })
         }
         Request::EndpointOperInfo(r) => {
             let value = app.driver.endpoint_info(&r).await?;

@@ -12,6 +12,16 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
 BIN=target/x86_64-unknown-linux-gnu/release/ipvlan-rs-vm-guest
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
+# the DHCP case's server: the host's dnsmasq with its libraries (the guest has
+# iproute2's loader); without it that case fails, saying so
+if command -v dnsmasq >/dev/null; then
+  DNSMASQ=$(command -v dnsmasq)
+  VM_FILES="${VM_FILES:-} $DNSMASQ:/usr/sbin/dnsmasq"
+  for lib in $(ldd "$DNSMASQ" | grep -o '/[^ ]*'); do
+    VM_FILES="$VM_FILES $(readlink -f "$lib"):$lib"
+  done
+  export VM_FILES
+fi
 VM_TIMEOUT=${VM_TIMEOUT:-300} VM_LOG="$LOG" "$ROOT/tests/rig/vm/run.sh" "$BIN" "$@"
 # every case line must be PASS and there must be cases at all
 pass=$(grep -c '^CASE .*: PASS' "$LOG" || true)

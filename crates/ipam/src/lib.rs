@@ -37,10 +37,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::{Store, StoreError};
 
-/// The name the engine uses for the local (per node) address space.
-pub const LOCAL_SPACE: &str = "local";
-/// The name the engine uses for the Swarm (manager allocated) address space.
-pub const GLOBAL_SPACE: &str = "global";
+pub use protocol::ipam::{GLOBAL_SPACE, LOCAL_SPACE};
 
 /// An IPAM call that could not be served. Messages name the bad value.
 #[derive(Debug, thiserror::Error)]

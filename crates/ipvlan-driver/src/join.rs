@@ -53,7 +53,9 @@ pub fn join_response(network: &NetworkRecord, endpoint: &EndpointRecord) -> Join
             }
         }
     } else {
-        resp.gateway = gateway_for(&network.ipv4, endpoint.address.as_ref());
+        resp.gateway = endpoint
+            .gateway
+            .or_else(|| gateway_for(&network.ipv4, endpoint.address.as_ref()));
         resp.gateway_ipv6 = gateway_for(&network.ipv6, endpoint.address_ipv6.as_ref());
     }
     resp
@@ -132,6 +134,13 @@ impl Driver {
                 source: e,
                 hint,
             });
+        }
+        if let Some(mac) = endpoint.mac {
+            // the MAC its DHCP lease was asked with: the server's binding
+            // names it (the engine sets it too, from CreateEndpoint's answer)
+            if let Some(link) = self.netlink.get(&endpoint.link).await? {
+                self.netlink.set_address(link.index, mac).await?;
+            }
         }
         tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
         self.counters.link_created();
@@ -282,6 +291,7 @@ mod tests {
                 kind,
                 mtu: None,
                 host_link: None,
+                dhcp: false,
             },
             parent: "eth0".into(),
             created_parent: None,
@@ -311,6 +321,8 @@ mod tests {
             link: "ivre".into(),
             address: Some(v4.parse().unwrap()),
             address_ipv6: v6.map(|a| a.parse().unwrap()),
+            mac: None,
+            gateway: None,
         }
     }
 

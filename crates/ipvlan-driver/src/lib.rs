@@ -35,8 +35,12 @@
 //!   while its network churns and only if it is exactly as a new link would
 //!   be, kept for a short window and given to the network's next endpoint
 //!   (spare); spares live in memory only, so a restart deletes them.
+//! - An endpoint of a `dhcp=on` network has its lease stored with it, in
+//!   the same commit, before CreateEndpoint answers; DeleteEndpoint deletes
+//!   both and releases the lease (see [`lease`]).
 //!
-//! Knows nothing of HTTP; talks to the kernel only through rtnetlink.
+//! Knows nothing of HTTP; talks to the kernel only through rtnetlink, and
+//! to DHCP servers only through the `dhcp` crate.
 
 pub mod link;
 pub mod options;
@@ -63,12 +67,15 @@ mod endpoint;
 mod host_link;
 /// Join, link reuse, Leave, the Join response.
 mod join;
+/// DHCP leases of endpoints: taken, stored, renewed, released.
+mod lease;
 /// CreateNetwork, DeleteNetwork and parents.
 mod network;
 /// Start-up: removing what belongs to nothing, re-creating lost parents.
 mod reconcile;
 
 pub use counters::LinkCounts;
+pub use dhcp::Settings as DhcpSettings;
 pub use error::DriverError;
 pub use host_link::{AddressError, AddressLease, HostLinkAddresses};
 pub use join::join_response;
@@ -79,7 +86,7 @@ pub use names::{
 };
 pub use options::{HostLinkOption, LinkKind, NetworkOptions, OptionError, ParentSpec};
 pub use reaper::REAP_GROUP;
-pub use records::{CreatedParent, EndpointRecord, HostLink, NetworkRecord, Subnet};
+pub use records::{CreatedParent, EndpointRecord, HostLink, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
 pub use status::{
     Drift, DriverStatus, EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink,
@@ -101,6 +108,11 @@ pub struct DriverConfig {
     /// The IPAM that reserves host link addresses (`-o host_link=on`);
     /// `None`: only `host_link=ADDR` works.
     pub host_link_addresses: Option<HostLinkIpam>,
+    /// The scope the plugin reports to the engine: with `Local`, a Swarm
+    /// manager hands a Swarm network to each node without its options.
+    pub scope: protocol::network::Scope,
+    /// Timing of DHCP exchanges (`dhcp=on` networks).
+    pub dhcp: dhcp::Settings,
 }
 
 /// The IPAM behind [`DriverConfig::host_link_addresses`].

@@ -136,12 +136,12 @@ impl Link {
         };
         for attr in &msg.attributes {
             match attr {
+                LinkAttribute::Address(a) => link.mac = a.as_slice().try_into().ok(),
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Link(p) => link.parent = Some(*p),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Group(g) => link.group = Some(*g),
-                LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {

@@ -19,6 +19,8 @@ pub const MACVLAN_MODE: &str = "macvlan_mode";
 /// `-o host_link=on|ADDR`: a link of the host's own on the parent, so the
 /// host reaches the network's containers (see `host_link.rs`).
 pub const HOST_LINK: &str = "host_link";
+/// `-o dhcp=on`: addresses from the LAN's DHCP server.
+pub const DHCP: &str = "dhcp";
 /// Every option key a network accepts.
 pub const KNOWN_KEYS: &[&str] = &[
     PARENT,
@@ -28,6 +30,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     MACVLAN_MODE,
     protocol::options::MTU,
     HOST_LINK,
+    DHCP,
 ];
 
 /// A network option that cannot be used.
@@ -88,6 +91,16 @@ pub enum OptionError {
         /// What works instead.
         instead: &'static str,
     },
+    /// `host_link` on a `dhcp=on` network.
+    #[error(
+        "option host_link cannot be combined with dhcp=on yet: the host link's address would have to be leased from the DHCP server like a container's; drop one of them"
+    )]
+    HostLinkWithDhcp,
+    /// DHCP on a routed (L3) ipvlan network.
+    #[error(
+        "dhcp=on needs a network on the LAN's broadcast domain: ipvlan_mode={0} routes instead; use ipvlan_mode=l2 or kind=macvlan"
+    )]
+    DhcpOnL3(&'static str),
 }
 
 /// The ipvlan mode: a property of the parent, shared by all its slaves.
@@ -248,6 +261,10 @@ pub struct NetworkOptions {
     pub kind: LinkKind,
     /// MTU of container links (`None`: the parent's).
     pub mtu: Option<u32>,
+    /// Addresses come from the LAN's DHCP server (`-o dhcp=on`); absent
+    /// in records written before DHCP existed.
+    #[serde(default)]
+    pub dhcp: bool,
     /// A host link for the network (`None`: none, as before 0.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_link: Option<HostLinkOption>,
@@ -399,11 +416,34 @@ impl NetworkOptions {
             Some(v) => parse_host_link(v, &kind)?,
             None => None,
         };
+        let dhcp = match get(DHCP).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("off" | "false" | "no") => false,
+            Some("on" | "true" | "yes") => true,
+            Some(_) => {
+                return Err(OptionError::Invalid {
+                    what: "dhcp",
+                    value: get(DHCP).unwrap_or_default().to_string(),
+                    allowed: "on, off (the default)",
+                });
+            }
+        };
+        if dhcp
+            && let LinkKind::IpVlan {
+                mode: mode @ (IpvlanMode::L3 | IpvlanMode::L3s),
+                ..
+            } = kind
+        {
+            return Err(OptionError::DhcpOnL3(mode.as_str()));
+        }
+        if dhcp && host_link.is_some() {
+            return Err(OptionError::HostLinkWithDhcp);
+        }
         Ok(NetworkOptions {
             parent,
             kind,
             mtu,
             host_link,
+            dhcp,
         })
     }
 }
@@ -578,6 +618,13 @@ mod tests {
                 "{err}"
             );
         }
+        let err = parse(&[("kind", "macvlan"), ("dhcp", "on"), ("host_link", "on")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("host_link") && err.contains("dhcp=on"),
+            "{err}"
+        );
         for ok in [
             &[("kind", "macvlan")][..],
             &[("ipvlan_mode", "l2")],
@@ -588,6 +635,26 @@ mod tests {
             pairs.push(("host_link", "on"));
             assert!(parse(&pairs).is_ok(), "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn dhcp_is_on_or_off_and_not_on_routed_ipvlan() {
+        assert!(!parse(&[]).unwrap().dhcp);
+        assert!(parse(&[("dhcp", "on")]).unwrap().dhcp);
+        assert!(parse(&[("dhcp", "ON"), ("kind", "macvlan")]).unwrap().dhcp);
+        assert!(!parse(&[("dhcp", "off")]).unwrap().dhcp);
+        let err = parse(&[("dhcp", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("'maybe'"), "{err}");
+        for mode in ["l3", "l3s"] {
+            let err = parse(&[("dhcp", "on"), ("ipvlan_mode", mode)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(mode) && err.contains("l2"), "{err}");
+        }
+        // records written before the option existed read as off
+        let old =
+            r#"{"parent":{"type":"none"},"kind":{"kind":"macvlan","mode":"bridge"},"mtu":null}"#;
+        assert!(!serde_json::from_str::<NetworkOptions>(old).unwrap().dhcp);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use crate::error::DriverError;
 use crate::link::Link;
 use crate::names::random_u32;
-use crate::records::{ENDPOINTS, EndpointRecord, INSTANCE, NETWORKS, NetworkRecord, TABLES};
+use crate::records::{
+    ENDPOINTS, EndpointRecord, INSTANCE, LEASES, LeaseRecord, NETWORKS, NetworkRecord, TABLES,
+};
 use crate::{Driver, DriverConfig, Netlink, reaper, spare};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -73,6 +75,8 @@ pub(crate) struct State {
     /// life. Memory only: recording each Join durably would add a commit
     /// to every `docker run`; endpoints loaded at start have no entry.
     pub(crate) phases: HashMap<String, crate::status::Phase>,
+    /// DHCP leases of endpoints, by endpoint ID.
+    pub(crate) leases: HashMap<String, LeaseRecord>,
 }
 
 impl State {
@@ -189,12 +193,20 @@ impl Driver {
             })?;
             state.insert_endpoint(e);
         }
+        for (k, v) in store.load(LEASES)? {
+            let l: LeaseRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("lease {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.leases.insert(l.endpoint.clone(), l);
+        }
+        Driver::report_expired(&state.leases);
         let (link_group, link_group_commit) = load_link_group(&store)?;
         let counters = Arc::new(crate::counters::Counters::default());
         tracing::info!(
             path = %path.display(),
             networks = state.networks.len(),
             endpoints = state.endpoints.len(),
+            leases = state.leases.len(),
             link_group,
             "driver state loaded"
         );

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod rig;
+mod dhcp;
 mod host_link;
 mod parents;
 mod reconcile;
@@ -112,6 +113,10 @@ async fn main() -> std::process::ExitCode {
     case!(
         "status_shows_created_parents_and_their_drift_until_reconcile",
         status_and_drift_of_created_parents(&mut rig)
+    );
+    case!(
+        "dhcp_ipvlan_l2_endpoints_lease_from_dnsmasq_and_release",
+        dhcp::dhcp_ipvlan_l2(&mut rig)
     );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
