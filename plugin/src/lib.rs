@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod host_link_addresses;
 pub mod host_routes;
 pub mod metrics;
 mod server;
@@ -21,7 +22,7 @@ pub use config::Config;
 pub use server::{App, CallError, app, metrics_app};
 
 use ipam::{Ipam, IpamConfig};
-use ipvlan_driver::{Driver, DriverConfig};
+use ipvlan_driver::{Driver, DriverConfig, HostLinkIpam};
 use std::sync::Arc;
 
 /// Why the state named by a [`Config`] could not be opened.
@@ -41,14 +42,16 @@ impl App {
     /// The driver is not reconciled with the kernel yet: see
     /// [`Driver::reconcile`].
     pub fn open(config: &Config) -> Result<App, OpenError> {
-        let ipam = Ipam::open(
-            &config.state_dir.join("ipam.redb"),
-            IpamConfig {
-                default_pools: config.default_pools.clone(),
-            },
-            Arc::new(host_routes::ProcRoutes),
-        )
-        .map_err(OpenError::Ipam)?;
+        let ipam = Arc::new(
+            Ipam::open(
+                &config.state_dir.join("ipam.redb"),
+                IpamConfig {
+                    default_pools: config.default_pools.clone(),
+                },
+                Arc::new(host_routes::ProcRoutes),
+            )
+            .map_err(OpenError::Ipam)?,
+        );
         let default_parent =
             Some(config.default_parent.trim().to_string()).filter(|p| !p.is_empty());
         let driver = Driver::open(
@@ -56,6 +59,9 @@ impl App {
             DriverConfig {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+                host_link_addresses: Some(HostLinkIpam(Arc::new(
+                    host_link_addresses::IpamHostLinkAddresses(ipam.clone()),
+                ))),
                 scope: config.scope,
                 dhcp: ipvlan_driver::DhcpSettings {
                     timeout: std::time::Duration::from_millis(config.dhcp_timeout_ms),
@@ -65,7 +71,7 @@ impl App {
             },
         )
         .map_err(OpenError::Driver)?;
-        let (ipam, driver) = (Arc::new(ipam), Arc::new(driver));
+        let driver = Arc::new(driver);
         Ok(App {
             metrics: metrics::Metrics::new(ipam.clone(), driver.clone()),
             ipam,

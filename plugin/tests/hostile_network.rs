@@ -8,7 +8,7 @@ mod common;
 mod hostile;
 
 use common::body;
-use hostile::{CN, Case, NET, Rig, V4, err, nid, ok};
+use hostile::{CN, Case, EP1, NET, Rig, V4, err, nid, ok};
 
 /// A CreateNetwork with these generic options that must fail naming
 /// `needles`, and leave no network behind.
@@ -178,6 +178,67 @@ fn cases() -> Vec<Case> {
             ),
             &[NET],
         ),
+        bad_network(
+            60,
+            "host_link not an address",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"10.80.0.300"}"#,
+            V4,
+            &["host_link", "10.80.0.300"],
+        ),
+        bad_network(
+            61,
+            "host_link outside the subnet",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"10.99.0.5"}"#,
+            V4,
+            &["host_link", "10.99.0.5", "outside", "10.80.0.0/24"],
+        ),
+        bad_network(
+            62,
+            "host_link at the gateway's address",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"10.80.0.1"}"#,
+            V4,
+            &["host_link", "10.80.0.1", "gateway"],
+        ),
+        bad_network(
+            63,
+            "host_link at an address a container holds",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"10.80.0.2"}"#,
+            V4,
+            &["host_link", "10.80.0.2", EP1],
+        ),
+        bad_network(
+            64,
+            "host_link at the broadcast address",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"10.80.0.255"}"#,
+            V4,
+            &["host_link", "10.80.0.255", "broadcast"],
+        ),
+        bad_network(
+            65,
+            "host_link with macvlan private",
+            r#"{"parent":"hp0","kind":"macvlan","macvlan_mode":"private","host_link":"on"}"#,
+            V4,
+            &["host_link", "macvlan private", "macvlan_mode=bridge"],
+        ),
+        bad_network(
+            66,
+            "host_link=on where another IPAM serves the network",
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
+            r#"[{"AddressSpace":"LocalDefault","Gateway":"10.80.0.1/24","Pool":"10.80.0.0/24"}]"#,
+            &["host_link=on", "LocalDefault", "--aux-address"],
+        ),
+        {
+            let id = nid(67);
+            err(
+                "host_link on an IPv6-only network",
+                CN,
+                format!(
+                    r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.enable_ipv4":false,"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{{"parent":"hp0","kind":"macvlan","host_link":"on"}}}},"IPv4Data":[],"IPv6Data":[{{"AddressSpace":"local","Pool":"fd80::/64"}}]}}"#
+                ),
+                &["host_link", "no IPv4 subnet", "IPv4 only"],
+            )
+            .then(move |rig| rig.assert_no_network(&id))
+        },
         err(
             "internal flag of a wrong JSON type",
             CN,

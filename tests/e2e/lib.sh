@@ -218,7 +218,7 @@ plugin_settings() {
 }
 
 # kill9_plugin: kill -9 the process of plugin $P and wait until the engine has
-# started it again (guard 60 s)
+# started it again and the new process answers Plugin.Activate (guards 60 s)
 kill9_plugin() {
   local id pid
   id=$(docker plugin inspect -f '{{.Id}}' "$P")
@@ -228,6 +228,8 @@ kill9_plugin() {
   # the engine sees the process exit and starts it again
   wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
   note "plugin restarted: pid $pid -> $(plugin_pid "$id")"
+  wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
+    http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
 }
 
 # plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
@@ -300,12 +302,24 @@ host_links() { ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}'; }
 # ivr_links: container links of the plugin left in the host namespace
 ivr_links() { host_links | grep '^ivr' || true; }
 # plugin_links [NETNS]: every link the plugin makes, in the host namespace (or in
-# NETNS), one a line: container links ivr*, dummy parents ivd*, and the parents
-# it creates (802.1Q <parent>.<vid>), which carry the alias "ipvlan-rs:..."
-# (SLAVE_PREFIX, DUMMY_PREFIX, ALIAS_PREFIX in crates/ipvlan-driver/src/lib.rs)
+# NETNS), one a line: container links ivr*, dummy parents ivd*, host links ivh*,
+# and the parents it creates (802.1Q <parent>.<vid>), which carry the alias
+# "ipvlan-rs:..." (SLAVE_PREFIX, DUMMY_PREFIX, HOST_LINK_PREFIX, ALIAS_PREFIX in
+# crates/ipvlan-driver/src/names.rs)
 # shellcheck disable=SC2120  # called with NETNS too
 plugin_links() {
-  ip ${1:+-n "$1"} -o link show | awk -F': ' '{n = $2; sub(/@.*/, "", n); if (n ~ /^iv[rd]/ || / alias ipvlan-rs:/) print n}'
+  ip ${1:+-n "$1"} -o link show | awk -F': ' '{n = $2; sub(/@.*/, "", n); if (n ~ /^iv[rdh]/ || / alias ipvlan-rs:/) print n}'
+}
+# host_pings ADDR: the host namespace reaches ADDR (busybox ping; -W10 a guard
+# for the one reply, ARP first, on a loaded machine)
+host_pings() {
+  echo "+ ping -c1 -W10 $1 (from the host)"
+  busybox ping -c1 -W10 "$1" >/dev/null || fail "the host cannot ping $1 (no reply within 10 s)"
+}
+# host_no_ping ADDR: the host namespace does not reach ADDR (see no_ping)
+host_no_ping() {
+  echo "+ ping -c1 -W1 $1 (from the host, must fail)"
+  if busybox ping -c1 -W1 "$1" >/dev/null 2>&1; then fail "the host can ping $1"; fi
 }
 # children PARENT: macvlan/ipvlan links on PARENT in the host namespace
 children() {

@@ -55,6 +55,7 @@ SCENARIOS=(
   daemon_restart_live_restore
   registry_release_install
   plugin_upgrade
+  host_link
   dhcp_leases
   dhcp_plugin_kill9
   dhcp_silent_server

@@ -667,7 +667,7 @@ $n.254" "container addresses vs the gateways"
 # it again; its state is read back (no duplicate addresses), the old containers work
 # and stop cleanly, the network can be removed.
 scenario_plugin_kill9() {
-  local p n=10.$E.24 id mark before after
+  local p n=10.$E.24 mark before after
   p=$(new_parent)
   mknet k9 --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr a1 --network k9
@@ -675,9 +675,6 @@ scenario_plugin_kill9() {
   before=$(net_addrs k9)
   mark=$(log_mark)
   kill9_plugin
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
-    http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
   pings a1 a2
   ctr b1 --network k9
   ctr b2 --network k9
@@ -788,6 +785,70 @@ scenario_link_reuse() {
   pings r2 r3
   x docker rm -f r2 r3 >/dev/null
   x docker network rm ru >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# -o host_link=on (issue #20): the host reaches the network's containers through
+# a link of its own on the parent (ivh + the network ID's prefix, address from
+# the plugin's IPAM as a /32, a route per container), ping and TCP; containers
+# reach the host at the link's address; a network without host_link stays out of
+# the host's reach; after kill -9 of the plugin, and after disable -f and
+# enable, the host still reaches them;
+# network rm leaves no ivh link, route or address behind.
+scenario_host_link() {
+  local p q n=10.$E.44 m=10.$E.45 id hl c mark
+  p=$(new_parent a)
+  q=$(new_parent b)
+  mknet hl --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan -o host_link=on
+  mknet nohl --subnet "$m.0/24" --gateway "$m.1" -o parent="$q" -o kind=macvlan
+  id=$(docker network inspect -f '{{.Id}}' hl)
+  hl=ivh${id:0:12}
+  link_exists "$hl" || fail "no host link $hl for network hl ($id)"
+  x ip -d link show "$hl"
+  matches "$(ip -d link show "$hl")" "@$p: .* macvlan mode bridge" "host link $hl"
+  eq "$(ip -4 -o addr show dev "$hl" | awk '{print $4}')" "$n.2/32" "host link address (the pool's first free, as a /32)"
+  ctr c1 --network hl
+  ctr c2 --network hl
+  ctr d1 --network nohl
+  eq "$(addr4 c1)" "$n.3/24" "c1 address (the host link holds $n.2)"
+  eq "$(addr4 c2)" "$n.4/24" "c2 address"
+  x ip -4 route show dev "$hl"
+  eq "$(ip -4 route show dev "$hl" | awk '{print $1}' | sort | paste -sd' ')" "$n.3 $n.4" "routes through $hl"
+  for c in c1 c2; do
+    x docker exec -d "$c" sh -c "hostname >index.html && httpd -f -p 80"
+  done
+  for c in c1 c2; do
+    wait_for 60 listens "$c" 80 || fail "waited 60 s for httpd in $c to listen on port 80"
+  done
+  host_pings "$n.3"
+  host_pings "$n.4"
+  eq "$(busybox wget -qO- "http://$n.3/")" "$(ex c1 hostname)" "page the host got from c1 over TCP"
+  eq "$(busybox wget -qO- "http://$n.4/")" "$(ex c2 hostname)" "page the host got from c2 over TCP"
+  pings c1 "$n.2"
+  pings c2 "$n.2"
+  # without host_link the host's parent filters traffic to its slaves, as before
+  host_no_ping "$(addr4 d1 | cut -d/ -f1)"
+
+  # the plugin killed: the engine starts it again, its reconcile keeps the link
+  mark=$(log_mark)
+  kill9_plugin
+  host_pings "$n.3"
+  host_pings "$n.4"
+  eq "$(busybox wget -qO- "http://$n.3/")" "$(ex c1 hostname)" "page from c1 after the kill"
+  ctr c3 --network hl
+  host_pings "$(addr4 c3 | cut -d/ -f1)"
+  # disable -f and enable: the plugin stopped (SIGTERM) and started again
+  x docker plugin disable -f "$P"
+  x docker plugin enable "$P"
+  host_pings "$n.4"
+  pings c3 "$n.2"
+
+  x docker rm -f c1 c2 c3 d1 >/dev/null
+  x docker network rm hl nohl >/dev/null
+  ! link_exists "$hl" || fail "host link $hl left after network rm"
+  eq "$(ip -4 route show | grep -F "$n." || true)" "" "routes to $n.0/24 left"
+  eq "$(ip -4 -o addr show | grep -F "$n." || true)" "" "addresses in $n.0/24 left"
   no_links_on "$p"
   no_plugin_errors "$mark"
 }

@@ -127,6 +127,16 @@ pub enum IpamError {
         /// The address space.
         space: String,
     },
+    /// Several pools of one subnet, told apart by no gateway.
+    #[error(
+        "several pools of subnet {pool} in address space {space:?} (with different --ip-range) and no gateway to tell which is the network's"
+    )]
+    AmbiguousPool {
+        /// The subnet.
+        pool: IpNet,
+        /// The address space.
+        space: String,
+    },
     /// Every usable address of the range is allocated.
     #[error("no available addresses in {range} (pool {pool})")]
     Exhausted {
@@ -384,6 +394,24 @@ impl Ipam {
             tracing::debug!(pool_id = %req.pool_id, %address, "address released");
         }
         Ok(())
+    }
+
+    /// The pool the engine leased for a network whose subnet in address
+    /// space `space` is `subnet` (holding `gateway`, when the network has
+    /// one), and its sub-pool: `Ok(None)` if this IPAM leased none (another
+    /// IPAM serves the network). For addresses the plugin reserves for the
+    /// network itself (host links), through
+    /// [`Ipam::request_address`] and [`Ipam::release_address`].
+    pub fn network_pool(
+        &self,
+        space: &str,
+        subnet: IpNet,
+        gateway: Option<IpAddr>,
+    ) -> Result<Option<(PoolId, Option<IpNet>)>, IpamError> {
+        let Ok(space) = AddressSpace::parse(space) else {
+            return Ok(None);
+        };
+        self.lock().pool_of_subnet(space, subnet, gateway)
     }
 
     /// Whether `address` is allocated in `space` (for tests and checks).

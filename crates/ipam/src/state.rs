@@ -195,6 +195,40 @@ impl State {
         Ok((PoolLease { id, pool }, vec![op]))
     }
 
+    /// The pool a network was leased as `subnet` of `space`: the one that
+    /// holds `gateway` when one is given and held, else the only pool of
+    /// that subnet (pools of one subnet that differ in their sub-pool are
+    /// told apart by the gateway alone). Returns its ID and sub-pool.
+    pub(crate) fn pool_of_subnet(
+        &self,
+        space: AddressSpace,
+        subnet: IpNet,
+        gateway: Option<IpAddr>,
+    ) -> Result<Option<(PoolId, Option<IpNet>)>, IpamError> {
+        let subnet = subnet.trunc();
+        let found = |p: &Pool| (p.id.clone(), p.record.sub_pool);
+        let of_gateway = gateway
+            .and_then(|g| self.spaces.get(&space)?.get(g))
+            .and_then(|owner| self.owners.id(owner))
+            .and_then(|id| self.pools.get(id))
+            .filter(|p| p.record.pool == subnet);
+        if let Some(pool) = of_gateway {
+            return Ok(Some(found(pool)));
+        }
+        let mut candidates = self
+            .pools
+            .values()
+            .filter(|p| p.record.space == space && p.record.pool == subnet);
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) => Ok(Some(found(only))),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(IpamError::AmbiguousPool {
+                pool: subnet,
+                space: space.name().to_string(),
+            }),
+        }
+    }
+
     /// The writes that release one lease of pool `id`, applied; `None` if
     /// the pool is unknown.
     pub(crate) fn release_pool(&mut self, id: &str) -> Result<Option<Vec<Op>>, IpamError> {

@@ -287,3 +287,45 @@ async fn ipv6_pools_scale_without_cost() {
         .unwrap();
     assert!(ipam.is_allocated("local", addr));
 }
+
+/// The pool a network was leased as (for the addresses the plugin reserves
+/// for the network itself, host links): found by subnet, told apart by the
+/// gateway when pools of one subnet differ in their range; another IPAM's
+/// address space is none of this IPAM's.
+#[tokio::test]
+async fn network_pool_is_found_by_subnet_and_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipam = open(&dir.path().join("ipam.redb"));
+    let subnet = "10.9.0.0/24".parse().unwrap();
+    assert!(ipam.network_pool("local", subnet, None).unwrap().is_none());
+    let low = ipam
+        .request_pool(&pool_req("local", "10.9.0.0/24", "10.9.0.0/25", false))
+        .await
+        .unwrap();
+    let (id, range) = ipam.network_pool("local", subnet, None).unwrap().unwrap();
+    assert_eq!(
+        (id, range),
+        (low.id.clone(), Some("10.9.0.0/25".parse().unwrap()))
+    );
+    assert!(ipam.network_pool("global", subnet, None).unwrap().is_none());
+    assert!(
+        ipam.network_pool("LocalDefault", subnet, None)
+            .unwrap()
+            .is_none()
+    );
+    let high = ipam
+        .request_pool(&pool_req("local", "10.9.0.0/24", "10.9.0.128/25", false))
+        .await
+        .unwrap();
+    ipam.request_address(&addr_req(high.id.as_str(), "10.9.0.254", &[GW]))
+        .await
+        .unwrap();
+    let gw = Some("10.9.0.254".parse().unwrap());
+    let (id, _) = ipam.network_pool("local", subnet, gw).unwrap().unwrap();
+    assert_eq!(id, high.id, "the pool holding the gateway");
+    let err = ipam
+        .network_pool("local", subnet, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("several pools of subnet 10.9.0.0/24"), "{err}");
+}

@@ -295,7 +295,8 @@ impl Driver {
         let link = self.netlink.get_with_shape(&name).await?;
         if known.is_some() {
             state.claimed.remove(eid);
-            state.remove_endpoint(eid);
+            let host_link = state.networks.get(nid).and_then(|n| n.host_link.clone());
+            let removed = state.remove_endpoint(eid);
             let lease = state.leases.remove(eid);
             self.counters.dhcp.set_leases_held(state.leases.len());
             let parent = state.networks.get(nid).map(|n| n.parent.clone());
@@ -308,6 +309,9 @@ impl Driver {
             drop(state);
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
+            if let (Some(link), Some(removed)) = (host_link, removed) {
+                self.unroute_endpoint(&link, &removed).await;
+            }
             if let (Some(lease), Some(parent)) = (lease, parent) {
                 self.release_lease(&parent, &lease).await;
             }

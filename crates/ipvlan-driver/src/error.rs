@@ -168,6 +168,57 @@ pub enum DriverError {
         "ipvlan interfaces do not support custom mac address assignment (got {0}); use -o kind=macvlan"
     )]
     MacOnIpvlan(String),
+    /// `host_link=ADDR` outside every IPv4 subnet of the network.
+    #[error(
+        "option host_link: address {address} is outside the IPv4 subnets of network {network} ({subnets}); give an address inside them"
+    )]
+    HostLinkOutside {
+        /// The address given.
+        address: std::net::Ipv4Addr,
+        /// The network.
+        network: String,
+        /// Its IPv4 subnets.
+        subnets: String,
+    },
+    /// `host_link=ADDR` of an address that is not free.
+    #[error(
+        "option host_link: address {address} is {holder}; give a free address of the subnet, or host_link=on"
+    )]
+    HostLinkTaken {
+        /// The address given.
+        address: std::net::Ipv4Addr,
+        /// What holds it (the gateway, a container, another network's host link...).
+        holder: String,
+    },
+    /// `host_link=on` where this plugin's IPAM does not serve the network.
+    #[error(
+        "option host_link=on takes the link's address from ipvlan-rs's IPAM, but network {network}'s pool {pool} is another IPAM's (address space {space:?}); use --ipam-driver with this plugin, or give host_link=ADDR with --aux-address host_link=ADDR so the engine's IPAM reserves it"
+    )]
+    HostLinkNeedsAddress {
+        /// The network.
+        network: String,
+        /// Its pool.
+        pool: ipnet::IpNet,
+        /// The pool's address space.
+        space: String,
+    },
+    /// `host_link` on a network without IPv4.
+    #[error("option host_link: network {0} has no IPv4 subnet; the host link carries IPv4 only")]
+    HostLinkNoIpv4(String),
+    /// The IPAM would not reserve the host link's address.
+    #[error("option host_link: could not reserve an address for the host link: {0}")]
+    HostLinkReserve(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The host link or a route through it could not be made.
+    #[error("option host_link: could not set up host link {name} on parent {parent}: {source}")]
+    HostLinkFailed {
+        /// The host link.
+        name: String,
+        /// The parent.
+        parent: String,
+        /// The kernel's answer.
+        #[source]
+        source: LinkError,
+    },
     /// A netlink call failed.
     #[error(transparent)]
     Link(#[from] LinkError),

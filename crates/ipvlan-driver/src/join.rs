@@ -90,14 +90,10 @@ impl Driver {
             (network, endpoint, claimed, template_wanted)
         };
         let (network, endpoint) = (&network, &endpoint);
-        let parent = self
-            .netlink
-            .get(&network.parent)
-            .await?
-            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
-        if !parent.up {
-            self.netlink.set_up(parent.index).await?;
-        }
+        // the host's route to the container, before its link: it leads
+        // only to the container's address
+        self.route_to_endpoint(network, endpoint).await?;
+        let parent = self.parent_up(network).await?;
         if let Some(spare) = claimed
             && endpoint.link == spare.name
             && self.reuse(&spare, network, &parent).await?
@@ -161,6 +157,20 @@ impl Driver {
         }
         self.set_phase(eid, Phase::Joined).await;
         Ok(response)
+    }
+
+    /// The network's parent, brought up if it is down: the links on it
+    /// carry nothing while it is.
+    pub(crate) async fn parent_up(&self, network: &NetworkRecord) -> Result<Link, DriverError> {
+        let parent = self
+            .netlink
+            .get(&network.parent)
+            .await?
+            .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
+        if !parent.up {
+            self.netlink.set_up(parent.index).await?;
+        }
+        Ok(parent)
     }
 
     /// Notes where endpoint `eid` is in its life, if it still exists (for
@@ -280,6 +290,7 @@ mod tests {
                 },
                 kind,
                 mtu: None,
+                host_link: None,
                 dhcp: false,
             },
             parent: "eth0".into(),
@@ -299,6 +310,7 @@ mod tests {
                 pool: "fd00::/64".parse().unwrap(),
                 gateway: Some("fd00::1".parse().unwrap()),
             }],
+            host_link: None,
         }
     }
 

@@ -19,6 +19,11 @@
 //!   agree (the kernel ties the ipvlan mode to the parent and refuses
 //!   macvlan beside ipvlan); a parent is deleted only by its creator, with
 //!   the last network on it.
+//! - A network with `-o host_link` has a host link (`ivh` + 12 characters
+//!   of the network ID) in the same group, with its address as a /32 and
+//!   routes to the network's containers (see `host_link`); its record
+//!   names it, reconcile restores it and the routes the records call for,
+//!   and it goes with its network.
 //! - Leave and Delete* of unknown IDs succeed: the engine replays them after
 //!   crashes.
 //! - Calls that change one endpoint's link (Join, DeleteEndpoint) take
@@ -58,6 +63,8 @@ mod state;
 
 /// CreateEndpoint, EndpointOperInfo, DeleteEndpoint.
 mod endpoint;
+/// Host links: the host's own link on a network's parent, and its routes.
+mod host_link;
 /// Join, link reuse, Leave, the Join response.
 mod join;
 /// DHCP leases of endpoints: taken, stored, renewed, released.
@@ -70,12 +77,16 @@ mod reconcile;
 pub use counters::{DhcpCounts, DhcpKind, DhcpOutcome, LinkCounts};
 pub use dhcp::Settings as DhcpSettings;
 pub use error::DriverError;
+pub use host_link::{AddressError, AddressLease, HostLinkAddresses};
 pub use join::join_response;
 pub use link::{Link, LinkError, Netlink};
-pub use names::{ALIAS_PREFIX, DUMMY_PREFIX, SLAVE_PREFIX, dummy_name, slave_name};
-pub use options::{LinkKind, NetworkOptions, OptionError, ParentSpec};
+pub use names::{
+    ALIAS_PREFIX, DUMMY_PREFIX, HOST_LINK_PREFIX, SLAVE_PREFIX, dummy_name, host_link_name,
+    slave_name,
+};
+pub use options::{HostLinkOption, LinkKind, NetworkOptions, OptionError, ParentSpec};
 pub use reaper::REAP_GROUP;
-pub use records::{CreatedParent, EndpointRecord, LeaseRecord, NetworkRecord, Subnet};
+pub use records::{CreatedParent, EndpointRecord, HostLink, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
 pub use status::{
     Drift, DriverStatus, EndpointStatus, LeaseStatus, MissingLink, MissingParent, NetworkStatus,
@@ -95,11 +106,24 @@ pub struct DriverConfig {
     /// How long a released container link is kept for reuse while its
     /// network churns (see [`spare`]); zero deletes every released link.
     pub link_reuse_window: Duration,
+    /// The IPAM that reserves host link addresses (`-o host_link=on`);
+    /// `None`: only `host_link=ADDR` works.
+    pub host_link_addresses: Option<HostLinkIpam>,
     /// The scope the plugin reports to the engine: with `Local`, a Swarm
     /// manager hands a Swarm network to each node without its options.
     pub scope: protocol::network::Scope,
     /// Timing of DHCP exchanges (`dhcp=on` networks).
     pub dhcp: dhcp::Settings,
+}
+
+/// The IPAM behind [`DriverConfig::host_link_addresses`].
+#[derive(Clone)]
+pub struct HostLinkIpam(pub Arc<dyn HostLinkAddresses>);
+
+impl std::fmt::Debug for HostLinkIpam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostLinkIpam")
+    }
 }
 
 /// The network driver. Share it behind an `Arc`.

@@ -7,16 +7,19 @@ pub use shape::LinkShape;
 
 use crate::options::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode};
 use futures::TryStreamExt;
+use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{
     InfoData, InfoIpVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     MacVlanMode,
 };
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{
     Handle, LinkDummy, LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan,
     RouteMessageBuilder,
 };
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A netlink request the kernel refused, or that could not be made.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,6 +75,21 @@ impl LinkError {
     pub fn is_exists(&self) -> bool {
         self.errno == Some(17) // EEXIST
     }
+
+    /// Whether the kernel said there is no such route or address.
+    pub fn is_no_such(&self) -> bool {
+        matches!(self.errno, Some(3 | 2 | 99)) // ESRCH, ENOENT, EADDRNOTAVAIL
+    }
+}
+
+/// A route through a host link, as the driver makes them: main table,
+/// scope link, protocol static, from the link's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostRoute {
+    /// Where it leads: a container address (/32) or the network's range.
+    pub destination: Ipv4Net,
+    /// The host link's address, the source of the host's packets.
+    pub source: Ipv4Addr,
 }
 
 /// What the driver needs to know of a link.
@@ -422,6 +440,139 @@ impl Netlink {
     pub async fn delete(&self, index: u32, name: &str) -> Result<bool, LinkError> {
         let done = self.handle.link().del(index).execute().await;
         found(done, || format!("deleting link {name}"))
+    }
+
+    /// Give the link with `index` the address `address`/32 (no prefix
+    /// route); an address it already has is no error.
+    pub async fn add_host_address(&self, index: u32, address: Ipv4Addr) -> Result<(), LinkError> {
+        let done = self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(address), 32)
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("adding address {address} to link {index}"), &e));
+        match done {
+            Err(e) if e.is_exists() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether the link with `index` has the IPv4 address `address`.
+    pub async fn has_address(&self, index: u32, address: Ipv4Addr) -> Result<bool, LinkError> {
+        let found: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(IpAddr::V4(address))
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| LinkError::new(format!("listing addresses of link {index}"), &e))?;
+        Ok(!found.is_empty())
+    }
+
+    fn host_route_message(index: u32, route: &HostRoute) -> RouteMessage {
+        RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(route.destination.addr(), route.destination.prefix_len())
+            .output_interface(index)
+            .pref_source(route.source)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Static)
+            .build()
+    }
+
+    /// Add `route` through the link with `index`; a route already there is
+    /// no error. Never replaces a route: the host's own stay as they are.
+    pub async fn add_host_route(&self, index: u32, route: &HostRoute) -> Result<(), LinkError> {
+        let done = self
+            .handle
+            .route()
+            .add(Self::host_route_message(index, route))
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("adding route to {}", route.destination), &e));
+        match done {
+            Err(e) if e.is_exists() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Delete the route to `route`'s destination through the link with
+    /// `index`, whatever its protocol, scope or source; `Ok(false)` if there
+    /// was none.
+    pub async fn delete_host_route(
+        &self,
+        index: u32,
+        route: &HostRoute,
+    ) -> Result<bool, LinkError> {
+        let done = self
+            .handle
+            .route()
+            .del(
+                // any route to the destination through the link: one made
+                // by hand (another protocol, scope or source) too
+                RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(route.destination.addr(), route.destination.prefix_len())
+                    .output_interface(index)
+                    .scope(RouteScope::NoWhere)
+                    .protocol(RouteProtocol::Unspec)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| LinkError::new(format!("deleting route to {}", route.destination), &e));
+        match done {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_no_such() || e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The IPv4 unicast routes of the main table through the link with
+    /// `index` that were not made by the kernel (for addresses).
+    pub async fn host_routes(&self, index: u32) -> Result<Vec<HostRoute>, LinkError> {
+        let msgs: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| LinkError::new("listing routes", &e))?;
+        let mut routes = Vec::new();
+        for m in &msgs {
+            let h = &m.header;
+            if h.table != RouteHeader::RT_TABLE_MAIN
+                || h.kind != RouteType::Unicast
+                || h.protocol == RouteProtocol::Kernel
+            {
+                continue;
+            }
+            let (mut oif, mut dst, mut src) = (None, None, None);
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(*d),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(s)) => src = Some(*s),
+                    _ => {}
+                }
+            }
+            if oif != Some(index) {
+                continue;
+            }
+            let destination = Ipv4Net::new(
+                dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                h.destination_prefix_length,
+            )
+            .unwrap_or_default();
+            routes.push(HostRoute {
+                destination,
+                source: src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            });
+        }
+        Ok(routes)
     }
 
     /// The interface of the default route (IPv4 first, then IPv6).

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 pub const SLAVE_PREFIX: &str = "ivr";
 /// Name prefix of dummy parents.
 pub const DUMMY_PREFIX: &str = "ivd";
+/// Name prefix of host links (`-o host_link`).
+pub const HOST_LINK_PREFIX: &str = "ivh";
 /// Alias prefix of parents this driver created.
 pub const ALIAS_PREFIX: &str = "ipvlan-rs:";
 
@@ -35,8 +37,18 @@ pub(crate) fn unique_slave_name(endpoint_id: &str, taken: &HashSet<String>) -> S
 
 /// Name of a network's dummy parent.
 pub fn dummy_name(network_id: &str) -> String {
+    network_link_name(DUMMY_PREFIX, network_id)
+}
+
+/// Name of a network's host link.
+pub fn host_link_name(network_id: &str) -> String {
+    network_link_name(HOST_LINK_PREFIX, network_id)
+}
+
+/// `prefix` + 12 characters of the network ID: 15 bytes, the kernel's limit.
+fn network_link_name(prefix: &str, network_id: &str) -> String {
     format!(
-        "{DUMMY_PREFIX}{}",
+        "{prefix}{}",
         network_id.chars().take(12).collect::<String>()
     )
 }

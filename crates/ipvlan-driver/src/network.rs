@@ -251,6 +251,7 @@ impl Driver {
                 .map(Subnet::from_ipam)
                 .collect(),
             ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
+            host_link: None,
         };
         if let Some(existing) = state.networks.get(id) {
             // the engine re-creates Swarm networks with the same ID
@@ -320,6 +321,25 @@ impl Driver {
                 record.created_parent = Some(created);
             }
         }
+        if let Some(previous) = state.networks.get(id).and_then(|n| n.host_link.clone()) {
+            // re-created with another configuration: the new one plans afresh
+            self.delete_host_link(&previous).await?;
+            self.release_host_address(&previous).await;
+        }
+        if let Some(option) = record.options.host_link {
+            let planned = self.plan_host_link(&state, req, option).await;
+            let made = match planned {
+                Ok(link) => {
+                    record.host_link = Some(link);
+                    self.restore_host_link(&record, std::iter::empty()).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = made {
+                self.undo_create(&state, &record).await;
+                return Err(e);
+            }
+        }
         let stored = match put(NETWORKS, id, &record) {
             Ok(op) => self
                 .store
@@ -330,8 +350,11 @@ impl Driver {
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
-            self.remove_parent_if_unused(&state, &record).await;
+            self.undo_create(&state, &record).await;
             return Err(e);
+        }
+        if let Some(link) = &record.host_link {
+            tracing::info!(network = id, link = %link.name, address = %link.address, range = ?link.range, "host link ready: the host reaches the network's containers through it, and they reach the host at its address");
         }
         tracing::info!(network = id, parent = %record.parent, kind = %record.options.kind, internal = record.internal, "network created");
         // spares and template of an earlier configuration under this ID
@@ -381,6 +404,18 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Takes back what a CreateNetwork that fails made: its host link and
+    /// address, and its parent.
+    async fn undo_create(&self, state: &State, record: &NetworkRecord) {
+        if let Some(link) = &record.host_link {
+            if let Err(e) = self.delete_host_link(link).await {
+                tracing::warn!(network = %record.id, link = %link.name, error = %e, "could not delete host link");
+            }
+            self.release_host_address(link).await;
+        }
+        self.remove_parent_if_unused(state, record).await;
     }
 
     pub(crate) async fn remove_parent_if_unused(&self, state: &State, record: &NetworkRecord) {
@@ -435,6 +470,9 @@ impl Driver {
                 self.counters.links_deleted(1);
             }
         }
+        if let Some(link) = &record.host_link {
+            self.delete_host_link(link).await?;
+        }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
         let leases: Vec<_> = endpoints
             .iter()
@@ -452,6 +490,11 @@ impl Driver {
             self.release_lease(&record.parent, lease).await;
         }
         state.networks.remove(id);
+        if let Some(link) = &record.host_link {
+            // after the record is gone: a crash before this leaves the
+            // address in the pool, which the engine's ReleasePool frees
+            self.release_host_address(link).await;
+        }
         self.remove_parent_if_unused(&state, &record).await;
         tracing::info!(network = id, "network deleted");
         Ok(())

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 
 /// `-o parent=`.
 pub const PARENT: &str = "parent";
@@ -15,6 +16,9 @@ pub const IPVLAN_FLAG: &str = "ipvlan_flag";
 pub const KIND: &str = "kind";
 /// `-o macvlan_mode=`.
 pub const MACVLAN_MODE: &str = "macvlan_mode";
+/// `-o host_link=on|ADDR`: a link of the host's own on the parent, so the
+/// host reaches the network's containers (see `host_link.rs`).
+pub const HOST_LINK: &str = "host_link";
 /// `-o dhcp=on`: addresses from the LAN's DHCP server.
 pub const DHCP: &str = "dhcp";
 /// Every option key a network accepts.
@@ -25,6 +29,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     KIND,
     MACVLAN_MODE,
     protocol::options::MTU,
+    HOST_LINK,
     DHCP,
 ];
 
@@ -71,6 +76,26 @@ pub enum OptionError {
     /// An MTU that is not a number in range.
     #[error("invalid mtu {0:?}: expected a number from 68 to 65535")]
     Mtu(String),
+    /// `host_link=` neither `on`/`off` nor an IPv4 address.
+    #[error(
+        "invalid host_link {0:?}: expected on, off or an IPv4 address of the network's subnet (e.g. host_link=192.168.1.250)"
+    )]
+    HostLinkValue(String),
+    /// `host_link` on a kind whose links cannot reach their siblings.
+    #[error(
+        "option host_link needs links that reach each other on the parent, which {kind} links do not; use {instead}, or drop host_link"
+    )]
+    HostLinkMode {
+        /// The network's kind, mode and flag.
+        kind: String,
+        /// What works instead.
+        instead: &'static str,
+    },
+    /// `host_link` on a `dhcp=on` network.
+    #[error(
+        "option host_link cannot be combined with dhcp=on yet: the host link's address would have to be leased from the DHCP server like a container's; drop one of them"
+    )]
+    HostLinkWithDhcp,
     /// DHCP on a routed (L3) ipvlan network.
     #[error(
         "dhcp=on needs a network on the LAN's broadcast domain: ipvlan_mode={0} routes instead; use ipvlan_mode=l2 or kind=macvlan"
@@ -214,6 +239,19 @@ pub enum ParentSpec {
     },
 }
 
+/// `-o host_link=`: where the host link's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum HostLinkOption {
+    /// `on`: a free address of the network's pool, from the plugin's IPAM.
+    On,
+    /// The address the user gave.
+    Address {
+        /// The address.
+        address: Ipv4Addr,
+    },
+}
+
 /// The network configuration parsed from the options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkOptions {
@@ -227,6 +265,39 @@ pub struct NetworkOptions {
     /// in records written before DHCP existed.
     #[serde(default)]
     pub dhcp: bool,
+    /// A host link for the network (`None`: none, as before 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<HostLinkOption>,
+}
+
+/// `host_link=` parsed; `None` for `off`. The kind must let the host link
+/// reach its siblings: macvlan bridge, ipvlan with flag bridge (in l2
+/// switched, in l3/l3s routed inside the port).
+fn parse_host_link(value: &str, kind: &LinkKind) -> Result<Option<HostLinkOption>, OptionError> {
+    let option = match value.to_ascii_lowercase().as_str() {
+        "off" | "false" | "no" => return Ok(None),
+        "on" | "true" | "yes" => HostLinkOption::On,
+        _ => HostLinkOption::Address {
+            address: value
+                .parse()
+                .map_err(|_| OptionError::HostLinkValue(value.to_string()))?,
+        },
+    };
+    let instead = match kind {
+        LinkKind::MacVlan {
+            mode: MacvlanMode::Bridge,
+        }
+        | LinkKind::IpVlan {
+            flag: IpvlanFlag::Bridge,
+            ..
+        } => return Ok(Some(option)),
+        LinkKind::MacVlan { .. } => "macvlan_mode=bridge",
+        LinkKind::IpVlan { .. } => "ipvlan_flag=bridge",
+    };
+    Err(OptionError::HostLinkMode {
+        kind: kind.to_string(),
+        instead,
+    })
 }
 
 /// Split `name.vid` into the base interface and VLAN ID, if it has that form.
@@ -341,6 +412,10 @@ impl NetworkOptions {
                     .ok_or_else(|| OptionError::Mtu(m.into()))
             })
             .transpose()?;
+        let host_link = match get(HOST_LINK) {
+            Some(v) => parse_host_link(v, &kind)?,
+            None => None,
+        };
         let dhcp = match get(DHCP).map(str::to_ascii_lowercase).as_deref() {
             None | Some("off" | "false" | "no") => false,
             Some("on" | "true" | "yes") => true,
@@ -360,10 +435,14 @@ impl NetworkOptions {
         {
             return Err(OptionError::DhcpOnL3(mode.as_str()));
         }
+        if dhcp && host_link.is_some() {
+            return Err(OptionError::HostLinkWithDhcp);
+        }
         Ok(NetworkOptions {
             parent,
             kind,
             mtu,
+            host_link,
             dhcp,
         })
     }
@@ -490,6 +569,72 @@ mod tests {
         let map = BTreeMap::new();
         let o = NetworkOptions::parse(&map, Some("hp0")).unwrap();
         assert_eq!(o.parent, ParentSpec::Named { name: "hp0".into() });
+    }
+
+    #[test]
+    fn host_link_takes_on_off_or_an_ipv4_address() {
+        let hl = |pairs: &[(&str, &str)]| parse(pairs).map(|o| o.host_link);
+        assert_eq!(hl(&[]).unwrap(), None);
+        assert_eq!(hl(&[("host_link", "off")]).unwrap(), None);
+        assert_eq!(
+            hl(&[("host_link", "ON")]).unwrap(),
+            Some(HostLinkOption::On)
+        );
+        assert_eq!(
+            hl(&[("host_link", "10.1.0.250")]).unwrap(),
+            Some(HostLinkOption::Address {
+                address: "10.1.0.250".parse().unwrap()
+            })
+        );
+        for bad in ["10.1.0.256", "fd00::1", "10.1.0.5/24", "maybe"] {
+            let err = hl(&[("host_link", bad)]).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("host_link"), "{err}");
+        }
+    }
+
+    #[test]
+    fn host_link_is_refused_where_links_cannot_reach_their_siblings() {
+        for (pairs, instead) in [
+            (
+                &[("kind", "macvlan"), ("macvlan_mode", "private")][..],
+                "macvlan_mode=bridge",
+            ),
+            (&[("kind", "macvlan"), ("macvlan_mode", "vepa")], "bridge"),
+            (
+                &[("kind", "macvlan"), ("macvlan_mode", "passthru")],
+                "bridge",
+            ),
+            (&[("ipvlan_flag", "private")], "ipvlan_flag=bridge"),
+            (
+                &[("ipvlan_mode", "l3"), ("ipvlan_flag", "vepa")],
+                "ipvlan_flag=bridge",
+            ),
+        ] {
+            let mut pairs = pairs.to_vec();
+            pairs.push(("host_link", "on"));
+            let err = parse(&pairs).unwrap_err().to_string();
+            assert!(
+                err.contains("option host_link") && err.contains(instead),
+                "{err}"
+            );
+        }
+        let err = parse(&[("kind", "macvlan"), ("dhcp", "on"), ("host_link", "on")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("host_link") && err.contains("dhcp=on"),
+            "{err}"
+        );
+        for ok in [
+            &[("kind", "macvlan")][..],
+            &[("ipvlan_mode", "l2")],
+            &[("ipvlan_mode", "l3")],
+            &[("ipvlan_mode", "l3s")],
+        ] {
+            let mut pairs = ok.to_vec();
+            pairs.push(("host_link", "on"));
+            assert!(parse(&pairs).is_ok(), "{pairs:?}");
+        }
     }
 
     #[test]

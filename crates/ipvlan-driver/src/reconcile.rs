@@ -1,7 +1,7 @@
 //! Start-up: bring the kernel in line with the loaded state.
 
 use crate::link::{self, Link};
-use crate::names::{ALIAS_PREFIX, DUMMY_PREFIX, SLAVE_PREFIX, dummy_name};
+use crate::names::{ALIAS_PREFIX, DUMMY_PREFIX, HOST_LINK_PREFIX, SLAVE_PREFIX, dummy_name};
 use crate::options::ParentSpec;
 use crate::records::{NETWORKS, NetworkRecord};
 use crate::state::{State, put};
@@ -17,6 +17,8 @@ pub(crate) enum Orphan {
     DummyParent,
     /// An 802.1Q parent no network created.
     VlanParent,
+    /// A host link (`-o host_link`) of no network.
+    HostLink,
 }
 
 impl Orphan {
@@ -26,14 +28,16 @@ impl Orphan {
             Orphan::ContainerLink => "container link",
             Orphan::DummyParent => "dummy parent",
             Orphan::VlanParent => "802.1Q parent",
+            Orphan::HostLink => "host link",
         }
     }
 }
 
 impl Driver {
     /// Bring the kernel in line with the state after a start or a crash:
-    /// re-create created parents that are missing, delete container links
-    /// and dummy parents that belong to no endpoint or network.
+    /// re-create created parents that are missing, delete container links,
+    /// host links and dummy parents that belong to no endpoint or network,
+    /// and make each host link and its routes as the records say.
     pub async fn reconcile(&self) -> Result<(), DriverError> {
         self.link_group_durable().await?;
         let mut state = self.state.lock().await;
@@ -88,8 +92,16 @@ impl Driver {
                     match orphan {
                         Orphan::ContainerLink => self.counters.links_deleted(1),
                         Orphan::DummyParent | Orphan::VlanParent => self.counters.parent_deleted(),
+                        // neither a container link nor a parent: not counted
+                        Orphan::HostLink => {}
                     }
                 }
+            }
+        }
+        for net in state.networks.values() {
+            // a network whose parent is missing waits for it, as its Joins do
+            if let Err(e) = self.restore_host_link(net, state.endpoints.values()).await {
+                tracing::error!(network = %net.id, error = %e, "could not restore the host link");
             }
         }
         Ok(())
@@ -97,7 +109,8 @@ impl Driver {
 
     /// What `l` is if it is a link this instance made that nothing in
     /// `state` accounts for: a container link of no endpoint or spare, a
-    /// dummy parent of no network, an 802.1Q parent no network created.
+    /// dummy parent of no network, an 802.1Q parent no network created, a
+    /// host link of no network.
     /// Reconcile deletes these; the operator's view lists them as drift.
     pub(crate) fn orphan(&self, state: &State, l: &Link) -> Option<Orphan> {
         let ours = l.group == Some(self.link_group);
@@ -114,6 +127,16 @@ impl Driver {
             && !state.networks.keys().any(|id| dummy_name(id) == l.name)
         {
             return Some(Orphan::DummyParent);
+        }
+        if ours
+            && l.name.starts_with(HOST_LINK_PREFIX)
+            && link::is_slave_kind(l.kind.as_deref())
+            && !state
+                .networks
+                .values()
+                .any(|n| n.host_link.as_ref().is_some_and(|h| h.name == l.name))
+        {
+            return Some(Orphan::HostLink);
         }
         let tagged = l
             .alias

@@ -4,7 +4,7 @@ use crate::options::NetworkOptions;
 use ipnet::IpNet;
 use protocol::network::IpamData;
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub(crate) const NETWORKS: &str = "networks";
 pub(crate) const ENDPOINTS: &str = "endpoints";
@@ -66,6 +66,30 @@ pub struct NetworkRecord {
     pub ipv4: Vec<Subnet>,
     /// IPv6 subnets.
     pub ipv6: Vec<Subnet>,
+    /// The host link, when `-o host_link` asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<HostLink>,
+}
+
+/// A network's host link (`ivh` + the network ID's prefix): a link of the
+/// host's own on the parent, through which the host routes to the
+/// network's containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLink {
+    /// The link's name.
+    pub name: String,
+    /// Its address (a /32 on the link: the host's own route to the subnet
+    /// through the parent stays as it is).
+    pub address: Ipv4Addr,
+    /// Where routes go through the link: the sub-pool (`--ip-range`) when
+    /// the pool has one, one route to it; `None`, a route per container
+    /// address as its container joins.
+    pub range: Option<IpNet>,
+    /// The IPAM pool the address is reserved in, when this plugin's IPAM
+    /// reserved it for the link (released with the network); `None` when
+    /// the engine reserved it (`--aux-address`) or another IPAM serves the
+    /// network.
+    pub lease: Option<String>,
 }
 
 /// An endpoint as stored.

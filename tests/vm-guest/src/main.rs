@@ -9,10 +9,14 @@
 #[macro_use]
 mod rig;
 mod dhcp;
+mod host_link;
 mod parents;
 mod reconcile;
 mod traffic;
 
+use host_link::{
+    host_link_reaches_ipvlan_containers, host_link_refused_where_the_kernel_carries_nothing,
+};
 use ipvlan_driver::{Driver, DriverConfig, Netlink};
 use parents::{
     dummy_parent, mtu_against_the_parent, shared_parent_conflicts, vlan_ids_name_one_link,
@@ -97,6 +101,14 @@ async fn main() -> std::process::ExitCode {
     case!(
         "reconcile_removes_strays_and_recreates_created_parents",
         reconcile_after_crash(&mut rig)
+    );
+    case!(
+        "host_link_reaches_ipvlan_containers_l2_l3_l3s_and_is_restored",
+        host_link_reaches_ipvlan_containers(&mut rig)
+    );
+    case!(
+        "host_link_refused_for_private_and_vepa_where_the_kernel_carries_nothing",
+        host_link_refused_where_the_kernel_carries_nothing(&mut rig)
     );
     case!(
         "status_shows_created_parents_and_their_drift_until_reconcile",
