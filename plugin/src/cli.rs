@@ -233,6 +233,11 @@ pub fn render(status: &Status) -> String {
                 created,
                 if n.internal { "yes" } else { "no" }.into(),
                 if n.dhcp { "on" } else { "off" }.into(),
+                match &n.host_link {
+                    Some(h) if h.present => format!("{} {}", h.name, h.address),
+                    Some(h) => format!("{} {} MISSING", h.name, h.address),
+                    None => "-".into(),
+                },
                 subnets.join(", "),
                 n.endpoints.to_string(),
                 n.spares.len().to_string(),
@@ -250,6 +255,7 @@ pub fn render(status: &Status) -> String {
             "CREATED PARENT",
             "INTERNAL",
             "DHCP",
+            "HOST LINK",
             "SUBNETS",
             "ENDPOINTS",
             "SPARES",
@@ -374,6 +380,14 @@ pub fn render(status: &Status) -> String {
             "missing link {} of endpoint {} (network {})",
             m.link,
             short(&m.endpoint),
+            short(&m.network)
+        );
+    }
+    for m in &d.drift.missing_host_links {
+        let _ = writeln!(
+            out,
+            "missing host link {} of network {} (the next start re-creates it)",
+            m.link,
             short(&m.network)
         );
     }

@@ -11,7 +11,9 @@
 mod common;
 mod kernel_rig;
 
+use common::ops::status;
 use common::{NetNs, body, ip};
+use ipvlan_driver::{HostLinkStatus, MissingHostLink};
 use kernel_rig::{EP1, EP2, NET, Rig, create_endpoint, delete_network, endpoint_call, join};
 
 const POOL: &str = "local/10.70.0.0/24";
@@ -188,10 +190,38 @@ fn macvlan_host_link_reaches_containers_and_is_restored_after_kill_9() {
     );
     assert!(pings(ns, "10.70.0.3"), "not reached after the restart");
 
-    // the same after the host link itself went (a reboot loses every link)
-    drop(p);
+    // the operator's view shows it
+    let shown = |present| HostLinkStatus {
+        name: HOST_LINK.into(),
+        address: "10.70.0.2".parse().unwrap(),
+        range: None,
+        present,
+    };
+    let host_link_of = |s: &ipvlan_rs::status::Status| {
+        let n = s.driver.networks.iter().find(|n| n.id == NET).unwrap();
+        n.host_link.clone()
+    };
+    let s = status(&p);
+    assert_eq!(host_link_of(&s), Some(shown(true)));
+    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
+
+    // the same after the host link itself went (a reboot loses every link):
+    // drift until the next start puts it back
     ip(&["-n", &ns.name, "link", "del", HOST_LINK]).unwrap();
+    let s = status(&p);
+    assert_eq!(host_link_of(&s), Some(shown(false)));
+    assert_eq!(
+        s.driver.drift.missing_host_links,
+        [MissingHostLink {
+            network: NET.into(),
+            link: HOST_LINK.into()
+        }]
+    );
+    drop(p);
     let p = rig.start(&[]);
+    let s = status(&p);
+    assert_eq!(host_link_of(&s), Some(shown(true)));
+    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
     assert_eq!(addresses(ns, HOST_LINK), ["10.70.0.2/32"]);
     assert_eq!(routes(ns, HOST_LINK), ["10.70.0.3", "10.70.0.4"]);
     assert!(

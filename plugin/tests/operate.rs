@@ -99,6 +99,7 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
         endpoints,
         spares: vec![],
         dhcp: false,
+        host_link: None,
     };
     assert_eq!(
         s.driver.networks,

@@ -89,8 +89,8 @@ pub use reaper::REAP_GROUP;
 pub use records::{CreatedParent, EndpointRecord, HostLink, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
 pub use status::{
-    Drift, DriverStatus, EndpointStatus, LeaseStatus, MissingLink, MissingParent, NetworkStatus,
-    OrphanLink,
+    Drift, DriverStatus, EndpointStatus, HostLinkStatus, LeaseStatus, MissingHostLink, MissingLink,
+    MissingParent, NetworkStatus, OrphanLink,
 };
 
 use std::sync::Arc;

@@ -78,8 +78,24 @@ pub struct NetworkStatus {
     /// Addresses come from the LAN's DHCP server (`-o dhcp=on`).
     #[serde(default)]
     pub dhcp: bool,
-    // extension point (issue #20): the network's host link, once the
-    // driver makes one, goes here as `host_link`.
+    /// The network's host link (`-o host_link`), if it has one.
+    #[serde(default)]
+    pub host_link: Option<HostLinkStatus>,
+}
+
+/// A network's host link as recorded, and whether the kernel has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLinkStatus {
+    /// The link's name (`ivh` + the network ID's prefix).
+    pub name: String,
+    /// The host's address on it.
+    pub address: std::net::Ipv4Addr,
+    /// The one route through it (`--ip-range`); `None`: a route per
+    /// container address.
+    pub range: Option<IpNet>,
+    /// Whether the link is in the host namespace (see
+    /// [`Drift::missing_host_links`]).
+    pub present: bool,
 }
 
 /// One endpoint.
@@ -168,6 +184,19 @@ pub struct Drift {
     pub missing_links: Vec<MissingLink>,
     /// Networks whose parent is not in the host namespace.
     pub missing_parents: Vec<MissingParent>,
+    /// Networks whose host link is not in the host namespace (the next
+    /// start re-creates it).
+    #[serde(default)]
+    pub missing_host_links: Vec<MissingHostLink>,
+}
+
+/// A network whose recorded host link the kernel does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingHostLink {
+    /// The network.
+    pub network: String,
+    /// The host link's name.
+    pub link: String,
 }
 
 impl Drift {
@@ -176,6 +205,7 @@ impl Drift {
         self.orphan_links.is_empty()
             && self.missing_links.is_empty()
             && self.missing_parents.is_empty()
+            && self.missing_host_links.is_empty()
     }
 }
 
@@ -252,6 +282,12 @@ impl Driver {
                         .count(),
                     spares: state.spares.names(&n.id),
                     dhcp: n.options.dhcp,
+                    host_link: n.host_link.as_ref().map(|h| HostLinkStatus {
+                        name: h.name.clone(),
+                        address: h.address,
+                        range: h.range,
+                        present: by_name.contains_key(h.name.as_str()),
+                    }),
                 }
             })
             .collect();
@@ -299,6 +335,12 @@ impl Driver {
             .sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
 
         for n in &networks {
+            if let Some(h) = n.host_link.as_ref().filter(|h| !h.present) {
+                drift.missing_host_links.push(MissingHostLink {
+                    network: n.id.clone(),
+                    link: h.name.clone(),
+                });
+            }
             if n.parent_up.is_none() {
                 drift.missing_parents.push(MissingParent {
                     network: n.id.clone(),
