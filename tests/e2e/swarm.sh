@@ -43,6 +43,7 @@ SCENARIOS=(
   global_tasks_on_different_nodes_ping_each_other
   global_scale_down_and_up_reuses_addresses_without_duplicates
   global_attachable_network_serves_docker_run_on_a_worker
+  global_a_former_leader_frees_what_others_freed_without_duplicates
   global_a_pinned_address_is_given_once_in_the_cluster
   global_service_rm_releases_every_address
   global_network_rm_leaves_nothing
@@ -94,15 +95,18 @@ on_exit() {
 # first one's service is pinged, scaled and removed by the next ones)
 suite_tidy() { :; }
 
+# The node whose daemon the checks ask about services and nodes: node 1, the
+# manager, except while a leader change moves the lead.
+MGR=1
 # replicas SERVICE N: the manager reports N of N tasks of SERVICE running
 # (a capped service reads "N/N (max M per node)")
-replicas() { [[ $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2"* ]]; }
+replicas() { [[ $(d "$MGR" service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2"* ]]; }
 # wait_replicas SERVICE N: until N tasks of SERVICE run (guard 600 s: engine 20
 # starts tasks slowly, and the machine may be loaded)
 wait_replicas() {
   wait_for 600 replicas "$1" "$2" && return 0
-  d 1 service ps --no-trunc "$1" | tail -n 20
-  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')"
+  d "$MGR" service ps --no-trunc "$1" | tail -n 20
+  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d "$MGR" service ls --filter "name=$1" --format '{{.Replicas}}')"
 }
 
 # nodes_with_plugin: how many nodes the manager sees with the network plugin
@@ -123,20 +127,44 @@ wait_plugin_everywhere() {
     fail "waited 120 s for the manager to see the plugin on 3 nodes; it sees it on $(nodes_with_plugin)"
 }
 
-# containers_of SERVICE: how many containers of SERVICE exist on the three nodes
+# containers_of SERVICE [NODE...]: how many containers of SERVICE exist on
+# these nodes (default all three)
 containers_of() {
-  local n
-  for n in 1 2 3; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
+  local n nodes=("${@:2}")
+  ((${#nodes[@]})) || nodes=(1 2 3)
+  for n in "${nodes[@]}"; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
 }
-containers_are() { (($(containers_of "$1") == $2)); }
-# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist (guard 300 s)
+containers_are() { (($(containers_of "$1" "${@:3}") == $2)); }
+# wait_tasks_settle SERVICE N [NODE...]: until only N containers of SERVICE
+# exist on these nodes (guard 300 s)
 wait_tasks_settle() {
-  wait_for 300 containers_are "$1" "$2" ||
-    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1")"
+  wait_for 300 containers_are "$@" ||
+    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1" "${@:3}")"
 }
 
 # net_on N NET: NET's name if node N has that network (empty: not)
 net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
+# leader_is N: node N's daemon leads the Swarm
+leader_is() { [[ $(d "$1" node inspect self -f '{{.ManagerStatus.Leader}}' 2>/dev/null) == true ]]; }
+leader_not_1() { leader_is 2 || leader_is 3; }
+# managers_up N: the manager sees N managers, each leading or reachable
+managers_up() {
+  (($(d "$MGR" node ls --filter role=manager --format '{{.ManagerStatus}}' 2>/dev/null | grep -cE '^(Leader|Reachable)$') == $1))
+}
+# demoted ID: node ID is a worker (asks again until the manager answers: a
+# demoted leader hands the lead over meanwhile)
+demoted() {
+  d 1 node demote "$1" >/dev/null 2>&1 || true
+  [[ $(d 1 node inspect -f '{{.Spec.Role}}' "$1" 2>/dev/null) == worker ]]
+}
+# sw1_logged_since LINE TEXT: node 1's daemon log has TEXT after line LINE
+sw1_logged_since() { tail -n +"$(($1 + 1))" "$RIG_LOG/sw1.log" | grep -qF "$2"; }
+# start_node N: node N's daemon, in its namespace (data-root kept across a stop
+# with KEEP_DATA=1)
+start_node() {
+  local bindir_var=ENGINE_${E}_BIN_DIR
+  NETNS=irs-n$1 PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$1" "$E" "--insecure-registry=$REG"
+}
 # nodes_ready N: the manager sees N nodes Ready
 nodes_ready() { (($(d 1 node ls --format '{{.Status}}' | grep -c Ready) == $1)); }
 
@@ -223,6 +251,51 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
   [[ $ip == "$RANGE_PREFIX"* ]] || fail "docker run on node 2 got '$ip'"
   task_ips web swnet | awk '{print $3}' | grep -qxF "$ip" && fail "$ip is also a task's address"
   echo "docker run on node 2 got $ip, no task holds it"
+}
+
+# A leader change and back. Node 1 leads with 9 tasks, nodes 2 and 3 are
+# promoted, node 1's daemon stops: node 2 or 3 leads, starts node 1's tasks
+# elsewhere and scales to 4, freeing addresses node 1's copy of the global
+# space still holds. Node 1 comes back; the others are demoted, so node 1 leads
+# again and restores from its old copy. 30 tasks in the range of 31 addresses
+# then fit only if node 1's plugin freed what the others freed (a sweep at the
+# first new allocation) and handed out no address twice; its log says it
+# counted the network's restored pool lease once.
+scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
+  local id2 id3 mark swept
+  id2=$(d 2 info -f '{{.Swarm.NodeID}}')
+  id3=$(d 3 info -f '{{.Swarm.NodeID}}')
+  d 1 service scale -d web=9
+  wait_replicas web 9
+  wait_tasks_settle web 9
+  x d 1 node promote "$id2" "$id3"
+  wait_for 120 managers_up 3 || fail "waited 120 s for 3 reachable managers"
+  KEEP_DATA=1 x rig dockerd-stop.sh sw1
+  wait_for 120 leader_not_1 || fail "waited 120 s for node 2 or 3 to lead after node 1 stopped"
+  if leader_is 2; then MGR=2; else MGR=3; fi
+  echo "node $MGR leads"
+  # node 1's tasks run again on nodes 2 and 3 (node 1 is down)
+  wait_replicas web 9
+  x d "$MGR" service scale -d web=4
+  wait_replicas web 4
+  wait_tasks_settle web 4 2 3
+  start_node 1
+  wait_for 120 managers_up 3 || fail "waited 120 s for node 1 to be a reachable manager again"
+  wait_tasks_settle web 4
+  mark=$(wc -l <"$RIG_LOG/sw1.log")
+  wait_for 120 demoted "$id2" || fail "waited 120 s to demote node 2"
+  wait_for 120 demoted "$id3" || fail "waited 120 s to demote node 3"
+  MGR=1
+  wait_for 120 leader_is 1 || fail "waited 120 s for node 1 to lead again"
+  echo "node 1 leads again"
+  wait_for 60 sw1_logged_since "$mark" "network allocated again by a new Swarm leader" ||
+    fail "node 1's plugin did not count its restored lease once"
+  x d 1 service scale -d web=30
+  wait_replicas web 30
+  check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
+  swept=$(tail -n +"$((mark + 1))" "$RIG_LOG/sw1.log" | grep -o "restore ended with its first new allocation.*" | grep -o 'freed=[0-9]*' | head -n 1)
+  [[ -n $swept && $swept != freed=0 ]] || fail "node 1's plugin freed nothing at the end of its restore ($swept)"
+  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses"
 }
 
 # `docker run --ip X` on two nodes of the cluster: one container gets X, the
@@ -317,7 +390,7 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
 # --- setup and teardown of a cluster ------------------------------------------
 
 scenario_setup() {
-  local n token bindir_var=ENGINE_${E}_BIN_DIR
+  local n token
   stop_cluster
   x ip netns add "$SW"
   ip -n "$SW" link set lo up
@@ -335,7 +408,7 @@ scenario_setup() {
   done
   NETNS=$SW ADDR=$REGADDR x rig registry-start.sh "$REGPORT"
   for n in 1 2 3; do
-    NETNS=irs-n$n PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$n" "$E" "--insecure-registry=$REG"
+    start_node "$n"
     DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x rig busybox-image.sh "$BB"
   done
   # node 1 makes the plugin from this tree's bundle and pushes it; every node
