@@ -127,20 +127,23 @@ wait_plugin_everywhere() {
     fail "waited 120 s for the manager to see the plugin on 3 nodes; it sees it on $(nodes_with_plugin)"
 }
 
-# containers_of SERVICE [NODE...]: how many containers of SERVICE exist on
-# these nodes (default all three)
+# containers_of SERVICE: how many containers of SERVICE exist on the three nodes
 containers_of() {
-  local n nodes=("${@:2}")
-  ((${#nodes[@]})) || nodes=(1 2 3)
-  for n in "${nodes[@]}"; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
+  local n
+  for n in 1 2 3; do d "$n" ps -aq --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
 }
-containers_are() { (($(containers_of "$1" "${@:3}") == $2)); }
-# wait_tasks_settle SERVICE N [NODE...]: until only N containers of SERVICE
-# exist on these nodes (guard 300 s)
+containers_are() { (($(containers_of "$1") == $2)); }
+# wait_tasks_settle SERVICE N: until only N containers of SERVICE exist (guard 300 s)
 wait_tasks_settle() {
-  wait_for 300 containers_are "$@" ||
-    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1" "${@:3}")"
+  wait_for 300 containers_are "$1" "$2" ||
+    fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1")"
 }
+# running_of SERVICE NODE...: running containers of SERVICE on these nodes
+running_of() {
+  local n
+  for n in "${@:2}"; do d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
+}
+running_are() { (($(running_of "$1" "${@:3}") == $2)); }
 
 # net_on N NET: NET's name if node N has that network (empty: not)
 net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
@@ -268,20 +271,23 @@ scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
   d 1 service scale -d web=9
   wait_replicas web 9
   wait_tasks_settle web 9
+  wait_for 300 running_are web 9 1 2 3 || fail "waited 300 s for 9 running tasks; $(running_of web 1 2 3) run"
   x d 1 node promote "$id2" "$id3"
   wait_for 120 managers_up 3 || fail "waited 120 s for 3 reachable managers"
   KEEP_DATA=1 x rig dockerd-stop.sh sw1
   wait_for 120 leader_not_1 || fail "waited 120 s for node 2 or 3 to lead after node 1 stopped"
   if leader_is 2; then MGR=2; else MGR=3; fi
   echo "node $MGR leads"
-  # node 1's tasks run again on nodes 2 and 3 (node 1 is down)
-  wait_replicas web 9
+  # node 1's tasks start again on nodes 2 and 3 (the manager still counts
+  # those on node 1, which is down, as running)
+  wait_for 300 running_are web 9 2 3 || fail "waited 300 s for 9 tasks on nodes 2 and 3; $(running_of web 2 3) run"
   x d "$MGR" service scale -d web=4
-  wait_replicas web 4
-  wait_tasks_settle web 4 2 3
+  wait_for 300 running_are web 4 2 3 || fail "waited 300 s for 4 tasks on nodes 2 and 3; $(running_of web 2 3) run"
   start_node 1
   wait_for 120 managers_up 3 || fail "waited 120 s for node 1 to be a reachable manager again"
-  wait_tasks_settle web 4
+  # node 1 drops its old tasks
+  wait_replicas web 4
+  wait_for 300 running_are web 4 1 2 3 || fail "waited 300 s for 4 tasks in all; $(running_of web 1 2 3) run"
   mark=$(wc -l <"$RIG_LOG/sw1.log")
   wait_for 120 demoted "$id2" || fail "waited 120 s to demote node 2"
   wait_for 120 demoted "$id3" || fail "waited 120 s to demote node 3"

@@ -730,6 +730,43 @@ mod tests {
         assert_eq!(state.pool_leases(&id).unwrap().0, 1);
     }
 
+    /// A node's own calls for a Swarm network (the local space, on any
+    /// node, the leader's too) are no part of a restore: AllocateNetwork
+    /// binds no local lease, and a local pool leased again takes no claim
+    /// of what it holds.
+    #[test]
+    fn local_leases_are_never_a_swarm_restore() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let local = |state: &mut State| {
+            let (lease, _) = state
+                .lease_pool(
+                    AddressSpace::Local,
+                    POOL.parse().unwrap(),
+                    None,
+                    false,
+                    &BTreeMap::new(),
+                    t0,
+                )
+                .unwrap();
+            lease.id.to_string()
+        };
+        let id = local(&mut state);
+        let a = next(&mut state, &id);
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], t0)
+            .unwrap();
+        local(&mut state);
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], t0)
+            .unwrap();
+        assert_eq!(state.pool_leases(&id).unwrap(), (2, Vec::new()));
+        let err = state.claim(&id, a, t0).unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
+        next(&mut state, &id);
+        assert!(state.is_allocated(&AddressSpace::Local, a));
+    }
+
     /// A pool leased again takes claims of what it holds as re-claims for a
     /// quiet period after the last one, not for ever: a pool no leader is
     /// restoring refuses a second claim even without a new allocation.
