@@ -72,22 +72,28 @@ fn a_swarm_restore_counts_one_lease_and_frees_what_others_freed_across_kill_9() 
         r.json()
     };
     // the manager allocates the network and two tasks
+    // RequestPool, the gateway, AllocateNetwork: a network's allocation, or
+    // a new leader's restore of it
+    let allocate_network = |p: &common::Plugin| {
+        let id = ok(p.post("/IpamDriver.RequestPool", pool_req), "RequestPool")["PoolID"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ok(
+            p.post(
+                "/IpamDriver.RequestAddress",
+                &body::request_gateway(&id, "10.62.0.1"),
+            ),
+            "gateway",
+        );
+        ok(
+            p.post("/NetworkDriver.AllocateNetwork", allocate),
+            "AllocateNetwork",
+        );
+        id
+    };
     let mut p = common::start_at(None, &dir, &[]);
-    let id = ok(p.post("/IpamDriver.RequestPool", pool_req), "RequestPool")["PoolID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &body::request_gateway(&id, "10.62.0.1"),
-        ),
-        "gateway",
-    );
-    ok(
-        p.post("/NetworkDriver.AllocateNetwork", allocate),
-        "AllocateNetwork",
-    );
+    let id = allocate_network(&p);
     let task = |p: &common::Plugin| {
         ok(
             p.post("/IpamDriver.RequestAddress", &body::request_address(&id)),
@@ -104,21 +110,7 @@ fn a_swarm_restore_counts_one_lease_and_frees_what_others_freed_across_kill_9() 
     p.kill9();
     // another manager led and freed `freed`; this one leads again
     let mut p = common::start_at(None, &dir, &[]);
-    ok(
-        p.post("/IpamDriver.RequestPool", pool_req),
-        "RequestPool again",
-    );
-    ok(
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &body::request_gateway(&id, "10.62.0.1"),
-        ),
-        "gateway re-claim",
-    );
-    ok(
-        p.post("/NetworkDriver.AllocateNetwork", allocate),
-        "AllocateNetwork again",
-    );
+    assert_eq!(allocate_network(&p), id);
     ok(
         p.post(
             "/IpamDriver.RequestAddress",

@@ -393,31 +393,28 @@ impl Ipam {
     /// allocation to it, and takes back the lease of a new leader's restore
     /// of a network already counted. Durable when it returns.
     pub async fn network_allocated(&self, network: &str, ipv4: &[IpNet]) -> Result<(), IpamError> {
-        let commit = {
-            let mut state = self.lock();
-            let ops = state.network_allocated(network, ipv4, std::time::Instant::now())?;
-            self.store.submit(ops)
-        };
-        commit.durable().await?;
-        Ok(())
+        self.change(|state| state.network_allocated(network, ipv4, std::time::Instant::now()))
+            .await
     }
 
     /// `FreeNetwork` of Swarm network `network`: its pools no longer count
     /// it (their ReleasePool follows). Durable when it returns.
     pub async fn network_freed(&self, network: &str) -> Result<(), IpamError> {
+        self.change(|state| state.network_freed(network)).await
+    }
+
+    /// Applies `change` to the state and waits until its writes are durable.
+    async fn change(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<Vec<store::Op>, IpamError>,
+    ) -> Result<(), IpamError> {
         let commit = {
             let mut state = self.lock();
-            let ops = state.network_freed(network)?;
+            let ops = change(&mut state)?;
             self.store.submit(ops)
         };
         commit.durable().await?;
         Ok(())
-    }
-
-    /// Leases of pool `id` and the Swarm networks it counts (for tests and
-    /// checks); `None` if the pool is unknown.
-    pub fn pool_leases(&self, id: &str) -> Option<(u32, Vec<String>)> {
-        self.lock().pool_leases(id)
     }
 
     /// Whether `address` is allocated in `space` (for tests and checks).

@@ -76,7 +76,8 @@ impl State {
         self.spaces.values().map(Allocations::len).sum()
     }
 
-    pub(crate) fn pool_leases(&self, id: &str) -> Option<(u32, Vec<String>)> {
+    #[cfg(test)]
+    fn pool_leases(&self, id: &str) -> Option<(u32, Vec<String>)> {
         let pool = self.pools.get(id)?;
         Some((
             pool.record.refs,
@@ -588,8 +589,26 @@ mod tests {
         state.allocate(id, true).unwrap().0.addr()
     }
 
-    fn held(state: &State, addr: &str) -> bool {
-        state.is_allocated(&AddressSpace::Global, ip(addr))
+    fn held(state: &State, addr: IpAddr) -> bool {
+        state.is_allocated(&AddressSpace::Global, addr)
+    }
+
+    fn assert_held(state: &State, addrs: &[IpAddr]) {
+        for addr in addrs {
+            assert!(held(state, *addr), "{addr} freed");
+        }
+    }
+
+    /// `addrs` were freed elsewhere: free now, unless the allocation that
+    /// swept them handed one out again (`new`).
+    fn assert_swept(state: &State, addrs: &[IpAddr], new: IpAddr) {
+        for addr in addrs {
+            assert_eq!(
+                held(state, *addr),
+                *addr == new,
+                "{addr} freed elsewhere is still held (new address {new})"
+            );
+        }
     }
 
     /// A manager leads again with its old copy: what another leader freed
@@ -613,17 +632,13 @@ mod tests {
         );
         state.claim(&id, ip("10.88.0.2"), t1).unwrap();
         state.claim(&id, ip("10.88.0.9"), t1).unwrap();
-        assert!(held(&state, "10.88.0.3"), "swept before the restore ended");
+        assert!(
+            held(&state, ip("10.88.0.3")),
+            "swept before the restore ended"
+        );
         let new = next(&mut state, &id);
-        for gone in ["10.88.0.3", "10.88.0.4"] {
-            assert!(
-                held(&state, gone) == (new == ip(gone)),
-                "{gone} freed elsewhere is still held (new address {new})"
-            );
-        }
-        for kept in ["10.88.0.1", "10.88.0.2", "10.88.0.9"] {
-            assert!(held(&state, kept), "{kept} re-claimed but freed");
-        }
+        assert_swept(&state, &[ip("10.88.0.3"), ip("10.88.0.4")], new);
+        assert_held(&state, &[ip("10.88.0.1"), ip("10.88.0.2"), ip("10.88.0.9")]);
         // the restore is over: a second --ip of a held address is refused
         let err = state.claim(&id, ip("10.88.0.2"), t1).unwrap_err();
         assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
@@ -660,21 +675,9 @@ mod tests {
             (leases, networks),
             (2, vec!["n1".to_string(), "n2".to_string()])
         );
-        for kept in [ip("10.88.0.1"), ip("10.88.0.250"), a, c] {
-            assert!(
-                state.is_allocated(&AddressSpace::Global, kept),
-                "{kept} freed"
-            );
-        }
-        assert!(
-            !held(&state, "10.88.0.254"),
-            "the removed network's gateway is held"
-        );
-        assert_eq!(
-            state.is_allocated(&AddressSpace::Global, b),
-            new == b,
-            "{b} freed elsewhere is still held (new address {new})"
-        );
+        assert_held(&state, &[ip("10.88.0.1"), ip("10.88.0.250"), a, c]);
+        // b, and the gateway of the network removed meanwhile
+        assert_swept(&state, &[b, ip("10.88.0.254")], new);
         state.release_pool(&id).unwrap();
         assert!(state.pool_leases(&id).is_some());
         state.release_pool(&id).unwrap();
@@ -698,12 +701,7 @@ mod tests {
         let gateway = ip("10.88.0.250");
         allocate_network(&mut state, "n2", "10.88.0.250", t1);
         next(&mut state, &id);
-        for kept in [ip("10.88.0.1"), a, gateway] {
-            assert!(
-                state.is_allocated(&AddressSpace::Global, kept),
-                "{kept} freed"
-            );
-        }
+        assert_held(&state, &[ip("10.88.0.1"), a, gateway]);
         assert_eq!(state.pool_leases(&id).unwrap().0, 2);
         let err = state.claim(&id, a, t1).unwrap_err();
         assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
@@ -726,7 +724,7 @@ mod tests {
             .network_allocated("n1", &[POOL.parse().unwrap()], t1)
             .unwrap();
         next(&mut state, &id);
-        assert!(state.is_allocated(&AddressSpace::Global, a), "{a} freed");
+        assert_held(&state, &[a]);
         assert_eq!(state.pool_leases(&id).unwrap().0, 1);
     }
 
