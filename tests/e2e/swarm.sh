@@ -22,7 +22,10 @@
 #     ping each other; scale 30 -> 10 -> 30 without duplicates (the range holds
 #     32 addresses, so this reuses released ones); service rm releases every
 #     address (a new 30-replica service fits again); docker run on a worker on
-#     the attachable network; `docker run --ip X` on two nodes gives X to one
+#     the attachable network; a leader change and back (3 managers, the
+#     leader stopped, the new leader scales down, node 1 leads again): 30 tasks
+#     then fit in the range, only if node 1 freed what the others freed, with no
+#     duplicate; `docker run --ip X` on two nodes gives X to one
 #     container only, and X can be pinned again once that one is removed;
 #     network rm leaves no links on any node.
 #   local scope (SCOPE=local): per-node --config-only networks with disjoint
