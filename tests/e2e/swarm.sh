@@ -147,6 +147,16 @@ running_of() {
   for n in "${@:2}"; do d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
 }
 running_are() { (($(running_of "$1" "${@:3}") == $2)); }
+# stale_task_containers SERVICE: task IDs of running containers of SERVICE
+# whose task the manager no longer wants running (a restarted node's old
+# tasks, until its daemon stops them; they have no address on the network)
+stale_task_containers() {
+  local n want
+  want=$(d "$MGR" service ps -q --no-trunc --filter desired-state=running "$1")
+  for n in 1 2 3; do
+    d "$n" ps --filter "label=com.docker.swarm.service.name=$1" --format '{{.Label "com.docker.swarm.task.id"}}'
+  done | grep -vxF -f <(echo "$want") || true
+}
 
 # net_on N NET: NET's name if node N has that network (empty: not)
 net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
@@ -288,8 +298,10 @@ scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
   wait_for 300 running_are web 4 2 3 || fail "waited 300 s for 4 tasks on nodes 2 and 3; $(running_of web 2 3) run"
   start_node 1
   wait_for 120 managers_up 3 || fail "waited 120 s for node 1 to be a reachable manager again"
-  # node 1 drops its old tasks
+  # node 1 stops its old tasks' containers
   wait_replicas web 4
+  wait_for 300 none_left stale_task_containers web ||
+    fail "waited 300 s for node 1 to stop its old tasks: $(stale_task_containers web | paste -sd' ')"
   wait_for 300 running_are web 4 1 2 3 || fail "waited 300 s for 4 tasks in all; $(running_of web 1 2 3) run"
   mark=$(wc -l <"$RIG_LOG/sw1.log")
   wait_for 120 demoted "$id2" || fail "waited 120 s to demote node 2"

@@ -728,6 +728,20 @@ mod tests {
         assert_eq!(state.pool_leases(&id).unwrap().0, 1);
     }
 
+    /// A global lease no AllocateNetwork followed in time (a network made
+    /// outside Swarm in the global space) is bound to no later network.
+    #[test]
+    fn a_stale_global_lease_is_bound_to_no_network() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = lease(&mut state, t0);
+        let later = t0 + RECLAIM_QUIET * 2;
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], later)
+            .unwrap();
+        assert_eq!(state.pool_leases(&id).unwrap(), (1, Vec::new()));
+    }
+
     /// A node's own calls for a Swarm network (the local space, on any
     /// node, the leader's too) are no part of a restore: AllocateNetwork
     /// binds no local lease, and a local pool leased again takes no claim

@@ -89,7 +89,12 @@ impl Restore {
 pub(super) struct PendingLeases(Vec<(PoolId, Instant)>);
 
 impl PendingLeases {
+    /// A global lease. Leases no AllocateNetwork followed in time (a network
+    /// created outside Swarm in the global space, or of another driver) are
+    /// dropped here, so the list stays short.
     pub(super) fn push(&mut self, id: PoolId, now: Instant) {
+        self.0
+            .retain(|(_, at)| now.saturating_duration_since(*at) <= RECLAIM_QUIET);
         self.0.push((id, now));
     }
 
