@@ -177,9 +177,15 @@ nodes_ready() { (($(d 1 node ls --format '{{.Status}}' | grep -c Ready) == $1));
 
 # task_ips SERVICE NET: "node container ip" of every running task, one a line
 task_ips() {
-  local n c
+  local n c want task
+  # only containers of tasks the manager wants running: a container whose
+  # start failed can stay listed as running, without an address (seen on
+  # 28.5 when a node's first tasks raced the creation of the network there)
+  want=$(d "$MGR" service ps -q --no-trunc --filter desired-state=running "$1")
   for n in 1 2 3; do
     for c in $(d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"); do
+      task=$(d "$n" inspect -f '{{index .Config.Labels "com.docker.swarm.task.id"}}' "$c")
+      grep -qxF "$task" <<<"$want" || continue
       echo "$n $c $(d "$n" inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$c")"
     done
   done
