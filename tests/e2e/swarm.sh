@@ -191,6 +191,16 @@ task_ips() {
   done
 }
 
+# manager_task_addrs SERVICE: the address the manager gave each task of
+# SERVICE it wants running, one a line
+manager_task_addrs() {
+  local tasks
+  mapfile -t tasks < <(d "$MGR" service ps -q --no-trunc --filter desired-state=running "$1")
+  ((${#tasks[@]})) || return 0
+  d "$MGR" inspect -f '{{range .NetworksAttachments}}{{range .Addresses}}{{println .}}{{end}}{{end}}' "${tasks[@]}" |
+    sed -n 's#/.*##p'
+}
+
 # check_distinct SERVICE NET N PREFIX LO HI: N tasks, distinct addresses
 # PREFIX.LO..PREFIX.HI as docker reports them and as the containers carry them
 check_distinct() {
@@ -308,10 +318,17 @@ scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
     fail "node 1's plugin did not count its restored lease once"
   x d 1 service scale -d web=30
   wait_replicas web 30
-  check_distinct web swnet 30 "$RANGE_PREFIX" 32 63
+  # the manager's allocations (on 28.5, a task that node 1 started right
+  # after its restart can run with no endpoint: its container start failed
+  # and the engine could not clean it up; a node-side listing misses its
+  # address)
+  manager_task_addrs web | sort >"$SDIR/addrs"
+  (($(wc -l <"$SDIR/addrs") == 30)) || fail "$(wc -l <"$SDIR/addrs") task addresses, want 30: $(paste -sd' ' "$SDIR/addrs")"
+  [[ -z $(uniq -d "$SDIR/addrs") ]] || fail "duplicate addresses: $(uniq -d "$SDIR/addrs" | paste -sd' ')"
+  grep -vE "^${RANGE_PREFIX//./\.}(3[2-9]|[45][0-9]|6[0-2])$" "$SDIR/addrs" && fail "addresses outside ${RANGE_PREFIX}32-62"
   swept=$(tail -n +"$((mark + 1))" "$RIG_LOG/sw1.log" | grep -o "restore ended with its first new allocation.*" | grep -o 'freed=[0-9]*' | head -n 1)
   [[ -n $swept && $swept != freed=0 ]] || fail "node 1's plugin freed nothing at the end of its restore ($swept)"
-  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses"
+  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager"
 }
 
 # `docker run --ip X` on two nodes of the cluster: one container gets X, the
