@@ -282,9 +282,18 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
         }
         Request::AllocateNetwork(r) => {
             app.driver.check_options(&r.options)?;
+            // the global leases of this allocation belong to this network
+            // (a new Swarm leader's restore, or a new network)
+            let subnets: Vec<_> = r.ipv4_data.iter().map(|d| d.pool).collect();
+            app.ipam
+                .network_allocated(r.network_id.as_str(), &subnets)
+                .await?;
             ok(AllocateNetworkResponse { options: r.options })
         }
-        Request::FreeNetwork(_) => ok(EmptyResponse {}),
+        Request::FreeNetwork(r) => {
+            app.ipam.network_freed(r.network_id.as_str()).await?;
+            ok(EmptyResponse {})
+        }
         Request::CreateNetwork(r) => {
             app.driver.create_network(&r).await?;
             ok(EmptyResponse {})

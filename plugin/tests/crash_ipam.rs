@@ -54,6 +54,101 @@ fn acknowledged_ipam_state_survives_kill_9() {
     }
 }
 
+/// A Swarm manager's plugin across leader changes, killed with SIGKILL
+/// after each step: the manager that leads again leases the pool a second
+/// time and calls AllocateNetwork for a network its copy knows; that lease
+/// is taken back durably (one ReleasePool ends the pool), and an address
+/// another leader freed meanwhile (not re-claimed) is free again after the
+/// first new allocation, for good.
+#[test]
+fn a_swarm_restore_counts_one_lease_and_frees_what_others_freed_across_kill_9() {
+    common::require_root();
+    let dir = PluginDir::new().unwrap();
+    let pool_req =
+        r#"{"AddressSpace":"global","Pool":"10.62.0.0/24","SubPool":"","Options":{},"V6":false}"#;
+    let allocate = r#"{"NetworkID":"swnet1","Options":{},"IPv4Data":[{"AddressSpace":"global","Gateway":"10.62.0.1/24","Pool":"10.62.0.0/24"}],"IPv6Data":null}"#;
+    let ok = |r: common::Reply, what: &str| {
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        r.json()
+    };
+    // the manager allocates the network and two tasks
+    // RequestPool, the gateway, AllocateNetwork: a network's allocation, or
+    // a new leader's restore of it
+    let allocate_network = |p: &common::Plugin| {
+        let id = ok(p.post("/IpamDriver.RequestPool", pool_req), "RequestPool")["PoolID"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ok(
+            p.post(
+                "/IpamDriver.RequestAddress",
+                &body::request_gateway(&id, "10.62.0.1"),
+            ),
+            "gateway",
+        );
+        ok(
+            p.post("/NetworkDriver.AllocateNetwork", allocate),
+            "AllocateNetwork",
+        );
+        id
+    };
+    let mut p = common::start_at(None, &dir, &[]);
+    let id = allocate_network(&p);
+    let task = |p: &common::Plugin| {
+        ok(
+            p.post("/IpamDriver.RequestAddress", &body::request_address(&id)),
+            "task",
+        )["Address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (kept, freed) = (task(&p), task(&p));
+    p.kill9();
+    // another manager led and freed `freed`; this one leads again
+    let mut p = common::start_at(None, &dir, &[]);
+    assert_eq!(allocate_network(&p), id);
+    ok(
+        p.post(
+            "/IpamDriver.RequestAddress",
+            &body::request_this_address(&id, &kept),
+        ),
+        "task re-claim",
+    );
+    let new = task(&p);
+    assert_ne!(new, kept);
+    p.kill9();
+    let p = common::start_at(None, &dir, &[]);
+    let again = p.post(
+        "/IpamDriver.RequestAddress",
+        &body::request_this_address(&id, &freed),
+    );
+    assert_eq!(
+        again.status, 200,
+        "{freed}, freed while another manager led, is still held after the restore: {}",
+        again.body
+    );
+    p.post(
+        "/IpamDriver.RequestAddress",
+        &body::request_this_address(&id, &kept),
+    )
+    .assert_error(500);
+    ok(
+        p.post("/IpamDriver.ReleasePool", &body::release_pool(&id)),
+        "ReleasePool",
+    );
+    let err = p
+        .post("/IpamDriver.RequestAddress", &body::request_address(&id))
+        .assert_error(500);
+    assert!(
+        err.contains("unknown pool"),
+        "the pool outlived its network's one ReleasePool (a restore's lease was kept): {err}"
+    );
+}
+
 #[test]
 fn no_acknowledged_address_is_reissued_across_kill_9() {
     common::require_root();

@@ -22,7 +22,11 @@
 #     ping each other; scale 30 -> 10 -> 30 without duplicates (the range holds
 #     32 addresses, so this reuses released ones); service rm releases every
 #     address (a new 30-replica service fits again); docker run on a worker on
-#     the attachable network; `docker run --ip X` on two nodes gives X to one
+#     the attachable network; a leader change and back (3 managers, the
+#     leader drained and stopped, the new leader scales down, node 1 leads
+#     again): 30 tasks
+#     then fit in the range, only if node 1 freed what the others freed, with no
+#     duplicate; `docker run --ip X` on two nodes gives X to one
 #     container only, and X can be pinned again once that one is removed;
 #     network rm leaves no links on any node.
 #   local scope (SCOPE=local): per-node --config-only networks with disjoint
@@ -46,6 +50,7 @@ SCENARIOS=(
   global_tasks_on_different_nodes_ping_each_other
   global_scale_down_and_up_reuses_addresses_without_duplicates
   global_attachable_network_serves_docker_run_on_a_worker
+  global_a_former_leader_frees_what_others_freed_without_duplicates
   global_a_pinned_address_is_given_once_in_the_cluster
   global_service_rm_releases_every_address
   global_network_rm_leaves_nothing
@@ -98,15 +103,18 @@ on_exit() {
 # first one's service is pinged, scaled and removed by the next ones)
 suite_tidy() { :; }
 
+# The node whose daemon the checks ask about services and nodes: node 1, the
+# manager, except while a leader change moves the lead.
+MGR=1
 # replicas SERVICE N: the manager reports N of N tasks of SERVICE running
 # (a capped service reads "N/N (max M per node)")
-replicas() { [[ $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2"* ]]; }
+replicas() { [[ $(d "$MGR" service ls --filter "name=$1" --format '{{.Replicas}}') == "$2/$2"* ]]; }
 # wait_replicas SERVICE N: until N tasks of SERVICE run (guard 600 s: engine 20
 # starts tasks slowly, and the machine may be loaded)
 wait_replicas() {
   wait_for 600 replicas "$1" "$2" && return 0
-  d 1 service ps --no-trunc "$1" | tail -n 20
-  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d 1 service ls --filter "name=$1" --format '{{.Replicas}}')"
+  d "$MGR" service ps --no-trunc "$1" | tail -n 20
+  fail "waited 600 s for $2/$2 replicas of $1; the manager reports $(d "$MGR" service ls --filter "name=$1" --format '{{.Replicas}}')"
 }
 
 # nodes_with_plugin: how many nodes the manager sees with the network plugin
@@ -138,20 +146,63 @@ wait_tasks_settle() {
   wait_for 300 containers_are "$1" "$2" ||
     fail "waited 300 s for $2 containers of $1; there are $(containers_of "$1")"
 }
+# running_of SERVICE NODE...: running containers of SERVICE on these nodes
+running_of() {
+  local n
+  for n in "${@:2}"; do d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"; done | wc -l
+}
+running_are() { (($(running_of "$1" "${@:3}") == $2)); }
 
 # net_on N NET: NET's name if node N has that network (empty: not)
 net_on() { d "$1" network ls --format '{{.Name}}' | grep -xF "$2" || true; }
+# leader_is N: node N's daemon leads the Swarm
+leader_is() { [[ $(d "$1" node inspect self -f '{{.ManagerStatus.Leader}}' 2>/dev/null) == true ]]; }
+leader_not_1() { leader_is 2 || leader_is 3; }
+# managers_up N: the manager sees N managers, each leading or reachable
+managers_up() {
+  (($(d "$MGR" node ls --filter role=manager --format '{{.ManagerStatus}}' 2>/dev/null | grep -cE '^(Leader|Reachable)$') == $1))
+}
+# demoted ID: node ID is a worker (asks again until the manager answers: a
+# demoted leader hands the lead over meanwhile)
+demoted() {
+  d 1 node demote "$1" >/dev/null 2>&1 || true
+  [[ $(d 1 node inspect -f '{{.Spec.Role}}' "$1" 2>/dev/null) == worker ]]
+}
+# sw1_logged_since LINE TEXT: node 1's daemon log has TEXT after line LINE
+sw1_logged_since() { tail -n +"$(($1 + 1))" "$RIG_LOG/sw1.log" | grep -qF "$2"; }
+# start_node N: node N's daemon, in its namespace (data-root kept across a stop
+# with KEEP_DATA=1)
+start_node() {
+  local bindir_var=ENGINE_${E}_BIN_DIR
+  NETNS=irs-n$1 PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$1" "$E" "--insecure-registry=$REG"
+}
 # nodes_ready N: the manager sees N nodes Ready
 nodes_ready() { (($(d 1 node ls --format '{{.Status}}' | grep -c Ready) == $1)); }
 
 # task_ips SERVICE NET: "node container ip" of every running task, one a line
 task_ips() {
-  local n c
+  local n c want task
+  # only containers of tasks the manager wants running: a container whose
+  # start failed can stay listed as running, without an address (seen on
+  # 28.5 when a node's first tasks raced the creation of the network there)
+  want=$(d "$MGR" service ps -q --no-trunc --filter desired-state=running "$1")
   for n in 1 2 3; do
     for c in $(d "$n" ps -q --filter "label=com.docker.swarm.service.name=$1"); do
+      task=$(d "$n" inspect -f '{{index .Config.Labels "com.docker.swarm.task.id"}}' "$c")
+      grep -qxF "$task" <<<"$want" || continue
       echo "$n $c $(d "$n" inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$c")"
     done
   done
+}
+
+# manager_task_addrs SERVICE: the address the manager gave each task of
+# SERVICE it wants running, one a line
+manager_task_addrs() {
+  local tasks
+  mapfile -t tasks < <(d "$MGR" service ps -q --no-trunc --filter desired-state=running "$1")
+  ((${#tasks[@]})) || return 0
+  d "$MGR" inspect -f '{{range .NetworksAttachments}}{{range .Addresses}}{{println .}}{{end}}{{end}}' "${tasks[@]}" |
+    sed -n 's#/.*##p'
 }
 
 # check_distinct SERVICE NET N PREFIX LO HI: N tasks, distinct addresses
@@ -227,6 +278,61 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
   [[ $ip == "$RANGE_PREFIX"* ]] || fail "docker run on node 2 got '$ip'"
   task_ips web swnet | awk '{print $3}' | grep -qxF "$ip" && fail "$ip is also a task's address"
   echo "docker run on node 2 got $ip, no task holds it"
+}
+
+# A leader change and back. Node 1 leads with 9 tasks, nodes 2 and 3 are
+# promoted, node 1's daemon stops: node 2 or 3 leads, starts node 1's tasks
+# elsewhere and scales to 4, freeing addresses node 1's copy of the global
+# space still holds. Node 1 comes back; the others are demoted, so node 1 leads
+# again and restores from its old copy. 30 tasks in the range of 31 addresses
+# then fit only if node 1's plugin freed what the others freed (a sweep at the
+# first new allocation) and handed out no address twice; its log says it
+# counted the network's restored pool lease once.
+scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
+  local id2 id3 mark swept
+  id2=$(d 2 info -f '{{.Swarm.NodeID}}')
+  id3=$(d 3 info -f '{{.Swarm.NodeID}}')
+  d 1 service scale -d web=9
+  wait_replicas web 9
+  wait_tasks_settle web 9
+  x d 1 node promote "$id2" "$id3"
+  wait_for 120 managers_up 3 || fail "waited 120 s for 3 reachable managers"
+  # node 1 runs no task when it stops (a container the rig's stop kills is
+  # listed as running, without an address, after the restart)
+  x d 1 node update --availability drain "$(d 1 info -f '{{.Swarm.NodeID}}')"
+  wait_for 300 running_are web 0 1 || fail "waited 300 s for node 1 to drain; $(running_of web 1) run there"
+  wait_for 300 running_are web 9 2 3 || fail "waited 300 s for 9 tasks on nodes 2 and 3; $(running_of web 2 3) run"
+  KEEP_DATA=1 x rig dockerd-stop.sh sw1
+  wait_for 120 leader_not_1 || fail "waited 120 s for node 2 or 3 to lead after node 1 stopped"
+  if leader_is 2; then MGR=2; else MGR=3; fi
+  echo "node $MGR leads"
+  x d "$MGR" service scale -d web=4
+  wait_for 300 running_are web 4 2 3 || fail "waited 300 s for 4 tasks on nodes 2 and 3; $(running_of web 2 3) run"
+  start_node 1
+  wait_for 120 managers_up 3 || fail "waited 120 s for node 1 to be a reachable manager again"
+  wait_replicas web 4
+  x d "$MGR" node update --availability active "$(d 1 info -f '{{.Swarm.NodeID}}')"
+  mark=$(wc -l <"$RIG_LOG/sw1.log")
+  wait_for 120 demoted "$id2" || fail "waited 120 s to demote node 2"
+  wait_for 120 demoted "$id3" || fail "waited 120 s to demote node 3"
+  MGR=1
+  wait_for 120 leader_is 1 || fail "waited 120 s for node 1 to lead again"
+  echo "node 1 leads again"
+  wait_for 60 sw1_logged_since "$mark" "network allocated again by a new Swarm leader" ||
+    fail "node 1's plugin did not count its restored lease once"
+  x d 1 service scale -d web=30
+  wait_replicas web 30
+  # the manager's allocations (on 28.5, a task that node 1 started right
+  # after its restart can run with no endpoint: its container start failed
+  # and the engine could not clean it up; a node-side listing misses its
+  # address)
+  manager_task_addrs web | sort >"$SDIR/addrs"
+  (($(wc -l <"$SDIR/addrs") == 30)) || fail "$(wc -l <"$SDIR/addrs") task addresses, want 30: $(paste -sd' ' "$SDIR/addrs")"
+  [[ -z $(uniq -d "$SDIR/addrs") ]] || fail "duplicate addresses: $(uniq -d "$SDIR/addrs" | paste -sd' ')"
+  grep -vE "^${RANGE_PREFIX//./\.}(3[2-9]|[45][0-9]|6[0-2])$" "$SDIR/addrs" && fail "addresses outside ${RANGE_PREFIX}32-62"
+  swept=$(tail -n +"$((mark + 1))" "$RIG_LOG/sw1.log" | grep -o "restore ended with its first new allocation.*" | grep -o 'freed=[0-9]*' | head -n 1)
+  [[ -n $swept && $swept != freed=0 ]] || fail "node 1's plugin freed nothing at the end of its restore ($swept)"
+  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager"
 }
 
 # `docker run --ip X` on two nodes of the cluster: one container gets X, the

@@ -13,6 +13,10 @@
 //! - Dynamic addresses come from the sub-pool when there is one; specific
 //!   addresses (gateway, aux, `--ip`) may lie anywhere in the pool.
 //! - A change is acknowledged (the call returns `Ok`) only once it is on disk.
+//! - In the global space a pool counts one lease per Swarm network
+//!   (AllocateNetwork names it), however often new leaders restore it; a
+//!   confirmed restore frees, at the pool's first new allocation, what it
+//!   did not re-claim (see `state/restore.rs`).
 //! - Work per call is independent of pool size: nothing is sized by the pool,
 //!   memory grows with allocated addresses only.
 //!
@@ -356,20 +360,28 @@ impl Ipam {
     /// prefix length.
     pub async fn request_address(&self, req: &RequestAddressRequest) -> Result<IpNet, IpamError> {
         let opts = req.address_options();
-        let (address, commit) = {
+        let (allocated, commit) = {
             let mut state = self.lock();
-            let (address, ops) = match (req.address, opts.kind()) {
+            match (req.address, opts.kind()) {
                 (Some(address), _) => {
-                    state.claim(&req.pool_id, address, std::time::Instant::now())?
+                    let (address, ops) =
+                        state.claim(&req.pool_id, address, std::time::Instant::now())?;
+                    (Ok(address), self.store.submit(ops))
                 }
-                (None, AddressKind::Gateway) => state.allocate(&req.pool_id, false)?,
-                (None, AddressKind::Other) => {
-                    state.allocate(&req.pool_id, opts.serial.unwrap_or(true))?
+                (None, kind) => {
+                    // the sweep is written even if no address is left
+                    let mut ops = state.end_restore(&req.pool_id)?;
+                    let serial = kind == AddressKind::Other && opts.serial.unwrap_or(true);
+                    let allocated = state.allocate(&req.pool_id, serial).map(|(address, more)| {
+                        ops.extend(more);
+                        address
+                    });
+                    (allocated, self.store.submit(ops))
                 }
-            };
-            (address, self.store.submit(ops))
+            }
         };
         commit.durable().await?;
+        let address = allocated?;
         tracing::debug!(pool_id = %req.pool_id, %address, endpoint = ?opts.endpoint_name, "address allocated");
         Ok(address)
     }
@@ -412,6 +424,35 @@ impl Ipam {
             return Ok(None);
         };
         self.lock().pool_of_subnet(space, subnet, gateway)
+    }
+
+    /// `AllocateNetwork` of Swarm network `network` (its IPv4 subnets as
+    /// the manager sends them): binds the global pool leases of its
+    /// allocation to it, and takes back the lease of a new leader's restore
+    /// of a network already counted. Durable when it returns.
+    pub async fn network_allocated(&self, network: &str, ipv4: &[IpNet]) -> Result<(), IpamError> {
+        self.change(|state| state.network_allocated(network, ipv4, std::time::Instant::now()))
+            .await
+    }
+
+    /// `FreeNetwork` of Swarm network `network`: its pools no longer count
+    /// it (their ReleasePool follows). Durable when it returns.
+    pub async fn network_freed(&self, network: &str) -> Result<(), IpamError> {
+        self.change(|state| state.network_freed(network)).await
+    }
+
+    /// Applies `change` to the state and waits until its writes are durable.
+    async fn change(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<Vec<store::Op>, IpamError>,
+    ) -> Result<(), IpamError> {
+        let commit = {
+            let mut state = self.lock();
+            let ops = change(&mut state)?;
+            self.store.submit(ops)
+        };
+        commit.durable().await?;
+        Ok(())
     }
 
     /// Whether `address` is allocated in `space` (for tests and checks).

@@ -5,6 +5,7 @@
 
 mod addresses;
 mod pool;
+mod restore;
 mod usage;
 
 use crate::range::{from_int, reserved_role};
@@ -13,19 +14,13 @@ use addresses::{ADDRESSES, Allocations, address_key, parse_address_key};
 use ipnet::IpNet;
 use pool::{Owner, Owners, POOLS, Pool, PoolRecord};
 use protocol::options::IPAM_SERIAL;
-use std::collections::{BTreeMap, HashMap};
+use restore::{PendingLeases, Restore};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Instant;
 use store::{Op, Store};
 
 pub use pool::{AddressSpace, PoolId};
-
-/// How long after its last re-claim (or its lease) a global pool still
-/// takes a claim of an address it holds as a Swarm leader's re-claim, when
-/// no new allocation ended that earlier. A restore claims one address after
-/// another without pause; a pool that saw no re-claim for this long is not
-/// being restored.
-const RECLAIM_QUIET: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub(crate) const TABLES: &[&str] = &[POOLS, ADDRESSES];
 
@@ -43,6 +38,7 @@ pub(crate) struct State {
     pools: HashMap<PoolId, Pool>,
     spaces: HashMap<AddressSpace, Allocations>,
     owners: Owners,
+    pending: PendingLeases,
 }
 
 impl State {
@@ -79,6 +75,15 @@ impl State {
 
     pub(crate) fn address_count(&self) -> usize {
         self.spaces.values().map(Allocations::len).sum()
+    }
+
+    #[cfg(test)]
+    fn pool_leases(&self, id: &str) -> Option<(u32, Vec<String>)> {
+        let pool = self.pools.get(id)?;
+        Some((
+            pool.record.refs,
+            pool.record.networks.iter().cloned().collect(),
+        ))
     }
 
     pub(crate) fn is_allocated(&self, space: &AddressSpace, addr: IpAddr) -> bool {
@@ -170,9 +175,13 @@ impl State {
             existing.record = record;
             if space == AddressSpace::Global {
                 // a new leader's allocator restoring (or another network
-                // on the same subnet): see `claim`
+                // on the same subnet): see `claim`; AllocateNetwork tells
                 tracing::info!(pool_id = %id, "global pool leased again: pinned addresses it holds are taken as a Swarm leader's re-claims until its next new allocation");
-                existing.reclaims_since = Some(now);
+                match existing.restore.as_mut() {
+                    Some(restore) => restore.leased_again(now),
+                    None => existing.restore = Some(Restore::new(now)),
+                }
+                self.pending.push(id.clone(), now);
             }
             return Ok((PoolLease { id, pool }, vec![op]));
         }
@@ -186,12 +195,16 @@ impl State {
             refs: 1,
             serial,
             cursor: None,
+            networks: BTreeSet::new(),
         };
         // checked before interning, so that a refused pool leaves no owner
         let mut entry = Pool::new(id.clone(), Owner(u32::MAX), record)?;
         let op = entry.record.put(&id)?;
         entry.owner = self.owners.intern(&id);
         self.pools.insert(id.clone(), entry);
+        if space == AddressSpace::Global {
+            self.pending.push(id.clone(), now);
+        }
         Ok((PoolLease { id, pool }, vec![op]))
     }
 
@@ -232,6 +245,7 @@ impl State {
     /// The writes that release one lease of pool `id`, applied; `None` if
     /// the pool is unknown.
     pub(crate) fn release_pool(&mut self, id: &str) -> Result<Option<Vec<Op>>, IpamError> {
+        self.pending.released(id);
         let Some(pool) = self.pools.get_mut(id) else {
             return Ok(None);
         };
@@ -297,9 +311,7 @@ impl State {
             pool: net,
         })?;
         let reclaiming = space == AddressSpace::Global
-            && pool
-                .reclaims_since
-                .is_some_and(|since| now.saturating_duration_since(since) <= RECLAIM_QUIET);
+            && pool.restore.as_ref().is_some_and(|r| r.window_open(now));
         let alloc = self.spaces.entry(space).or_default();
         match alloc.get(addr) {
             // A manager that becomes leader starts an allocator afresh: it
@@ -309,9 +321,7 @@ impl State {
             // address is such a re-claim while that lasts; after it, the same
             // claim is a second `--ip` of an address in use and is refused.
             Some(holder) if holder == owner && reclaiming => {
-                if let Some(pool) = self.pools.get_mut(id) {
-                    pool.reclaims_since = Some(now);
-                }
+                self.restore_claimed(id, addr, now);
                 return Ok((cidr, Vec::new()));
             }
             Some(holder) if holder == owner => {
@@ -334,6 +344,7 @@ impl State {
             None => {}
         }
         alloc.insert(addr, owner);
+        self.restore_claimed(id, addr, now);
         Ok((
             cidr,
             vec![Op::Put {
@@ -344,22 +355,160 @@ impl State {
         ))
     }
 
+    fn restore_claimed(&mut self, id: &str, addr: IpAddr, now: Instant) {
+        if let Some(restore) = self.pools.get_mut(id).and_then(|p| p.restore.as_mut()) {
+            restore.claimed(addr, now);
+        }
+    }
+
+    /// `AllocateNetwork` of Swarm network `network` with IPv4 subnets
+    /// `ipv4`: the global leases made since the last one belong to it
+    /// (swarmkit leases a network's pools, claims its gateway and calls
+    /// AllocateNetwork in one goroutine). A lease for a network the pool
+    /// already counts is a new leader's restore: the lease is taken back,
+    /// and the pool's restore is confirmed (see [`State::end_restore`]).
+    /// Returns the writes, applied.
+    pub(crate) fn network_allocated(
+        &mut self,
+        network: &str,
+        ipv4: &[IpNet],
+        now: Instant,
+    ) -> Result<Vec<Op>, IpamError> {
+        let mut records: BTreeMap<PoolId, PoolRecord> = BTreeMap::new();
+        for id in self.pending.take(now) {
+            let Some(pool) = self.pools.get(id.as_str()) else {
+                continue;
+            };
+            let net = pool.record.pool;
+            // IPv6 subnets are not in AllocateNetwork (swarmkit sends none)
+            if matches!(net, IpNet::V4(_)) && !ipv4.iter().any(|s| s.trunc() == net) {
+                tracing::debug!(pool_id = %id, network, "global lease of another allocation not matched");
+                continue;
+            }
+            let record = records.entry(id).or_insert_with(|| pool.record.clone());
+            if record.networks.contains(network) {
+                record.refs = record.refs.saturating_sub(1).max(1);
+            } else {
+                record.networks.insert(network.to_string());
+            }
+        }
+        let ops = records
+            .iter()
+            .map(|(id, record)| record.put(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, record) in records {
+            let Some(pool) = self.pools.get_mut(id.as_str()) else {
+                continue;
+            };
+            let known = pool.record.networks.contains(network);
+            if known {
+                tracing::info!(pool_id = %id, network, leases = record.refs, "network allocated again by a new Swarm leader: its lease of the pool was counted already");
+            }
+            if let Some(restore) = pool.restore.as_mut() {
+                restore.networks.insert(network.to_string());
+                restore.confirmed |= known;
+            }
+            pool.record = record;
+        }
+        Ok(ops)
+    }
+
+    /// `FreeNetwork`: no pool counts a lease for `network` any more (its
+    /// ReleasePool follows). Returns the writes, applied.
+    pub(crate) fn network_freed(&mut self, network: &str) -> Result<Vec<Op>, IpamError> {
+        let mut changed = Vec::new();
+        for pool in self.pools.values() {
+            if pool.record.networks.contains(network) {
+                let mut record = pool.record.clone();
+                record.networks.remove(network);
+                changed.push((pool.id.clone(), record));
+            }
+        }
+        let ops = changed
+            .iter()
+            .map(|(id, record)| record.put(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, record) in changed {
+            if let Some(pool) = self.pools.get_mut(id.as_str()) {
+                pool.record = record;
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Before the pool's first new allocation after a restore: swarmkit has
+    /// made every restore claim by then. A confirmed restore frees what it
+    /// did not claim (freed while another manager led) and forgets networks
+    /// it did not name (removed meanwhile) with their leases. Returns the
+    /// writes, applied.
+    pub(crate) fn end_restore(&mut self, id: &str) -> Result<Vec<Op>, IpamError> {
+        let Some(pool) = self.pools.get_mut(id) else {
+            return Ok(Vec::new());
+        };
+        let Some(restore) = pool.restore.take() else {
+            return Ok(Vec::new());
+        };
+        if !restore.confirmed {
+            tracing::info!(
+                pool_id = id,
+                "global pool: a Swarm leader's re-claims ended with its first new allocation"
+            );
+            return Ok(Vec::new());
+        }
+        let mut ops = Vec::new();
+        let gone: Vec<String> = pool
+            .record
+            .networks
+            .difference(&restore.networks)
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let mut record = pool.record.clone();
+            for network in &gone {
+                record.networks.remove(network);
+            }
+            let count = u32::try_from(gone.len()).unwrap_or(u32::MAX);
+            record.refs = record.refs.saturating_sub(count).max(1);
+            ops.push(record.put(&pool.id)?);
+            pool.record = record;
+        }
+        let (space, net, owner, leases) = (
+            pool.record.space,
+            pool.record.pool,
+            pool.owner,
+            pool.record.refs,
+        );
+        let mut freed = 0usize;
+        if let Some(alloc) = self.spaces.get_mut(&space) {
+            for addr in alloc.owned_in(&net, owner) {
+                if restore.claimed.contains(&addr) {
+                    continue;
+                }
+                tracing::debug!(pool_id = id, %addr, "address the restore did not re-claim freed");
+                alloc.remove(addr);
+                ops.push(Op::Delete {
+                    table: ADDRESSES,
+                    key: address_key(space, addr),
+                });
+                freed += 1;
+            }
+        }
+        tracing::info!(
+            pool_id = id,
+            freed,
+            networks_gone = ?gone,
+            leases,
+            "global pool: a Swarm leader's restore ended with its first new allocation; what it did not re-claim was freed while another manager led and is free again"
+        );
+        Ok(ops)
+    }
+
     /// Allocate any free address of the pool's dynamic range.
     pub(crate) fn allocate(
         &mut self,
         id: &str,
         serial_requested: bool,
     ) -> Result<(IpNet, Vec<Op>), IpamError> {
-        // a leader's allocator asks for new addresses only once it has
-        // re-claimed every address it restores
-        if let Some(pool) = self.pools.get_mut(id)
-            && pool.reclaims_since.take().is_some()
-        {
-            tracing::info!(
-                pool_id = id,
-                "global pool: a Swarm leader's re-claims ended with its first new allocation"
-            );
-        }
         let pool = self.pool(id)?;
         let serial = serial_requested && pool.record.serial;
         let (net, space, lo, hi, cursor) = (
@@ -435,7 +584,235 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use super::restore::RECLAIM_QUIET;
     use super::*;
+
+    const POOL: &str = "10.88.0.0/24";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// RequestPool in the global space, as swarmkit's allocator asks.
+    fn lease(state: &mut State, now: Instant) -> String {
+        let (lease, _) = state
+            .lease_pool(
+                AddressSpace::Global,
+                POOL.parse().unwrap(),
+                None,
+                false,
+                &BTreeMap::new(),
+                now,
+            )
+            .unwrap();
+        lease.id.to_string()
+    }
+
+    /// A network's allocation: its pool, its gateway, AllocateNetwork.
+    fn allocate_network(state: &mut State, network: &str, gateway: &str, now: Instant) -> String {
+        let id = lease(state, now);
+        state.claim(&id, ip(gateway), now).unwrap();
+        state
+            .network_allocated(network, &[POOL.parse().unwrap()], now)
+            .unwrap();
+        id
+    }
+
+    /// An address-less RequestAddress, as `Ipam::request_address` serves it.
+    fn next(state: &mut State, id: &str) -> IpAddr {
+        state.end_restore(id).unwrap();
+        state.allocate(id, true).unwrap().0.addr()
+    }
+
+    fn held(state: &State, addr: IpAddr) -> bool {
+        state.is_allocated(&AddressSpace::Global, addr)
+    }
+
+    fn assert_held(state: &State, addrs: &[IpAddr]) {
+        for addr in addrs {
+            assert!(held(state, *addr), "{addr} freed");
+        }
+    }
+
+    /// `addrs` were freed elsewhere: free now, unless the allocation that
+    /// swept them handed one out again (`new`).
+    fn assert_swept(state: &State, addrs: &[IpAddr], new: IpAddr) {
+        for addr in addrs {
+            assert_eq!(
+                held(state, *addr),
+                *addr == new,
+                "{addr} freed elsewhere is still held (new address {new})"
+            );
+        }
+    }
+
+    /// A manager leads again with its old copy: what another leader freed
+    /// meanwhile is swept at the first new allocation, what it restores is
+    /// kept, and the pool counts one lease for its one network.
+    #[test]
+    fn a_restore_frees_what_it_did_not_re_claim() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = allocate_network(&mut state, "n1", "10.88.0.1", t0);
+        let first: Vec<IpAddr> = (0..3).map(|_| next(&mut state, &id)).collect();
+        assert_eq!(first, [ip("10.88.0.2"), ip("10.88.0.3"), ip("10.88.0.4")]);
+        // another manager led: it freed .3 and .4 and handed out .9
+        let t1 = t0 + RECLAIM_QUIET * 3;
+        let again = allocate_network(&mut state, "n1", "10.88.0.1", t1);
+        assert_eq!(again, id);
+        assert_eq!(
+            state.pool_leases(&id).unwrap().0,
+            1,
+            "restore counted a second lease"
+        );
+        state.claim(&id, ip("10.88.0.2"), t1).unwrap();
+        state.claim(&id, ip("10.88.0.9"), t1).unwrap();
+        assert!(
+            held(&state, ip("10.88.0.3")),
+            "swept before the restore ended"
+        );
+        let new = next(&mut state, &id);
+        assert_swept(&state, &[ip("10.88.0.3"), ip("10.88.0.4")], new);
+        assert_held(&state, &[ip("10.88.0.1"), ip("10.88.0.2"), ip("10.88.0.9")]);
+        // the restore is over: a second --ip of a held address is refused
+        let err = state.claim(&id, ip("10.88.0.2"), t1).unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
+        // one ReleasePool ends the pool
+        assert!(state.release_pool(&id).unwrap().is_some());
+        assert!(
+            state.pool_leases(&id).is_none(),
+            "pool left after its last release"
+        );
+    }
+
+    /// Two networks on one subnet: one this copy knew, one created while
+    /// another manager led. The restore counts each once, keeps what
+    /// either re-claims, and forgets a third network removed meanwhile.
+    #[test]
+    fn a_restore_of_a_subnet_two_networks_share() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = allocate_network(&mut state, "n1", "10.88.0.1", t0);
+        allocate_network(&mut state, "gone", "10.88.0.254", t0);
+        let a = next(&mut state, &id);
+        let b = next(&mut state, &id);
+        assert_eq!(state.pool_leases(&id).unwrap().0, 2);
+        let t1 = t0 + RECLAIM_QUIET * 3;
+        allocate_network(&mut state, "n1", "10.88.0.1", t1);
+        // n2 is new to this copy: its lease counts, its gateway is claimed
+        allocate_network(&mut state, "n2", "10.88.0.250", t1);
+        state.claim(&id, a, t1).unwrap();
+        let c = ip("10.88.0.77");
+        state.claim(&id, c, t1).unwrap();
+        let new = next(&mut state, &id);
+        let (leases, networks) = state.pool_leases(&id).unwrap();
+        assert_eq!(
+            (leases, networks),
+            (2, vec!["n1".to_string(), "n2".to_string()])
+        );
+        assert_held(&state, &[ip("10.88.0.1"), ip("10.88.0.250"), a, c]);
+        // b, and the gateway of the network removed meanwhile
+        assert_swept(&state, &[b, ip("10.88.0.254")], new);
+        state.release_pool(&id).unwrap();
+        assert!(state.pool_leases(&id).is_some());
+        state.release_pool(&id).unwrap();
+        assert!(
+            state.pool_leases(&id).is_none(),
+            "pool left after two releases"
+        );
+    }
+
+    /// A second network on a subnet in use is no restore, though up to its
+    /// AllocateNetwork it looks like one (the pool leased again, a gateway
+    /// claimed): its allocation frees nothing of the first network's, and
+    /// it holds a lease of its own.
+    #[test]
+    fn a_new_network_on_a_subnet_in_use_sweeps_nothing() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = allocate_network(&mut state, "n1", "10.88.0.1", t0);
+        let a = next(&mut state, &id);
+        let t1 = t0 + RECLAIM_QUIET * 3;
+        let gateway = ip("10.88.0.250");
+        allocate_network(&mut state, "n2", "10.88.0.250", t1);
+        next(&mut state, &id);
+        assert_held(&state, &[ip("10.88.0.1"), a, gateway]);
+        assert_eq!(state.pool_leases(&id).unwrap().0, 2);
+        let err = state.claim(&id, a, t1).unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
+    }
+
+    /// A new allocation while a restore is still unconfirmed (no
+    /// AllocateNetwork yet) ends the window and sweeps nothing; a later
+    /// AllocateNetwork of a known network only takes its lease back.
+    #[test]
+    fn a_new_allocation_during_a_restore_sweeps_nothing() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = allocate_network(&mut state, "n1", "10.88.0.1", t0);
+        let a = next(&mut state, &id);
+        let t1 = t0 + RECLAIM_QUIET * 3;
+        lease(&mut state, t1);
+        state.claim(&id, ip("10.88.0.1"), t1).unwrap();
+        next(&mut state, &id);
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], t1)
+            .unwrap();
+        next(&mut state, &id);
+        assert_held(&state, &[a]);
+        assert_eq!(state.pool_leases(&id).unwrap().0, 1);
+    }
+
+    /// A global lease no AllocateNetwork followed in time (a network made
+    /// outside Swarm in the global space) is bound to no later network.
+    #[test]
+    fn a_stale_global_lease_is_bound_to_no_network() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let id = lease(&mut state, t0);
+        let later = t0 + RECLAIM_QUIET * 2;
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], later)
+            .unwrap();
+        assert_eq!(state.pool_leases(&id).unwrap(), (1, Vec::new()));
+    }
+
+    /// A node's own calls for a Swarm network (the local space, on any
+    /// node, the leader's too) are no part of a restore: AllocateNetwork
+    /// binds no local lease, and a local pool leased again takes no claim
+    /// of what it holds.
+    #[test]
+    fn local_leases_are_never_a_swarm_restore() {
+        let mut state = State::default();
+        let t0 = Instant::now();
+        let local = |state: &mut State| {
+            let (lease, _) = state
+                .lease_pool(
+                    AddressSpace::Local,
+                    POOL.parse().unwrap(),
+                    None,
+                    false,
+                    &BTreeMap::new(),
+                    t0,
+                )
+                .unwrap();
+            lease.id.to_string()
+        };
+        let id = local(&mut state);
+        let a = next(&mut state, &id);
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], t0)
+            .unwrap();
+        local(&mut state);
+        state
+            .network_allocated("n1", &[POOL.parse().unwrap()], t0)
+            .unwrap();
+        assert_eq!(state.pool_leases(&id).unwrap(), (2, Vec::new()));
+        let err = state.claim(&id, a, t0).unwrap_err();
+        assert!(matches!(err, IpamError::InUse { .. }), "{err:?}");
+        next(&mut state, &id);
+        assert!(state.is_allocated(&AddressSpace::Local, a));
+    }
 
     /// A pool leased again takes claims of what it holds as re-claims for a
     /// quiet period after the last one, not for ever: a pool no leader is

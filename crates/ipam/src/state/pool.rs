@@ -1,10 +1,11 @@
 //! Pool identity and records: spaces, pool IDs, stored records, and pool IDs interned as owners.
 
+use super::restore::Restore;
 use crate::range::{reserved_in, to_int, usable};
 use crate::{GLOBAL_SPACE, IpamError, LOCAL_SPACE};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -88,6 +89,11 @@ pub(super) struct PoolRecord {
     /// Where the next serial allocation starts looking.
     #[serde(default)]
     pub(super) cursor: Option<IpAddr>,
+    /// Swarm networks whose allocation leased this pool (global space;
+    /// AllocateNetwork names them): a restore that leases the pool again
+    /// for one of these counts no second lease.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(super) networks: BTreeSet<String>,
 }
 
 pub(super) struct Pool {
@@ -98,9 +104,8 @@ pub(super) struct Pool {
     pub(super) lo: u128,
     pub(super) hi: u128,
     /// While a Swarm leader restores its allocations (see
-    /// [`super::State::claim`]): when the last sign of it came. Memory only:
-    /// a restore happens while the plugin runs.
-    pub(super) reclaims_since: Option<std::time::Instant>,
+    /// [`super::State::claim`] and [`Restore`]).
+    pub(super) restore: Option<Restore>,
 }
 
 impl Pool {
@@ -117,7 +122,7 @@ impl Pool {
             record,
             lo,
             hi,
-            reclaims_since: None,
+            restore: None,
         })
     }
 
