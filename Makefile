@@ -1,14 +1,29 @@
 # ipvlan-rs: build, bundle, install and test the Docker network plugin.
 # `make install` and `make test` are the two commands a newcomer needs.
 
+# ARCH: the platform the plugin is built for, amd64 (default) or arm64. A managed
+# plugin is single-platform (the engine reads single-platform manifests only,
+# moby#44870), so arm64 gets tags of its own: latest-arm64, VERSION-arm64.
+ARCH        ?= amd64
+ifneq ($(filter $(ARCH),amd64 x86_64),)
+TARGET      := x86_64-unknown-linux-gnu
+ELF_MACHINE := x86-64
+ARCH_SUFFIX :=
+else ifneq ($(filter $(ARCH),arm64 aarch64),)
+TARGET      := aarch64-unknown-linux-musl
+ELF_MACHINE := ARM aarch64
+ARCH_SUFFIX := -arm64
+else
+$(error ARCH=$(ARCH): amd64 or arm64)
+endif
+
 PLUGIN_NAME ?= org/ipvlan-rs
-PLUGIN_TAG  ?= latest
+PLUGIN_TAG  ?= latest$(ARCH_SUFFIX)
 DOCKER      ?= docker
 REGISTRY    ?=
 VERSION     ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-TARGET      := x86_64-unknown-linux-gnu
 BINARY      := target/$(TARGET)/release/ipvlan-rs
-BUNDLE      := target/bundle
+BUNDLE      ?= target/bundle$(ARCH_SUFFIX)
 PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
@@ -17,10 +32,14 @@ export CARGO_TERM_COLOR ?= never
 
 all: build
 
-## build: the static release binary (runs in a FROM scratch rootfs)
+## build: the static release binary (runs in a FROM scratch rootfs) for ARCH;
+##   the Rust target is added if missing (arm64 links with rust-lld, which ships
+##   with the toolchain: .cargo/config.toml)
 build:
+	scripts/rust-target.sh $(TARGET)
 	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) -p ipvlan-rs
 	@file $(BINARY) 2>/dev/null | grep -Eq 'statically linked|static-pie linked' || { echo "$(BINARY) is not static" >&2; exit 1; }
+	@file $(BINARY) 2>/dev/null | grep -q '$(ELF_MACHINE)' || { echo "$(BINARY) is not a $(ELF_MACHINE) binary" >&2; exit 1; }
 
 ## bundle: target/bundle/{config.json,rootfs/} for `docker plugin create`
 bundle: build
@@ -45,25 +64,28 @@ enable:
 install: create enable
 	@echo "installed $(PLUGIN_REF):$(PLUGIN_TAG); a first network: README.md, Quick start"
 
-## push: push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) (create it first with REGISTRY set)
-push:
+## push: build, bundle, (re)create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) in the
+##   engine and push it (needs `docker login REGISTRY` where the registry asks)
+push: create
 	$(DOCKER) plugin push $(PLUGIN_REF):$(PLUGIN_TAG)
 
 ## release: create $(PLUGIN_REF):$(VERSION) and :latest from one bundle and push both
-##   (CI: make release REGISTRY=ghcr.io PLUGIN_NAME=owner/ipvlan-rs VERSION=1.2.3). Each tag
+##   (CI: make release REGISTRY=ghcr.io PLUGIN_NAME=owner/ipvlan-rs VERSION=1.2.3;
+##   ARCH=arm64: :$(VERSION)-arm64 and :latest-arm64). Each tag
 ##   is removed from the engine after its push: an engine refuses a second plugin with a
 ##   byte-identical rootfs. Tags that already exist in the engine are not touched.
+RELEASE_TAGS = $(VERSION)$(ARCH_SUFFIX) latest$(ARCH_SUFFIX)
 release: bundle
 	@test -n "$(VERSION)" || { echo "release: VERSION is empty" >&2; exit 1; }
-	@for t in $(VERSION) latest; do \
+	@for t in $(RELEASE_TAGS); do \
 	  if $(DOCKER) plugin inspect $(PLUGIN_REF):$$t >/dev/null 2>&1; then \
 	    echo "release: $(PLUGIN_REF):$$t already exists in this engine; remove it first" >&2; exit 1; \
 	  fi; \
 	done
-	@set -e; for t in $(VERSION) latest; do \
+	@set -e; for t in $(RELEASE_TAGS); do \
 	  echo "release: $(PLUGIN_REF):$$t"; \
 	  $(DOCKER) plugin create $(PLUGIN_REF):$$t $(BUNDLE); \
-	  $(MAKE) --no-print-directory push PLUGIN_TAG=$$t || { $(DOCKER) plugin rm $(PLUGIN_REF):$$t; exit 1; }; \
+	  $(DOCKER) plugin push $(PLUGIN_REF):$$t || { $(DOCKER) plugin rm $(PLUGIN_REF):$$t; exit 1; }; \
 	  $(DOCKER) plugin rm $(PLUGIN_REF):$$t; \
 	done
 
