@@ -29,6 +29,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-powercut test-fuzz e2e e2e-swarm soak bench lint clean
+.PHONY: test-vm-arm64
 
 all: build
 
@@ -90,7 +91,7 @@ release: bundle
 	done
 
 ## test: every test: unit, conformance, kernel (netns), kernel-in-VM, power cuts, Docker end-to-end
-test: lint test-unit test-vm test-powercut test-fuzz e2e e2e-swarm
+test: lint test-unit test-vm test-vm-arm64 test-powercut test-fuzz e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -108,6 +109,11 @@ test-repeat:
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:
 	tests/vm-guest/run.sh
+
+## test-vm-arm64: the same VM cases with the guest program built for arm64, on
+##   Debian's arm64 kernel under qemu-system-aarch64 (TCG)
+test-vm-arm64:
+	ARCH=arm64 tests/vm-guest/run.sh
 
 ## test-powercut: the plugin in the VM with its state on a virtio disk (ext4
 ##   and xfs), the power cut POWERCUT_CUTS times each (default 33; make soak
