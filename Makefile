@@ -29,7 +29,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-powercut test-fuzz e2e e2e-swarm soak bench lint clean
-.PHONY: test-vm-arm64
+.PHONY: test-unit-arm64 test-vm-arm64
 
 all: build
 
@@ -91,7 +91,7 @@ release: bundle
 	done
 
 ## test: every test: unit, conformance, kernel (netns), kernel-in-VM, power cuts, Docker end-to-end
-test: lint test-unit test-vm test-vm-arm64 test-powercut test-fuzz e2e e2e-swarm
+test: lint test-unit test-unit-arm64 test-vm test-vm-arm64 test-powercut test-fuzz e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -109,6 +109,18 @@ test-repeat:
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:
 	tests/vm-guest/run.sh
+
+## test-unit-arm64: the unit and integration tests of the library crates
+##   (protocol, store, ipam, driver) built for aarch64-unknown-linux-musl and
+##   run under qemu-aarch64 (Debian's qemu-user, installed if missing). The
+##   plugin's system tests spawn the plugin binary, which qemu-user cannot
+##   follow into (no binfmt_misc); the kernel cases on arm64 are test-vm-arm64's
+ARM64_UNIT_CRATES ?= -p ipvlan-rs-protocol -p ipvlan-rs-store -p ipvlan-rs-ipam -p ipvlan-rs-driver
+test-unit-arm64:
+	command -v qemu-aarch64 >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user; }
+	scripts/rust-target.sh aarch64-unknown-linux-musl
+	cargo test --locked --target aarch64-unknown-linux-musl $(ARM64_UNIT_CRATES) --lib --tests
 
 ## test-vm-arm64: the same VM cases with the guest program built for arm64, on
 ##   Debian's arm64 kernel under qemu-system-aarch64 (TCG)
