@@ -29,7 +29,7 @@ PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-powercut test-fuzz e2e e2e-swarm soak bench lint clean
-.PHONY: test-unit-arm64 test-vm-arm64
+.PHONY: test-unit-arm64 test-vm-arm64 audit
 
 all: build
 
@@ -172,6 +172,15 @@ bench: build
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends valgrind; } ;; esac
 	cargo build --release --locked -p ipvlan-rs-bench
 	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done
+
+## audit: cargo audit (RustSec advisories) of Cargo.lock. AUDIT_DB=DIR: a local
+##   copy of the advisory database (a clone of github.com/rustsec/advisory-db),
+##   not fetched; without it, the live database if this machine reaches it.
+##   Installs cargo-audit (crates.io) if missing. Allowed warnings: README, Security.
+AUDIT_DB ?=
+CARGO_AUDIT_VERSION ?= 0.22.2
+audit:
+	AUDIT_DB='$(AUDIT_DB)' CARGO_AUDIT_VERSION='$(CARGO_AUDIT_VERSION)' scripts/audit.sh
 
 lint:
 	cargo fmt --all -- --check
