@@ -517,29 +517,40 @@ scenario_registry_release_install() {
   eq "$(docker plugin inspect -f '{{.Enabled}}' "$ref:$VERSION")" true "installed plugin enabled"
   id=$(docker plugin inspect -f '{{.Id}}' "$ref:$VERSION")
   echo "$id" >>"$E2E_WORK/plugin-ids"
+  installed_plugin_serves "$ref:$VERSION" "$n"
+}
+
+# installed_plugin_serves PLUGIN N: a macvlan network of PLUGIN (driver and
+# IPAM driver, on a parent of its own, subnet N.0/24) gives two containers the
+# first addresses and the gateway, and they ping each other; then containers,
+# network and the plugin (disabled, removed) go, leaving no link.
+installed_plugin_serves() {
+  local plugin=$1 n=$2 p
   p=$(new_parent)
-  x docker network create -d "$ref:$VERSION" --ipam-driver "$ref:$VERSION" \
+  x docker network create -d "$plugin" --ipam-driver "$plugin" \
     --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan rg >/dev/null
+  eq "$(docker network inspect -f '{{.Driver}} {{.IPAM.Driver}}' rg)" "$plugin $plugin" "drivers of the network"
   ctr c1 --network rg
   ctr c2 --network rg
-  eq "$(addr4 c1)" "$n.2/24" "c1 address (installed plugin)"
+  eq "$(addr4 c1)" "$n.2/24" "c1 address (plugin $plugin)"
   eq "$(gw4 c1)" "$n.1" "c1 default gateway"
   pings c1 c2
   pings c2 "$n.2"
   x docker rm -f c1 c2 >/dev/null
   x docker network rm rg >/dev/null
   no_links_on "$p"
-  x docker plugin disable "$ref:$VERSION"
-  x docker plugin rm "$ref:$VERSION"
+  x docker plugin disable "$plugin"
+  x docker plugin rm "$plugin"
 }
 
 # `make push REGISTRY=...` alone, as a release job on a clean tree runs it: no
 # plugin of that name in the engine and no bundle beforehand; it builds,
 # bundles, creates and pushes. A second `make push` re-creates the plugin that
-# is there now (never enabled: no state to carry) and pushes it. Then the README's install on a
-# node: `docker plugin install --alias`, one short name for the networks.
+# is there now (never enabled: no state to carry) and pushes it. Then the
+# README's install on a node: `docker plugin install --alias`, one short name
+# for the networks.
 scenario_push_alone_install_alias() {
-  local name=e2e$E/pushed ref alias=e2e$E/alias:latest d1 d2 p n=10.$E.41 id
+  local name=e2e$E/pushed ref alias=e2e$E/alias:latest d1 d2 n=10.$E.41 id
   ref=$REG/$name:latest
   ! docker plugin inspect "$ref" >/dev/null 2>&1 || fail "$ref exists before make push"
   [[ -z $(manifest_digest "$name" latest) ]] || fail "$name:latest is in the registry before make push"
@@ -562,19 +573,7 @@ scenario_push_alone_install_alias() {
   eq "$(docker plugin inspect -f '{{.Name}} {{.PluginReference}} {{.Enabled}}' "$alias")" "$alias $ref true" \
     "plugin installed with --alias (name, reference, enabled)"
   eq "$(docker plugin ls --format '{{.Name}}' | grep -cxF "$alias")" 1 "docker plugin ls lists the alias"
-  p=$(new_parent)
-  x docker network create -d "$alias" --ipam-driver "$alias" \
-    --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan al >/dev/null
-  eq "$(docker network inspect -f '{{.Driver}} {{.IPAM.Driver}}' al)" "$alias $alias" "drivers of the network"
-  ctr a1 --network al
-  ctr a2 --network al
-  eq "$(addr4 a1)" "$n.2/24" "a1 address (plugin under its alias)"
-  pings a1 a2
-  x docker rm -f a1 a2 >/dev/null
-  x docker network rm al >/dev/null
-  no_links_on "$p"
-  x docker plugin disable "$alias"
-  x docker plugin rm "$alias"
+  installed_plugin_serves "$alias" "$n"
 }
 
 # `make release ARCH=arm64`: :VERSION-arm64 and :latest-arm64 (one digest) next
