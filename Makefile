@@ -129,10 +129,15 @@ test-vm-arm64:
 
 ## test-powercut: the plugin in the VM with its state on a virtio disk (ext4
 ##   and xfs), the power cut POWERCUT_CUTS times each (default 33; make soak
-##   500), every acknowledged change checked at the next boot (issue #18)
+##   500), every acknowledged change checked at the next boot (issue #18);
+##   then one run of POWERCUT_REPLAY_CALLS calls (default 30; make soak 200)
+##   recorded under dm-log-writes and the store checked at every state of the
+##   disk a cut could leave (every flush, FUA write and acknowledgement)
 POWERCUT_CUTS ?= 33
+POWERCUT_REPLAY_CALLS ?= 30
 test-powercut: build
-	POWERCUT_CUTS=$(POWERCUT_CUTS) tests/powercut/run.sh
+	POWERCUT_CUTS=$(POWERCUT_CUTS) POWERCUT_REPLAY_CALLS=$(POWERCUT_REPLAY_CALLS) \
+	  POWERCUT_REPLAY_POINTS=all tests/powercut/run.sh
 
 ## test-fuzz: every cargo-fuzz target for 20 s (FUZZ_SECONDS=600 for a long run)
 test-fuzz:
@@ -150,15 +155,18 @@ e2e-swarm: bundle
 	tests/e2e/swarm.sh
 
 ## soak: the long versions: CRASH_KILLS kill -9 storms (default 200) on one
-## state dir, SOAK_POWERCUTS power cuts per file system (default 500), and
-## FUZZ_SECONDS of fuzzing per target (default 600)
+## state dir, SOAK_POWERCUTS power cuts per file system (default 500), a
+## replay check of SOAK_REPLAY_CALLS recorded calls at every state (default
+## 200), and FUZZ_SECONDS of fuzzing per target (default 600)
 CRASH_KILLS ?= 200
 SOAK_POWERCUTS ?= 500
+SOAK_REPLAY_CALLS ?= 200
 FUZZ_SECONDS ?= 600
 soak: build
 	tests/require-root.sh
 	CRASH_KILLS=$(CRASH_KILLS) cargo test --locked -p ipvlan-rs --test crash_ipam --test crash_driver -- --nocapture
-	POWERCUT_CUTS=$(SOAK_POWERCUTS) tests/powercut/run.sh
+	POWERCUT_CUTS=$(SOAK_POWERCUTS) POWERCUT_REPLAY_CALLS=$(SOAK_REPLAY_CALLS) \
+	  POWERCUT_REPLAY_POINTS=all tests/powercut/run.sh
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz-short.sh
 
 ## bench: benchmarks (not tests): load generators against the release binary;

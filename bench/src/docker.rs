@@ -29,7 +29,7 @@ const NETS: [&str; 3] = ["none", "builtin", "plugin"];
 /// The plugin's log target for "answered elapsed_us=N" lines.
 const TIMING: &str = "ipvlan_rs::timing";
 /// Calls whose handling time the report gives.
-const TIMED_CALLS: [&str; 3] = ["CreateEndpoint", "Join", "DeleteEndpoint"];
+pub(crate) const TIMED_CALLS: [&str; 3] = ["CreateEndpoint", "Join", "DeleteEndpoint"];
 
 /// What one engine's run measured.
 struct EngineRun {
@@ -39,14 +39,19 @@ struct EngineRun {
     calls: Vec<Latencies>,
 }
 
-struct Engine<'a> {
-    name: String,
-    host: String,
-    root: &'a Path,
+/// A private dockerd of the rig.
+pub(crate) struct Engine<'a> {
+    /// The daemon's name (its log is `<LOG_DIR>/<name>.log`).
+    pub(crate) name: String,
+    /// Its DOCKER_HOST.
+    pub(crate) host: String,
+    /// Repository root.
+    pub(crate) root: &'a Path,
 }
 
 impl Engine<'_> {
-    fn docker(&self, args: &[&str]) -> Result<Output> {
+    /// Runs `docker ARGS` against this daemon; an error carries its stderr.
+    pub(crate) fn docker(&self, args: &[&str]) -> Result<Output> {
         let out = Command::new("docker")
             .env("DOCKER_HOST", &self.host)
             .args(args)
@@ -63,7 +68,8 @@ impl Engine<'_> {
         Ok(out)
     }
 
-    fn rig(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    /// Runs a script of tests/rig/docker.
+    pub(crate) fn rig(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
         let mut cmd = Command::new(self.root.join("tests/rig/docker").join(script));
         cmd.args(args).stdin(Stdio::null());
         for (k, v) in env {
@@ -83,16 +89,6 @@ impl Engine<'_> {
 
 /// Runs the benchmark and returns its report (markdown).
 pub fn run(s: &Settings) -> Result<String> {
-    let engines = Command::new(s.root.join("tests/rig/docker/install-engines.sh"))
-        .stderr(Stdio::null())
-        .output()
-        .context("install-engines.sh")?;
-    let vars = String::from_utf8_lossy(&engines.stdout).into_owned();
-    let var = |k: &str| {
-        vars.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(|v| v.trim_matches('\'').to_string())
-    };
     let mut t = String::new();
     writeln!(
         t,
@@ -108,11 +104,8 @@ pub fn run(s: &Settings) -> Result<String> {
     )?;
     writeln!(t, "|---|---|---:|---:|---:|---:|---:|")?;
     let mut calls = Vec::new();
-    for e in &s.engines {
-        let bin = var(&format!("ENGINE_{e}_BIN_DIR")).with_context(|| format!("engine {e}"))?;
-        let version = var(&format!("ENGINE_{e}_VERSION")).unwrap_or_default();
-        let version = version.split(',').next().unwrap_or(e).to_string();
-        let run = run_engine(s, e, &bin)?;
+    for (e, bin, version) in engines(s)? {
+        let run = run_engine(s, &e, &bin)?;
         calls.push((version.clone(), run.calls));
         for (op, cols) in run.rows {
             writeln!(
@@ -167,11 +160,16 @@ pub fn run(s: &Settings) -> Result<String> {
 /// daemon's log after byte offset `from`: dockerd relays each plugin line,
 /// e.g. `msg="... DEBUG call{call=\"DeleteEndpoint\" ...}:
 /// ipvlan_rs::timing: answered elapsed_us=412 ok=true" plugin=...`.
-fn call_times(log: &Path, from: u64) -> Result<Vec<Latencies>> {
+/// With `network`, only the calls on that network (the span's field).
+pub(crate) fn call_times(log: &Path, from: u64, network: Option<&str>) -> Result<Vec<Latencies>> {
     let text = std::fs::read(log).with_context(|| format!("read {}", log.display()))?;
     let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
     let mut calls: Vec<Latencies> = TIMED_CALLS.iter().map(|_| Latencies::default()).collect();
-    for line in text.lines().filter(|l| l.contains(TIMING)) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains(TIMING))
+        .filter(|l| network.is_none_or(|n| l.contains(n)))
+    {
         // the span field: call="X", escaped by dockerd as call=\"X\"
         let Some(call) = line.split("call=").nth(1).map(|r| {
             r.trim_start_matches(['\\', '"'])
@@ -197,6 +195,19 @@ fn call_times(log: &Path, from: u64) -> Result<Vec<Latencies>> {
 }
 
 fn run_engine(s: &Settings, e: &str, bin: &str) -> Result<EngineRun> {
+    with_engine(s, e, bin, &["irsbp", "irsbb"], measure)
+}
+
+/// Starts a private dockerd `bench<e>` of engine `e` (binaries in `bin`),
+/// runs `measure` against it, and stops it and deletes the `veths`, whatever
+/// `measure` returned.
+pub(crate) fn with_engine<T>(
+    s: &Settings,
+    e: &str,
+    bin: &str,
+    veths: &[&str],
+    measure: impl FnOnce(&Settings, &Engine) -> Result<T>,
+) -> Result<T> {
     let name = format!("bench{e}");
     let root = s.root.as_path();
     let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
@@ -214,29 +225,38 @@ fn run_engine(s: &Settings, e: &str, bin: &str) -> Result<EngineRun> {
     let result = measure(s, &engine);
     // always clean up: containers, networks, the daemon, the veths
     let _ = engine.rig("dockerd-stop.sh", &[&engine.name], &[]);
-    for p in ["irsbp", "irsbb"] {
+    for p in veths {
         let _ = ip(&["link", "del", p]);
     }
     result
 }
 
-fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
-    e.rig("busybox-image.sh", &[], &[("DOCKER_HOST", &e.host)])?;
-    for p in ["irsbp", "irsbb"] {
-        let _ = ip(&["link", "del", p]);
-        ip(&[
-            "link",
-            "add",
-            p,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{p}x"),
-        ])?;
-        ip(&["link", "set", p, "up"])?;
-        ip(&["link", "set", &format!("{p}x"), "up"])?;
-    }
+/// The engines the rig installs: (engine, its bin dir, its version).
+pub(crate) fn engines(s: &Settings) -> Result<Vec<(String, String, String)>> {
+    let engines = Command::new(s.root.join("tests/rig/docker/install-engines.sh"))
+        .stderr(Stdio::null())
+        .output()
+        .context("install-engines.sh")?;
+    let vars = String::from_utf8_lossy(&engines.stdout).into_owned();
+    let var = |k: &str| {
+        vars.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('\'').to_string())
+    };
+    s.engines
+        .iter()
+        .map(|e| {
+            let bin = var(&format!("ENGINE_{e}_BIN_DIR")).with_context(|| format!("engine {e}"))?;
+            let version = var(&format!("ENGINE_{e}_VERSION")).unwrap_or_default();
+            let version = version.split(',').next().unwrap_or(e).to_string();
+            Ok((e.clone(), bin, version))
+        })
+        .collect()
+}
+
+/// Creates this tree's plugin as `bench/ipvlan-rs:latest` with each call's
+/// handling time in the daemon's log (see [`call_times`]) and enables it.
+pub(crate) fn create_plugin(e: &Engine) -> Result<&'static str> {
     let plugin = "bench/ipvlan-rs:latest";
     let make = Command::new("make")
         .current_dir(e.root)
@@ -249,7 +269,6 @@ fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
             String::from_utf8_lossy(&make.stderr).trim()
         );
     }
-    // each call's handling time goes to the daemon's log (see call_times)
     e.docker(&[
         "plugin",
         "set",
@@ -257,21 +276,69 @@ fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
         &format!("LOG_LEVEL=info,{TIMING}=debug"),
     ])?;
     e.docker(&["plugin", "enable", plugin])?;
-    e.docker(&[
-        "network",
-        "create",
-        "-d",
-        plugin,
-        "--ipam-driver",
-        plugin,
-        "--subnet",
-        "10.230.0.0/16",
-        "-o",
-        "parent=irsbp",
-        "-o",
-        "kind=macvlan",
-        "plugin",
+    Ok(plugin)
+}
+
+/// A veth pair `name` / `name`x, both up.
+pub(crate) fn veth(name: &str) -> Result<()> {
+    let _ = ip(&["link", "del", name]);
+    ip(&[
+        "link",
+        "add",
+        name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{name}x"),
     ])?;
+    ip(&["link", "set", name, "up"])?;
+    ip(&["link", "set", &format!("{name}x"), "up"])?;
+    Ok(())
+}
+
+/// `docker network create -d DRIVER --ipam-driver IPAM EXTRA... -o
+/// parent=PARENT -o kind=macvlan NAME`.
+pub(crate) fn macvlan_network(
+    e: &Engine,
+    driver: &str,
+    ipam: &str,
+    parent: &str,
+    extra: &[&str],
+    name: &str,
+) -> Result<()> {
+    let parent = format!("parent={parent}");
+    let mut args = vec!["network", "create", "-d", driver, "--ipam-driver", ipam];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", &parent, "-o", "kind=macvlan", name]);
+    e.docker(&args)?;
+    Ok(())
+}
+
+/// The daemon's log and its current length (where a measurement starts).
+pub(crate) fn log_mark(e: &Engine) -> (PathBuf, u64) {
+    let log = PathBuf::from(
+        std::env::var("LOG_DIR").unwrap_or_else(|_| "/var/log/ipvlan-rs-test".into()),
+    )
+    .join(format!("{}.log", e.name));
+    let from = std::fs::metadata(&log).map_or(0, |m| m.len());
+    (log, from)
+}
+
+fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
+    e.rig("busybox-image.sh", &[], &[("DOCKER_HOST", &e.host)])?;
+    for p in ["irsbp", "irsbb"] {
+        veth(p)?;
+    }
+    let plugin = create_plugin(e)?;
+    macvlan_network(
+        e,
+        plugin,
+        plugin,
+        "irsbp",
+        &["--subnet", "10.230.0.0/16"],
+        "plugin",
+    )?;
     e.docker(&[
         "network",
         "create",
@@ -310,11 +377,7 @@ fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
             run_rm(net)?;
         }
     }
-    let log = PathBuf::from(
-        std::env::var("LOG_DIR").unwrap_or_else(|_| "/var/log/ipvlan-rs-test".into()),
-    )
-    .join(format!("{}.log", e.name));
-    let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
+    let (log, log_from) = log_mark(e);
     let mut rows = Vec::new();
     for (op, f) in [
         ("docker run --rm", &run_rm as &dyn Fn(&str) -> Result<f64>),
@@ -346,6 +409,6 @@ fn measure(s: &Settings, e: &Engine) -> Result<EngineRun> {
     std::thread::sleep(std::time::Duration::from_millis(500));
     Ok(EngineRun {
         rows,
-        calls: call_times(&log, log_from)?,
+        calls: call_times(&log, log_from, None)?,
     })
 }

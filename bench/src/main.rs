@@ -3,6 +3,7 @@
 //! run, prints ratios against it, and can record its report in
 //! BENCHMARKS.md between markers so that the file only holds measured text.
 
+mod dhcp;
 mod docker;
 mod footprint;
 mod harness;
@@ -73,6 +74,14 @@ enum Bench {
         /// Rounds per engine (each measures every case once; 50 gives 100
         /// plugin calls of each kind, so that a p99 is not just the maximum).
         #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
+    /// `docker run --rm` on a dhcp=on network vs a static one of the
+    /// plugin, dnsmasq beyond the DHCP network's parent.
+    Dhcp {
+        #[arg(long, value_delimiter = ',', default_value = "20,28")]
+        engines: Vec<String>,
+        #[arg(long, default_value_t = 30)]
         rounds: usize,
     },
     /// The durable store alone against a bare redb commit (one writer),
@@ -186,6 +195,14 @@ fn main() -> Result<()> {
                 root: std::env::current_dir()?,
             };
             ("docker", docker::run(&settings)?)
+        }
+        Bench::Dhcp { engines, rounds } => {
+            let settings = docker::Settings {
+                engines: engines.clone(),
+                rounds: (*rounds).max(1),
+                root: std::env::current_dir()?,
+            };
+            ("dhcp", dhcp::run(&settings)?)
         }
         Bench::Store {
             commits,

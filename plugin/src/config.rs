@@ -3,6 +3,7 @@
 use clap::Parser;
 use ipam::DefaultPool;
 use protocol::network::Scope;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Docker managed network plugin: IPVLAN and MACVLAN networks with their own IPAM.
@@ -50,7 +51,47 @@ pub struct Config {
     #[arg(long, env = "LINK_REUSE_MS", default_value_t = 100)]
     pub link_reuse_ms: u64,
 
+    /// `dhcp=on` networks: milliseconds a DHCP exchange may take before the
+    /// server counts as silent (CreateEndpoint then fails).
+    #[arg(long, env = "DHCP_TIMEOUT_MS", default_value_t = 5000)]
+    pub dhcp_timeout_ms: u64,
+
+    /// `dhcp=on` networks: milliseconds to wait for another host to answer
+    /// the ARP probe of an offered address before taking it (0: no probe).
+    #[arg(long, env = "DHCP_ARP_PROBE_MS", default_value_t = 200)]
+    pub dhcp_arp_probe_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY", default_value_t = 1 << 20)]
     pub max_body: usize,
+
+    /// Also serve GET /metrics over TCP at this address, e.g.
+    /// 127.0.0.1:9323 (the plugin runs in the host's network namespace);
+    /// empty: no TCP listener. Nothing but /metrics is served there.
+    #[arg(long, env = "METRICS_ADDR", default_value = "")]
+    pub metrics_addr: MetricsAddr,
+
+    /// A subcommand instead of serving the plugin.
+    #[command(subcommand)]
+    pub command: Option<crate::cli::Command>,
+}
+
+/// `METRICS_ADDR`: an address to listen on, or none (empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(MetricsAddr(None));
+        }
+        s.parse().map(|a| MetricsAddr(Some(a))).map_err(|_| {
+            format!(
+                "invalid METRICS_ADDR {s:?}: expected IP:PORT, e.g. 127.0.0.1:9323 or [::1]:9323"
+            )
+        })
+    }
 }

@@ -10,12 +10,15 @@
 //! (the stores see to it; handlers await their commits); a failed state
 //! store notifies [`App::fatal`], after which the process must restart.
 
+pub mod cli;
 pub mod config;
 pub mod host_routes;
+pub mod metrics;
 mod server;
+pub mod status;
 
 pub use config::Config;
-pub use server::{App, CallError, app};
+pub use server::{App, CallError, app, metrics_app};
 
 use ipam::{Ipam, IpamConfig};
 use ipvlan_driver::{Driver, DriverConfig};
@@ -53,12 +56,20 @@ impl App {
             DriverConfig {
                 default_parent,
                 link_reuse_window: std::time::Duration::from_millis(config.link_reuse_ms),
+                scope: config.scope,
+                dhcp: ipvlan_driver::DhcpSettings {
+                    timeout: std::time::Duration::from_millis(config.dhcp_timeout_ms),
+                    arp_probe: std::time::Duration::from_millis(config.dhcp_arp_probe_ms),
+                    ..ipvlan_driver::DhcpSettings::default()
+                },
             },
         )
         .map_err(OpenError::Driver)?;
+        let (ipam, driver) = (Arc::new(ipam), Arc::new(driver));
         Ok(App {
-            ipam: Arc::new(ipam),
-            driver: Arc::new(driver),
+            metrics: metrics::Metrics::new(ipam.clone(), driver.clone()),
+            ipam,
+            driver,
             scope: config.scope,
             max_body: config.max_body,
             fatal: tokio::sync::Notify::new(),

@@ -22,6 +22,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> std::process::ExitCode {
     let config = Config::parse();
+    if let Some(ipvlan_rs::cli::Command::Status(args)) = &config.command {
+        return status(args);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -48,6 +51,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `ipvlan-rs status`: no logging set up, the answer on stdout.
+fn status(args: &ipvlan_rs::cli::StatusArgs) -> std::process::ExitCode {
+    let shown = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.into())
+        .and_then(|rt| rt.block_on(ipvlan_rs::cli::status(args)));
+    match shown {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipvlan-rs status: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), socket = %config.socket.display(), state_dir = %config.state_dir.display(), scope = %config.scope, "starting");
     std::fs::create_dir_all(&config.state_dir)
@@ -59,19 +78,41 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = app.driver.reconcile().await {
         tracing::error!(error = %e, "reconciling links with the kernel failed; continuing");
     }
+    // DHCP leases of dhcp=on networks, reloaded with the state, go on being renewed
+    tokio::spawn(app.driver.clone().run_renewals());
 
+    // the handlers go in before the socket appears: a SIGTERM from a
+    // client that saw the socket would otherwise kill the process (the
+    // default action) instead of stopping it cleanly
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // bound before the plugin socket: a wrong address fails the start
+    // before the engine sees a plugin
+    let metrics_listener = match config.metrics_addr.0 {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+        ),
+        None => None,
+    };
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), "serving");
+    let metrics_server = metrics_listener.map(|tcp| {
+        match tcp.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "serving /metrics over TCP"),
+            Err(e) => tracing::warn!(error = %e, "serving /metrics over TCP"),
+        }
+        let router = ipvlan_rs::metrics_app(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(tcp, router).await {
+                tracing::error!(error = %e, "the /metrics listener stopped");
+            }
+        })
+    });
     let shutdown = {
         let app = app.clone();
         async move {
-            let (mut term, mut int) = match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(t), Ok(i)) => (t, i),
-                _ => return false,
-            };
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); false }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); false }
@@ -86,6 +127,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let _ = tx.send(fatal);
         });
     let served = serve.await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     let _ = std::fs::remove_file(&config.socket);
     // links of deleted endpoints go before we do (a crash leaves them to
     // the next start's reconcile)

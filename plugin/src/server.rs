@@ -1,11 +1,13 @@
 //! The HTTP edge: one route per protocol call, each decoding the body,
-//! calling the domain and encoding the answer.
+//! calling the domain and encoding the answer; and the operator's two
+//! read-only GETs, `/status` and `/metrics`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use ipam::Ipam;
 use ipvlan_driver::Driver;
 use protocol::ipam::{AddressSpacesResponse, RequestAddressResponse, RequestPoolResponse};
@@ -31,6 +33,8 @@ pub struct App {
     pub max_body: usize,
     /// Notified when a state store failed: the process must restart.
     pub fatal: Notify,
+    /// Call counts and latencies, and the domain's numbers at each scrape.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A failed call: 500 with `{"Err": m, "Error": m}`.
@@ -54,11 +58,81 @@ fn error_response(status: StatusCode, message: String) -> Response {
     (status, axum::Json(ErrorResponse::new(message))).into_response()
 }
 
-/// The router. Every path goes through `dispatch`, which maps it to a
-/// [`Call`]; unknown paths get 404 (the engine reads that as "not
-/// implemented"), other methods than POST 405.
+/// The router. `GET /status` and `GET /metrics` are the operator's;
+/// every other path goes through `dispatch`, which maps it to a [`Call`];
+/// unknown paths get 404 (the engine reads that as "not implemented"),
+/// other methods than POST 405.
 pub fn app(app: Arc<App>) -> Router {
-    Router::new().fallback(dispatch).with_state(app)
+    Router::new()
+        .route("/status", any(status))
+        .route("/metrics", any(metrics))
+        .fallback(dispatch)
+        .with_state(app)
+}
+
+/// The router of `METRICS_ADDR`: `GET /metrics` and nothing else (404).
+pub fn metrics_app(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", any(metrics))
+        .fallback(|uri: Uri| async move {
+            error_response(
+                StatusCode::NOT_FOUND,
+                format!("{} is not served here: only /metrics", uri.path()),
+            )
+        })
+        .with_state(app)
+}
+
+/// Refuses what a read-only GET must not be: another method, or a body
+/// over the socket's limit (the same limit the calls have).
+async fn read_only(app: &App, method: &Method, path: &str, body: Body) -> Result<(), Response> {
+    if method != Method::GET {
+        return Err(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} takes GET, not {method}"),
+        ));
+    }
+    match axum::body::to_bytes(body, app.max_body).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body rejected: {e} (limit {} bytes)", app.max_body),
+        )),
+    }
+}
+
+async fn status(State(app): State<Arc<App>>, method: Method, body: Body) -> Response {
+    if let Err(refused) = read_only(&app, &method, "/status", body).await {
+        return refused;
+    }
+    match crate::status::Status::read(&app).await {
+        Ok(status) => (StatusCode::OK, axum::Json(status)).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>, method: Method, body: Body) -> Response {
+    if let Err(refused) = read_only(&app, &method, "/metrics", body).await {
+        return refused;
+    }
+    match app.metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics: {e}"),
+        ),
+    }
 }
 
 async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: Body) -> Response {
@@ -85,7 +159,18 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
     async move {
         let started = std::time::Instant::now();
         let result = match axum::body::to_bytes(body, app.max_body).await {
-            Ok(bytes) => handle(&app, call, &bytes).await,
+            Ok(bytes) => {
+                // LOG_LEVEL=trace logs every body as received, as one JSON
+                // string, so that what an engine sends can be captured from
+                // its log of the plugin (tests/fixtures/record-requests.sh)
+                tracing::trace!(
+                    target: "ipvlan_rs::wire",
+                    path = %call.path(),
+                    body = %body_as_json_string(&bytes),
+                    "request body"
+                );
+                handle(&app, call, &bytes).await
+            }
             Err(e) => Err(CallError::Body(format!(
                 "{e} (limit {} bytes)",
                 app.max_body
@@ -93,12 +178,15 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
         };
         // its own target, so that LOG_LEVEL=info,ipvlan_rs::timing=debug
         // shows how long each call took without the request bodies
+        let elapsed = started.elapsed();
         tracing::debug!(
             target: "ipvlan_rs::timing",
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = elapsed.as_micros() as u64,
             ok = result.is_ok(),
             "answered"
         );
+        app.metrics
+            .call(call.path().trim_start_matches('/'), result.is_ok(), elapsed);
         match result {
             Ok(response) => response,
             Err(e) => {
@@ -112,6 +200,12 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
     }
     .instrument(span)
     .await
+}
+
+/// The body as a JSON string literal (invalid UTF-8 replaced), one line
+/// whatever it holds.
+fn body_as_json_string(bytes: &[u8]) -> String {
+    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()).to_string()
 }
 
 fn ok<T: Serialize>(value: T) -> Result<Response, CallError> {
@@ -200,8 +294,8 @@ async fn handle(app: &App, call: Call, body: &Bytes) -> Result<Response, CallErr
             ok(EmptyResponse {})
         }
         Request::CreateEndpoint(r) => {
-            app.driver.create_endpoint(&r).await?;
-            ok(CreateEndpointResponse::default())
+            let interface = app.driver.create_endpoint(&r).await?;
+            ok(CreateEndpointResponse { interface })
         }
         Request::EndpointOperInfo(r) => {
             let value = app.driver.endpoint_info(&r).await?;

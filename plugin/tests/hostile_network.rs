@@ -224,6 +224,21 @@ fn cases() -> Vec<Case> {
             format!(r#"{{"NetworkID":"{}","Options":{{"bogus":"1"}}}}"#, nid(40)),
             &["\"bogus\""],
         ),
+        {
+            // as Docker 20.10 sent it (tests/fixtures/dockerd-20.10-requests.jsonl,
+            // "service create ... (SCOPE=local)"): a Swarm network reaching a
+            // local-scope plugin, its options and subnet lost on the way
+            let id = "lhn9c99rs56s6h9go8f1or92m";
+            err(
+                "a Swarm network without its options at a SCOPE=local plugin",
+                CN,
+                format!(
+                    r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{{}}}},"IPv4Data":[{{"AddressSpace":"LocalDefault","Gateway":"172.19.0.1/16","Pool":"172.19.0.0/16"}}],"IPv6Data":[]}}"#
+                ),
+                &[id, "Swarm network", "SCOPE=local", "SCOPE=global", "--config-from"],
+            )
+            .then(move |rig| rig.assert_no_network(id))
+        },
         ok(
             "DeleteNetwork of an unknown network",
             "/NetworkDriver.DeleteNetwork",

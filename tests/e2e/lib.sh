@@ -60,8 +60,9 @@ rig() { "$RIG/$1" "${@:2}" 8<&-; }
 # checkout it runs from (a second run would stop the first one's daemons); a
 # second run waits for the first, saying so. The lock is fd 8 (see rig).
 suite_lock() {
-  mkdir -p "$RIG_RUN"
-  exec 8>"$RIG_RUN/$1.lock"
+  # /run/lock, not $RIG_RUN: the lock outlives the run, and the suites' last test
+  # checks that the rig's own dirs hold nothing
+  exec 8>"/run/lock/ipvlan-rs-test-$1.lock"
   if ! flock -n 8; then
     echo "# waiting for another run of $1 on this machine to finish" >&2
     flock 8
@@ -216,6 +217,19 @@ plugin_settings() {
   x docker plugin enable "$P"
 }
 
+# kill9_plugin: kill -9 the process of plugin $P and wait until the engine has
+# started it again (guard 60 s)
+kill9_plugin() {
+  local id pid
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  pid=$(plugin_pid "$id")
+  [[ -n $pid ]] || fail "no process of plugin $id"
+  x kill -KILL "$pid"
+  # the engine sees the process exit and starts it again
+  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
+  note "plugin restarted: pid $pid -> $(plugin_pid "$id")"
+}
+
 # plugin_pid ID: the pid of managed plugin ID's process (its cgroup path names the ID)
 plugin_pid() {
   local pid
@@ -356,17 +370,34 @@ manifest_digest() {
 # --- the engines and the logs -------------------------------------------------------
 
 # e2e_engines ENGINE...: the engines installed or unpacked on first use
-# (tests/rig/docker/install-engines.sh; its ENGINE_* variables set and exported);
-# a missing one ends the suite
+# (tests/rig/docker/install-engines.sh; its ENGINE_* variables set and exported),
+# DOCKERD's among them when set; a missing one ends the suite
 e2e_engines() {
   local out e v
   out=$("$RIG/install-engines.sh") || die "install-engines.sh failed: the engines are missing"
   eval "$(grep '^ENGINE_' <<<"$out")"
+  while read -r v; do export "${v?}"; done < <(grep -o '^ENGINE_[0-9]*_BIN_DIR' <<<"$out")
   for e in "$@"; do
     v=ENGINE_${e}_BIN_DIR
-    [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $e is not available (no $v from install-engines.sh)"
+    [[ -n ${!v:-} && -x ${!v}/dockerd ]] || die "engine $e is not available (no $v from install-engines.sh${DOCKERD:+; DOCKERD=$DOCKERD is engine ${ENGINE_DOCKERD:-?}})"
   done
-  export ENGINE_20_BIN_DIR ENGINE_28_BIN_DIR
+}
+# suite_engines DEFAULT...: the engines a suite runs, as ENGINES: those of the
+# variable named by SUITE_ENGINES_VAR when set, else DOCKERD's alone when
+# DOCKERD is set, else DEFAULT
+suite_engines() {
+  local var=$SUITE_ENGINES_VAR e
+  if [[ -n ${!var:-} ]]; then
+    read -r -a ENGINES <<<"${!var}"
+  elif [[ -n ${DOCKERD:-} ]]; then
+    ENGINES=("$(dockerd_engine)")
+  else
+    ENGINES=("$@")
+  fi
+  ((${#ENGINES[@]})) || die "$var is empty"
+  for e in "${ENGINES[@]}"; do
+    [[ $e =~ ^[0-9]{2}$ ]] || die "$var: engine '$e' is not a two-digit major version (it names subnets and links)"
+  done
 }
 # engine_version E: the version install-engines.sh reported for engine E
 engine_version() {
@@ -419,6 +450,17 @@ leaks() {
   return $bad
 }
 
+# del_dhcp_servers: stop the scenario's DHCP servers (dhcp_server in
+# scenarios.sh) and delete their namespaces
+del_dhcp_servers() {
+  local ns
+  [[ -f $SDIR/dhcp-servers ]] || return 0
+  while read -r ns; do
+    [[ -f $SDIR/$ns.pid ]] && kill "$(cat "$SDIR/$ns.pid")" 2>/dev/null
+    ip netns del "$ns" 2>/dev/null || true
+  done <"$SDIR/dhcp-servers"
+}
+
 del_veths() {
   local v
   [[ -f $SDIR/veths ]] || return 0
@@ -457,7 +499,7 @@ result() { printf '%s %-28s %s %s\n' "$E2E_LABEL" "$1" "$2" "$3"; }
 # suite_tidy afterwards (set-up and teardown scenarios). setup, teardown and
 # nothing_left always run; E2E_ONLY / E2E_SKIP (regexes) filter the others.
 run_scenario() {
-  local name=$1 notidy=${2:-} slog t0 ms rc=0 from status
+  local name=$1 notidy=${2:-} slog t0 ms rc=0 from status why
   SIDX=$(printf %02d $((10#$SIDX + 1)))
   SDIR=$E2E_WORK/$E-$SIDX-$name
   mkdir -p "$SDIR"
@@ -466,6 +508,12 @@ run_scenario() {
     { [[ -n ${E2E_ONLY:-} && ! $name =~ ^(${E2E_ONLY})$ ]] || [[ -n ${E2E_SKIP:-} && $name =~ ^(${E2E_SKIP})$ ]]; }; then
     E2E_SKIPPED=$((E2E_SKIPPED + 1))
     result "$name" SKIP "(E2E_ONLY/E2E_SKIP)"
+    return 0
+  fi
+  # a scenario the engine cannot run says why in skip_NAME (status 0 = skip)
+  if declare -F "skip_$name" >/dev/null && why=$("skip_$name"); then
+    E2E_SKIPPED=$((E2E_SKIPPED + 1))
+    result "$name" SKIP "($why)"
     return 0
   fi
   : >"$slog"
@@ -479,6 +527,7 @@ run_scenario() {
     echo "==== harness: tidy"
     [[ -n $notidy ]] || suite_tidy || { echo "FAIL: tidy after the scenario failed"; ((rc)) || rc=1; }
     leaks || { echo "FAIL: the scenario left links behind"; ((rc)) || rc=1; }
+    del_dhcp_servers
     del_veths
   } >>"$slog" 2>&1
   set -e
@@ -530,7 +579,7 @@ run_engine() {
 e2e_summary() {
   local skipped=
   printf '%s\n' "${E2E_SUMMARY[@]}"
-  ((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP)"
+  ((E2E_SKIPPED == 0)) || skipped=", $E2E_SKIPPED skipped (E2E_ONLY/E2E_SKIP, or the engine cannot run them)"
   echo "$1: $E2E_PASSED passed, $E2E_FAILED failed$skipped in $((($(now_ms) - E2E_T0) / 1000)) s${E2E_FAILED_NAMES[*]:+ (failed: ${E2E_FAILED_NAMES[*]})} (logs: $E2E_LOGS)"
   ((E2E_FAILED == 0 && E2E_PASSED > 0))
 }

@@ -9,7 +9,10 @@
 # checks that nothing (processes, mounts, links, dirs) is left.
 #
 # Usage:  tests/e2e/run.sh                 (as root; `make e2e` builds the bundle first)
-# Env:    E2E_ENGINES="20 28"   engines, in order
+# Env:    E2E_ENGINES="20 28"   engines, in order (default: 20 28, or DOCKERD's alone)
+#         DOCKERD=/path/to/dockerd   also run against this dockerd, as engine <its major
+#                               version> (e.g. 29); DOCKER_BINDIR=DIR for its containerd,
+#                               shim and runc (tests/rig/docker/README.md)
 #         E2E_ONLY='a|b'        only these scenarios (plus setup and teardown); for development
 #         E2E_SKIP='a|b'        not these scenarios (reported as SKIP); for development
 #         E2E_VERBOSE=1         print every scenario's output, not only a failing one's
@@ -34,6 +37,8 @@ SCENARIOS=(
   ipam_v4
   ipam_lowest_free
   dual_stack
+  ipv6_only
+  gw_priority
   internal
   default_pool
   connect_disconnect
@@ -44,6 +49,7 @@ SCENARIOS=(
   plugin_disable_enable
   reinstall_keeps_state
   link_reuse
+  operator_status
   plugin_kill9
   daemon_restart
   daemon_restart_live_restore
@@ -51,13 +57,16 @@ SCENARIOS=(
   push_alone_install_alias
   release_arm64_install
   plugin_upgrade
+  dhcp_leases
+  dhcp_plugin_kill9
+  dhcp_silent_server
+  dhcp_twenty_at_once
 )
 
 [[ $(id -u) == 0 ]] || die "needs root (private dockerds, links, mounts)"
 # one run at a time (a second one would stop the first one's daemons)
 suite_lock e2e
-read -r -a ENGINES <<<"${E2E_ENGINES:-20 28}"
-((${#ENGINES[@]})) || die "E2E_ENGINES is empty"
+SUITE_ENGINES_VAR=E2E_ENGINES suite_engines 20 28
 PORT=${E2E_REGISTRY_PORT:-5078}
 P=org/ipvlan-rs:latest
 BB=bb:latest
@@ -187,7 +196,7 @@ scenario_nothing_left() {
   [[ -z $m ]] || fail "mounts left: $m"
   l=$(plugin_links; host_links | grep -E "^${E2E_VETH_PREFIX}[0-9]+s" || true)
   [[ -z $l ]] || fail "links left: $l"
-  # the suites' lock files (suite_lock) stay: the next run takes them again
+  # the suites' lock files (suite_lock) stay: another run may hold or wait on them
   d=$(find "$RIG_RUN" "$RIG_DATA" -maxdepth 1 \( -name 'e2e*' -o -name "registry-$PORT" \) ! -name '*.lock' 2>/dev/null || true)
   [[ -z $d ]] || fail "files left: $d"
   if [[ -f $E2E_WORK/plugin-ids ]]; then

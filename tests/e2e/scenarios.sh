@@ -197,6 +197,66 @@ scenario_dual_stack() {
   pings c2 c1 -4
 }
 
+# IPv6-only network (--ipv4=false, engines 28 and later): the containers get IPv6
+# addresses and routes only, no IPv4 address or route on eth0, and reach each
+# other over IPv6.
+skip_ipv6_only() {
+  ((E >= 28)) && return 1
+  echo "engine $E has no --ipv4=false: IPv6-only networks came with Docker 28.0"
+}
+scenario_ipv6_only() {
+  local p s6=fd$E:e2e:30
+  p=$(new_parent)
+  mknet v6 --ipv4=false --ipv6 --subnet "$s6::/64" --gateway "$s6::1" -o parent="$p" -o kind=macvlan
+  eq "$(docker network inspect -f '{{.EnableIPv4}} {{.EnableIPv6}}' v6)" "false true" "v6 EnableIPv4 EnableIPv6"
+  ctr c1 --network v6
+  ctr c2 --network v6 --ip6 "$s6::99"
+  show c1
+  eq "$(ex c1 ip -4 -o addr show dev eth0)" "" "c1 IPv4 addresses on eth0"
+  eq "$(ex c1 ip -4 route show)" "" "c1 IPv4 routes"
+  eq "$(net_addr c1 v6)" "" "c1 IPv4 address docker reports"
+  eq "$(addr6 c1)" "$s6::2/64" "c1 IPv6"
+  eq "$(addr6 c2)" "$s6::99/64" "c2 IPv6"
+  matches "$(ex c1 ip -6 route show)" "$s6::/64 dev eth0" "c1 IPv6 subnet route"
+  eq "$(gw6 c1)" "$s6::1" "c1 IPv6 default gateway"
+  eq "$(gw6 c2)" "$s6::1" "c2 IPv6 default gateway"
+  eq "$(ifaces c1 | paste -sd' ')" "eth0" "c1 interfaces"
+  pings c1 "$s6::99"
+  pings c2 c1 -6
+}
+
+# Gateway priority (engines 28 and later): a container on two networks of the
+# plugin gets its default route from the one the engine picks, the highest
+# gw-priority, at docker run and at docker network connect / disconnect.
+skip_gw_priority() {
+  ((E >= 28)) && return 1
+  echo "engine $E has no gw-priority: it came with Docker 28.0"
+}
+scenario_gw_priority() {
+  local pa pb a=10.$E.31 b=10.$E.32
+  pa=$(new_parent)
+  pb=$(new_parent)
+  mknet ga --subnet "$a.0/24" --gateway "$a.1" -o parent="$pa" -o kind=macvlan
+  mknet gb --subnet "$b.0/24" --gateway "$b.1" -o parent="$pb" -o kind=macvlan
+  ctr c1 --network name=ga --network name=gb,gw-priority=1
+  ctr c2 --network name=ga,gw-priority=1 --network name=gb
+  show c1
+  eq "$(gw4 c1)" "$b.1" "c1 default gateway (gb has gw-priority 1)"
+  eq "$(gw4 c2)" "$a.1" "c2 default gateway (ga has gw-priority 1)"
+  eq "$(n_defaults c1)" 1 "c1 default routes"
+  eq "$(n_defaults c2)" 1 "c2 default routes"
+  eq "$(ifaces c1 | wc -l)" 2 "c1 interfaces"
+  ctr c3 --network ga
+  eq "$(gw4 c3)" "$a.1" "c3 default gateway (ga alone)"
+  x docker network connect --gw-priority 10 gb c3
+  eq "$(gw4 c3)" "$b.1" "c3 default gateway after connect gb --gw-priority 10"
+  eq "$(n_defaults c3)" 1 "c3 default routes"
+  x docker network disconnect gb c3
+  eq "$(gw4 c3)" "$a.1" "c3 default gateway after disconnect gb"
+  pings c1 "$(net_addr c2 gb)"
+  pings c3 "$(net_addr c2 ga)"
+}
+
 # --internal: no default route (IPv4 or IPv6), but the containers reach each
 # other; the MTU option reaches the container links.
 scenario_internal() {
@@ -697,21 +757,15 @@ $n.254" "container addresses vs the gateways"
 # it again; its state is read back (no duplicate addresses), the old containers work
 # and stop cleanly, the network can be removed.
 scenario_plugin_kill9() {
-  local p n=10.$E.24 id pid pid2 mark before after
+  local p n=10.$E.24 id mark before after
   p=$(new_parent)
   mknet k9 --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr a1 --network k9
   ctr a2 --network k9
   before=$(net_addrs k9)
-  id=$(docker plugin inspect -f '{{.Id}}' "$P")
-  pid=$(plugin_pid "$id")
-  [[ -n $pid ]] || fail "no process of plugin $id"
   mark=$(log_mark)
-  x kill -KILL "$pid"
-  # the engine sees the process exit and starts it again
-  wait_for 60 plugin_restarted "$id" "$pid" || fail "waited 60 s for the engine to start plugin $id again (pid $pid killed)"
-  pid2=$(plugin_pid "$id")
-  note "plugin restarted: pid $pid -> $pid2"
+  kill9_plugin
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
   wait_for 60 curl -sf --max-time 10 -XPOST --unix-socket "/run/docker/plugins/$id/ipvlan-rs.sock" \
     http://plugin/Plugin.Activate -o /dev/null || fail "waited 60 s for the restarted plugin to answer Plugin.Activate"
   pings a1 a2
@@ -824,6 +878,243 @@ scenario_link_reuse() {
   pings r2 r3
   x docker rm -f r2 r3 >/dev/null
   x docker network rm ru >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# metric NAME TEXT: the value of the sample NAME (with its labels) in /metrics TEXT, 0 if none
+metric() { awk -v k="$1" '$1 == k {v = $2} END {print v + 0}' <<<"$2"; }
+
+# The operator's view on a real engine (README, "Operating it"): `ipvlan-rs status`
+# run from the plugin's rootfs on the host shows the network, the joined container's
+# endpoint (its link in the container, which is not drift) and its pool; GET /metrics
+# counts the Join; a stray link of the plugin's group shows as drift.
+scenario_operator_status() {
+  local p n=10.$E.41 id sock bin net ep out before after group k
+  p=$(new_parent)
+  id=$(docker plugin inspect -f '{{.Id}}' "$P")
+  sock=/run/docker/plugins/$id/ipvlan-rs.sock
+  mknet op --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
+  before=$(curl -sS --max-time "$E2E_CMD_TIMEOUT" --unix-socket "$sock" http://plugin/metrics)
+  ctr o1 --network op
+  bin=$DATA/plugins/$id/rootfs/ipvlan-rs
+  net=$(docker network inspect -f '{{.Id}}' op)
+  ep=$(docker inspect -f '{{(index .NetworkSettings.Networks "op").EndpointID}}' o1)
+  echo "+ $bin status --socket $sock"
+  out=$("$bin" status --socket "$sock") || fail "ipvlan-rs status failed"
+  printf '  | %s\n' "$out"
+  matches "$out" "${net:0:12} +macvlan +bridge +$p +up " "the network's line"
+  matches "$out" "${ep:0:12} +${net:0:12} +ivr[0-9a-f]+ +$n\.2/24 +- +- +yes +-" "o1's endpoint: joined, link in the container"
+  matches "$out" "local/$n\.0/24 +local +$n\.0/24 +- +1 +2 +252" "the pool: gateway and o1 allocated"
+  matches "$out" "none: the kernel matches the records" "drift"
+  echo "+ curl --unix-socket $sock http://plugin/metrics"
+  after=$(curl -sS --max-time "$E2E_CMD_TIMEOUT" --unix-socket "$sock" http://plugin/metrics)
+  for k in 'ipvlan_rs_calls_total{call="NetworkDriver.Join",outcome="ok"}' ipvlan_rs_container_links_created_total; do
+    eq "$(($(metric "$k" "$after") - $(metric "$k" "$before")))" 1 "$k moved by o1's start"
+  done
+  # a link of the plugin's group that belongs to nothing
+  group=$(sed -n 's/.*, link group \([0-9]*\)$/\1/p' <<<"$out")
+  x ip link add ivr0000deadbeef link "$p" group "$group" type macvlan mode bridge
+  out=$("$bin" status --socket "$sock") || fail "ipvlan-rs status failed"
+  matches "$out" "orphan container link ivr0000deadbeef" "drift after a stray link"
+  x ip link del ivr0000deadbeef
+  x docker rm -f o1 >/dev/null
+  x docker network rm op >/dev/null
+  no_links_on "$p"
+}
+# --- addresses from the LAN's DHCP server (-o dhcp=on) ----------------------------------
+#
+# The LAN is the far end of the scenario's veth parent: its peer in a namespace of
+# its own where Debian's dnsmasq serves $n.100-$n.150/24 (router $n.254) with
+# leases of 2 minutes (dnsmasq's minimum) and T1 of $T1 seconds (3 unless set:
+# renewals within a scenario). The network: --ipam-driver null -o dhcp=on,
+# kind=macvlan.
+
+# dhcp_server PARENT N [dnsmasq options...]: serve DHCP for 10.$E.N.0/24 beyond
+# PARENT; prints the namespace (del_dhcp_servers removes it after the scenario)
+dhcp_server() {
+  local p=$1 n=10.$E.$2 ns=irsedhcp$E-$SIDX
+  shift 2
+  ip netns del "$ns" 2>/dev/null || true
+  echo "$ns" >>"$SDIR/dhcp-servers"
+  ip netns add "$ns"
+  ip link set "${p}p" netns "$ns"
+  ip -n "$ns" link set "${p}p" up
+  ip -n "$ns" addr add "$n.1/24" dev "${p}p"
+  command -v dnsmasq >/dev/null || fail "no dnsmasq (apt-get install dnsmasq-base)"
+  dhcp_resume "$ns" "${p}p" "$n" "$@"
+  echo "$ns"
+}
+# dhcp_resume NS IFACE PREFIX [options]: (re)start dnsmasq in NS, its lease file kept
+dhcp_resume() {
+  local ns=$1 ifc=$2 n=$3
+  shift 3
+  echo "$ifc $n $*" >"$SDIR/$ns.args"
+  rm -f "$SDIR/$ns.pid"
+  ip netns exec "$ns" dnsmasq --conf-file=/dev/null --port=0 --user=root --bind-interfaces \
+    --interface="$ifc" --dhcp-range="$n.100,$n.150,255.255.255.0,2m" \
+    --dhcp-option=3,"$n.254" --dhcp-option=option:T1,"${T1:-3}" --dhcp-option=option:T2,110 \
+    --dhcp-authoritative --no-ping --log-dhcp --log-facility="$SDIR/$ns.log" \
+    --dhcp-leasefile="$SDIR/$ns.leases" --pid-file="$SDIR/$ns.pid" "$@" >&2
+  wait_for 60 test -s "$SDIR/$ns.pid" || fail "dnsmasq in $ns did not start: $(cat "$SDIR/$ns.log" 2>/dev/null)"
+}
+# dhcp_stop NS: the LAN's server goes silent
+dhcp_stop() {
+  kill "$(cat "$SDIR/$1.pid")"
+  wait_for 60 gone "$(cat "$SDIR/$1.pid")" || fail "dnsmasq in $1 did not stop"
+}
+# dhcp_leases NS: the server's lease file, "ADDRESS MAC CLIENT-ID" a line. dnsmasq
+# rewrites the file in place: a read may find it empty for a moment, so the checks
+# below are predicates for wait_for.
+dhcp_leases() { awk '{print $3, $2, $5}' "$SDIR/$1.leases" 2>/dev/null | sort; }
+# leased NS ADDRESS [MAC]: the server holds a lease of ADDRESS (for MAC), with a client-id
+leased() { dhcp_leases "$1" | grep -q "^$2 ${3:-[^ ]*} 00:"; }
+not_leased() { ! leased "$@"; }
+# n_leases NS N: the server holds N leases
+n_leases() { [[ $(dhcp_leases "$1" | wc -l) == "$2" ]]; }
+# n_client_ids NS N: under N distinct client-ids
+n_client_ids() { [[ $(dhcp_leases "$1" | awk '{print $3}' | sort -u | wc -l) == "$2" ]]; }
+# rm_releases NS C: docker rm -f C gives C's lease back to the server in NS
+rm_releases() {
+  local a
+  a=$(addr4 "$2")
+  a=${a%/*}
+  x docker rm -f "$2" >/dev/null
+  wait_for 60 not_leased "$1" "$a" || fail "the server still holds $a 60 s after docker rm $2"
+  echo "ok: docker rm $2 released $a"
+}
+# mkdhcpnet NAME PARENT: a dhcp=on network of the documented form
+mkdhcpnet() {
+  x docker network create -d "$P" --ipam-driver null -o parent="$2" -o kind=macvlan -o dhcp=on "$1" >/dev/null
+}
+# in_lease_range ADDRESS/LEN N: ADDRESS is one of 10.$E.N.100-150, /24
+in_lease_range() {
+  local a=${1%/*} len=${1#*/} last
+  last=${a##*.}
+  if ! [[ $len == 24 && ${a%.*} == "10.$E.$2" ]] || ((last < 100 || last > 150)); then
+    fail "address $1 is not in the server's range 10.$E.$2.100-150/24"
+  fi
+  echo "ok: $1 is in the server's range"
+}
+# extended_since MARK COUNT: COUNT lease renewals logged since MARK
+extended_since() { (($(tail -n +"$(($1 + 1))" "$DLOG" | grep -c 'DHCP lease extended') >= $2)); }
+
+# Containers get their addresses from the LAN's server: in its range, its router as
+# the default route, the MAC the server saw; distinct client-ids in its lease file;
+# leases renewed (for longer than the lease itself when E2E_DHCP_LONG=1); docker rm
+# gives the lease back.
+scenario_dhcp_leases() {
+  local p ns N=40 n=10.$E.40 a1 a2 m1 mark
+  p=$(new_parent)
+  ns=$(dhcp_server "$p" "$N")
+  mark=$(log_mark)
+  mkdhcpnet dl "$p"
+  ctr d1 --network dl
+  ctr d2 --network dl
+  a1=$(addr4 d1) a2=$(addr4 d2)
+  in_lease_range "$a1" "$N"
+  in_lease_range "$a2" "$N"
+  [[ $a1 != "$a2" ]] || fail "d1 and d2 both have $a1"
+  eq "$(gw4 d1)" "$n.254" "d1's default gateway (the server's router option)"
+  eq "$(net_addr d1 dl)" "${a1%/*}" "d1's address as docker inspect shows it"
+  m1=$(ex d1 cat /sys/class/net/eth0/address)
+  wait_for 60 leased "$ns" "${a1%/*}" "$m1" || fail "no lease of ${a1%/*} for d1's MAC $m1 with a client-id: $(dhcp_leases "$ns")"
+  wait_for 60 leased "$ns" "${a2%/*}" || fail "no lease of ${a2%/*}: $(dhcp_leases "$ns")"
+  wait_for 60 n_client_ids "$ns" 2 || fail "not two distinct client-ids: $(dhcp_leases "$ns")"
+  printf '  | %s\n' "$(dhcp_leases "$ns")"
+  echo "ok: the server holds d1's lease for its MAC $m1 and d2's, under two client-ids"
+  wait_for 60 extended_since "$mark" 4 || fail "waited 60 s for four lease renewals (T1 is 3 s)"
+  echo "ok: leases renewed"
+  if [[ -n ${E2E_DHCP_LONG:-} ]]; then
+    # two lease times and more: the addresses stay the containers'
+    sleep 250
+    eq "$(addr4 d1)" "$a1" "d1's address after 250 s (two 2-minute leases)"
+    wait_for 60 leased "$ns" "${a1%/*}" || fail "d1's lease is gone after 250 s"
+  fi
+  rm_releases "$ns" d1
+  wait_for 60 leased "$ns" "${a2%/*}" || fail "d2's lease went with d1's"
+  rm_releases "$ns" d2
+  x docker network rm dl >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# kill -9 of the plugin mid-lease: the engine restarts it, it reloads the leases
+# and goes on renewing them; the container keeps its address and no second lease
+# is taken.
+scenario_dhcp_plugin_kill9() {
+  local p ns N=41 a mark
+  p=$(new_parent)
+  ns=$(dhcp_server "$p" "$N")
+  mkdhcpnet dk "$p"
+  ctr k1 --network dk
+  a=$(addr4 k1)
+  in_lease_range "$a" "$N"
+  mark=$(log_mark)
+  kill9_plugin
+  wait_for 60 extended_since "$mark" 2 || fail "waited 60 s for the restarted plugin to renew the lease"
+  echo "ok: the restarted plugin renews the lease"
+  eq "$(addr4 k1)" "$a" "k1's address after the kill"
+  wait_for 60 n_leases "$ns" 1 || fail "the server holds other than one lease (a second one?): $(dhcp_leases "$ns")"
+  wait_for 60 leased "$ns" "${a%/*}" || fail "the server no longer holds ${a%/*}"
+  echo "ok: the server holds one lease, ${a%/*}"
+  rm_releases "$ns" k1
+  x docker network rm dk >/dev/null
+  no_links_on "$p"
+  no_plugin_errors "$mark"
+}
+
+# The LAN's server is silent: docker run fails with an error naming the parent
+# within the bound (DHCP_TIMEOUT_MS, 5 s by default; the guard here is the
+# command timeout), and nothing is left allocated.
+scenario_dhcp_silent_server() {
+  local p ns N=42 t0
+  p=$(new_parent)
+  ns=$(T1=100 dhcp_server "$p" "$N")
+  mkdhcpnet ds "$p"
+  dhcp_stop "$ns"
+  t0=$(now_ms)
+  fails_with "no DHCP server answered on $p" docker run -d --init --name s1 --network ds "$BB" sleep 3600
+  note "docker run failed after $(($(now_ms) - t0)) ms (DHCP_TIMEOUT_MS 5000; not asserted)"
+  docker rm -f s1 >/dev/null 2>&1 || true
+  eq "$(docker network inspect -f '{{len .Containers}}' ds)" 0 "containers on ds"
+  # the server back: the next container gets an address
+  local args
+  read -r -a args <"$SDIR/$ns.args"
+  dhcp_resume "$ns" "${args[@]}"
+  ctr s2 --network ds
+  in_lease_range "$(addr4 s2)" "$N"
+  x docker rm -f s2 >/dev/null
+  x docker network rm ds >/dev/null
+  no_links_on "$p"
+}
+
+# Twenty containers started at once all get distinct leases.
+scenario_dhcp_twenty_at_once() {
+  local p ns N=43 i pids=() addrs mark
+  p=$(new_parent)
+  # no renewals while twenty containers come and go
+  ns=$(T1=100 dhcp_server "$p" "$N")
+  mark=$(log_mark)
+  mkdhcpnet dt "$p"
+  echo "+ 20 x docker run -d --network dt (at once)"
+  for i in $(seq 1 20); do
+    docker run -d --init --name "t$i" --network dt "$BB" sleep 3600 >"$SDIR/t$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || fail "docker run t$((i + 1)) failed: $(cat "$SDIR/t$((i + 1)).out")"
+  done
+  addrs=$(for i in $(seq 1 20); do addr4 "t$i"; done)
+  unique "$addrs" "addresses of t1..t20"
+  eq "$(sed '/^$/d' <<<"$addrs" | wc -l)" 20 "containers with an address"
+  for a in $addrs; do in_lease_range "$a" "$N" >/dev/null; done
+  wait_for 60 n_leases "$ns" 20 || fail "the server does not hold 20 leases: $(dhcp_leases "$ns")"
+  echo "ok: the server holds 20 leases"
+  # shellcheck disable=SC2046
+  x docker rm -f $(seq -f 't%g' 1 20) >/dev/null
+  wait_for 60 none_left dhcp_leases "$ns" || fail "leases left 60 s after docker rm: $(dhcp_leases "$ns")"
+  x docker network rm dt >/dev/null
   no_links_on "$p"
   no_plugin_errors "$mark"
 }

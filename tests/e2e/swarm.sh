@@ -27,17 +27,20 @@
 #     network rm leaves no links on any node.
 #   local scope (SCOPE=local): per-node --config-only networks with disjoint
 #     --ip-range, a --config-from swarm network, 9 replicas with distinct
-#     addresses from their node's range, pinging across nodes.
+#     addresses from their node's range, pinging across nodes; a swarm network
+#     without --config-from is refused, the task's error saying what to do.
 #
 #   teardown: the cluster stopped; no daemon, namespace or registry left.
 #
-# Env: SWARM_ENGINES="28 20" (or one of them), KEEP=1 (leave the last cluster
+# Env: SWARM_ENGINES="28 20" (or one of them; default: 28 20, or DOCKERD's alone),
+#      DOCKERD=/path/to/dockerd + DOCKER_BINDIR=DIR (any dockerd, as engine <its
+#      major version>: see run.sh), KEEP=1 (leave the last cluster
 #      running after the run), LOG_DIR (logs), E2E_ONLY, E2E_SKIP, E2E_VERBOSE,
 #      E2E_CMD_TIMEOUT (see run.sh).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-read -r -a ENGINES <<<"${SWARM_ENGINES:-28 20}"
+SUITE_ENGINES_VAR=SWARM_ENGINES suite_engines 28 20
 SCENARIOS=(
   global_30_replicas_get_distinct_addresses
   global_tasks_on_different_nodes_ping_each_other
@@ -47,6 +50,7 @@ SCENARIOS=(
   global_service_rm_releases_every_address
   global_network_rm_leaves_nothing
   local_scope_config_only_networks_with_disjoint_ranges
+  local_scope_without_config_from_is_refused_saying_what_to_do
 )
 SW=irs-sw
 REGADDR=10.210.0.254
@@ -280,17 +284,33 @@ scenario_global_network_rm_leaves_nothing() {
 
 # --- local scope with config-only networks -------------------------------------
 
-scenario_local_scope_config_only_networks_with_disjoint_ranges() {
+# scope_everywhere SCOPE: the plugin on every node runs with SCOPE (disabled,
+# set, enabled again)
+scope_everywhere() {
   local n
   for n in 1 2 3; do
     d "$n" plugin disable -f "$REF"
-    d "$n" plugin set "$REF" SCOPE=local
+    d "$n" plugin set "$REF" "SCOPE=$1"
     d "$n" plugin enable "$REF"
+  done
+  # Docker 29's manager keeps the scope it first saw for a plugin until its
+  # daemon restarts (docs/swarm.md): restart the manager's, gracefully
+  if ((E >= 29)); then
+    x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" sw1
+    start_node 1
+    wait_for 120 nodes_ready 3 || fail "the Swarm has $(d 1 node ls --format '{{.Status}}' | grep -c Ready) ready nodes 120 s after the manager's restart"
+  fi
+  wait_plugin_everywhere
+}
+
+scenario_local_scope_config_only_networks_with_disjoint_ranges() {
+  local n
+  scope_everywhere local
+  for n in 1 2 3; do
     d "$n" network create --config-only --ipam-driver "$REF" --subnet 10.212.0.0/24 \
       --gateway 10.212.0.1 --ip-range "10.212.0.$((32 * n))/27" \
       -o parent=eth0 -o kind=macvlan swcfg
   done
-  wait_plugin_everywhere
   d 1 network create -d "$REF" --scope swarm --attachable --config-from swcfg swlocal
   # at most 3 a node: 3 on each node, whatever the scheduler knows at this
   # moment. wait_plugin_everywhere can pass on the manager's report from
@@ -314,10 +334,40 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
   no_plugin_links
 }
 
+# A Swarm network made without --config-from while the plugins have SCOPE=local
+# reaches each node stripped of its options and subnet (tests/fixtures): the
+# plugin refuses it, and the task's error says what to do instead of "creating
+# dummy link ivd...: Operation not supported".
+scenario_local_scope_without_config_from_is_refused_saying_what_to_do() {
+  scope_everywhere local
+  d 1 network create -d "$REF" --ipam-driver "$REF" --scope swarm --attachable \
+    --subnet 10.213.0.0/24 --gateway 10.213.0.1 -o parent=eth0 -o kind=macvlan swbare
+  d 1 service create -d --name bare --replicas 1 --network swbare --no-resolve-image \
+    --endpoint-mode dnsrr "$BB" sleep 3600
+  task_errors() { d 1 service ps --no-trunc --format '{{.Error}}' bare; }
+  refused() { task_errors | grep -q 'SCOPE=global'; }
+  wait_for 120 refused || fail "no task refused naming SCOPE=global; task errors: $(task_errors | sort -u)"
+  local e
+  e=$(task_errors | grep -m1 'SCOPE=global')
+  echo "task error: $e"
+  for needle in "is a Swarm network" "SCOPE=local" "docker plugin set" "--config-from"; do
+    [[ $e == *"$needle"* ]] || fail "the task error does not say '$needle': $e"
+  done
+  d 1 service rm bare
+  d 1 network rm swbare
+  no_plugin_links
+}
+
 # --- setup and teardown of a cluster ------------------------------------------
 
+# start_node N: node N's dockerd (in irs-nN), started or started again
+start_node() {
+  local bindir_var=ENGINE_${E}_BIN_DIR
+  NETNS=irs-n$1 PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$1" "$E" "--insecure-registry=$REG"
+}
+
 scenario_setup() {
-  local n token bindir_var=ENGINE_${E}_BIN_DIR
+  local n token
   stop_cluster
   x ip netns add "$SW"
   ip -n "$SW" link set lo up
@@ -335,7 +385,7 @@ scenario_setup() {
   done
   NETNS=$SW ADDR=$REGADDR x rig registry-start.sh "$REGPORT"
   for n in 1 2 3; do
-    NETNS=irs-n$n PATH=${!bindir_var}:$PATH x rig dockerd-start.sh "sw$n" "$E" "--insecure-registry=$REG"
+    start_node "$n"
     DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x rig busybox-image.sh "$BB"
   done
   # node 1 makes the plugin from this tree's bundle and pushes it; every node

@@ -6,14 +6,24 @@
 # checks every acknowledged change. Installs mkfs.ext4/mkfs.xfs if missing
 # and fails loudly on anything it cannot run.
 #
+# Then the replay check (the same program's `replay`, tests/powercut/src/
+# replay.rs): one recorded run per file system under dm-log-writes, its log
+# replayed to every state a cut could leave and the store opened at each.
+#
 # Env: POWERCUT_CUTS=33       cuts per file system (make soak: 500)
 #      POWERCUT_PER_DISK=11   cuts per fresh disk (the first during the first start)
 #      POWERCUT_FS="ext4 xfs" file systems
 #      POWERCUT_SEED=N        seed of the cut moments and the load (default: new each run, printed)
+#      POWERCUT_REPLAY_CALLS=30     calls of the recorded run (make soak: 200)
+#      POWERCUT_REPLAY_POINTS=all|N states checked per file system (default all; N: N of them spread over the log)
+#      POWERCUT_MODES="cuts replay" which of the two checks to run
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 CUTS=${POWERCUT_CUTS:-33}
+REPLAY_CALLS=${POWERCUT_REPLAY_CALLS:-30}
+REPLAY_POINTS=${POWERCUT_REPLAY_POINTS:-all}
+MODES=${POWERCUT_MODES:-"cuts replay"}
 PER_DISK=${POWERCUT_PER_DISK:-11}
 FSES=${POWERCUT_FS:-"ext4 xfs"}
 SEED=${POWERCUT_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}
@@ -35,20 +45,37 @@ done
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
   --target x86_64-unknown-linux-gnu -p ipvlan-rs-powercut
 
-echo "powercut: $CUTS cuts per file system ($FSES), seed $SEED (POWERCUT_SEED=$SEED repeats this run)"
-pids=() names=()
-for fs in $FSES; do
-  work=target/powercut/$fs
-  mkdir -p "$work"
-  "$BIN" host --fs "$fs" --plugin "$PLUGIN" --rig tests/rig/vm/run.sh --work "$work" \
-    --cuts "$CUTS" --per-disk "$PER_DISK" --seed "$SEED" > >(tee "$work/summary.log") 2>&1 &
-  pids+=($!) names+=("$fs")
-done
+# one run per file system and check, the file systems in parallel
+run_all() { # mode
+  local mode=$1 fs work pids=() names=() rc=0 i
+  for fs in $FSES; do
+    work=target/powercut/$fs
+    mkdir -p "$work"
+    case $mode in
+      cuts)
+        "$BIN" host --fs "$fs" --plugin "$PLUGIN" --rig tests/rig/vm/run.sh --work "$work" \
+          --cuts "$CUTS" --per-disk "$PER_DISK" --seed "$SEED" > >(tee "$work/summary.log") 2>&1 & ;;
+      replay)
+        "$BIN" replay --fs "$fs" --plugin "$PLUGIN" --rig tests/rig/vm/run.sh --work "$work" \
+          --calls "$REPLAY_CALLS" --points "$REPLAY_POINTS" --seed "$SEED" > >(tee "$work/replay.log") 2>&1 & ;;
+    esac
+    pids+=($!) names+=("$fs")
+  done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      echo "powercut: $mode ${names[$i]} FAILED (target/powercut/${names[$i]}/$([[ $mode == cuts ]] && echo summary || echo replay).log)" >&2
+      rc=1
+    fi
+  done
+  return $rc
+}
 rc=0
-for i in "${!pids[@]}"; do
-  if ! wait "${pids[$i]}"; then
-    echo "powercut: ${names[$i]} FAILED (target/powercut/${names[$i]}/summary.log)" >&2
-    rc=1
-  fi
+for mode in $MODES; do
+  case $mode in
+    cuts) echo "powercut: $CUTS cuts per file system ($FSES), seed $SEED (POWERCUT_SEED=$SEED repeats this run)" ;;
+    replay) echo "powercut: replay check ($FSES): $REPLAY_CALLS calls recorded under dm-log-writes, $REPLAY_POINTS states checked per file system, seed $SEED" ;;
+    *) echo "powercut: FAIL: POWERCUT_MODES: unknown mode $mode (cuts, replay)" >&2; exit 1 ;;
+  esac
+  run_all "$mode" || rc=1
 done
 exit $rc

@@ -19,6 +19,21 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
 BIN=target/$RUST_TARGET/release/ipvlan-rs-vm-guest
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
+# the DHCP case's server: the host's dnsmasq with its libraries (the guest has
+# iproute2's loader); without it that case fails, saying so
+if [[ $ARCH != amd64 ]]; then
+  # another architecture: Debian's dnsmasq of it, unpacked by setup.sh
+  VM_FILES="${VM_FILES:-} $GUEST_ROOT/usr/sbin/dnsmasq:/usr/sbin/dnsmasq"
+  while read -r lib guest; do VM_FILES="$VM_FILES $lib:$guest"; done < <(guest_needed "$GUEST_ROOT/usr/sbin/dnsmasq")
+  export VM_FILES
+elif command -v dnsmasq >/dev/null; then
+  DNSMASQ=$(command -v dnsmasq)
+  VM_FILES="${VM_FILES:-} $DNSMASQ:/usr/sbin/dnsmasq"
+  for lib in $(ldd "$DNSMASQ" | grep -o '/[^ ]*'); do
+    VM_FILES="$VM_FILES $(readlink -f "$lib"):$lib"
+  done
+  export VM_FILES
+fi
 VM_TIMEOUT=${VM_TIMEOUT:-300} VM_LOG="$LOG" "$ROOT/tests/rig/vm/run.sh" "$BIN" "$@"
 # every case line must be PASS and there must be cases at all
 pass=$(grep -c '^CASE .*: PASS' "$LOG" || true)

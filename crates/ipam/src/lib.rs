@@ -21,8 +21,10 @@
 
 mod range;
 mod state;
+mod status;
 
 pub use state::{AddressSpace, PoolId};
+pub use status::{IpamStatus, PoolStatus, SpaceStatus};
 
 use ipnet::IpNet;
 use protocol::ipam::{
@@ -35,10 +37,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::{Store, StoreError};
 
-/// The name the engine uses for the local (per node) address space.
-pub const LOCAL_SPACE: &str = "local";
-/// The name the engine uses for the Swarm (manager allocated) address space.
-pub const GLOBAL_SPACE: &str = "global";
+pub use protocol::ipam::{GLOBAL_SPACE, LOCAL_SPACE};
 
 /// An IPAM call that could not be served. Messages name the bad value.
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +274,17 @@ impl Ipam {
             config,
             host,
         })
+    }
+
+    /// Spaces and pools with their allocated and free counts, for an
+    /// operator. Holds the state lock for O(allocated addresses).
+    pub fn status(&self) -> IpamStatus {
+        self.lock().status()
+    }
+
+    /// Reports each durable write of the IPAM's state file to `observer`.
+    pub fn observe_commits(&self, observer: store::CommitObserver) {
+        self.store.observe_commits(observer);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -5,6 +5,7 @@
 
 mod addresses;
 mod pool;
+mod usage;
 
 use crate::range::{from_int, reserved_role};
 use crate::{DefaultPool, IpamError, PoolLease};

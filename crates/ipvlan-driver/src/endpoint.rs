@@ -1,18 +1,97 @@
 //! Endpoints: CreateEndpoint, EndpointOperInfo and DeleteEndpoint.
 
+use crate::lease::{lease_address, lease_gateway, own_mac};
 use crate::link;
 use crate::names::{slave_name, unique_slave_name};
 use crate::options::LinkKind;
-use crate::records::{ENDPOINTS, EndpointRecord};
+use crate::records::{ENDPOINTS, EndpointRecord, LEASES, LeaseRecord};
 use crate::state::{delete, put};
 use crate::{Driver, DriverError};
-use protocol::network::{CreateEndpointRequest, DeleteEndpointRequest, EndpointInfoRequest};
+use protocol::MacAddress;
+use protocol::network::{
+    CreateEndpointRequest, DeleteEndpointRequest, EndpointInfoRequest, EndpointInterface,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// What CreateEndpoint tells the engine of an endpoint it leased: the
+/// address, and for a macvlan endpoint the MAC the server saw.
+fn leased_interface(record: &EndpointRecord) -> EndpointInterface {
+    EndpointInterface {
+        address: record.address,
+        address_ipv6: None,
+        mac_address: record.mac.map(MacAddress),
+    }
+}
+
 impl Driver {
-    /// `CreateEndpoint`: record the endpoint's addresses.
-    pub async fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<(), DriverError> {
+    /// `CreateEndpoint`: record the endpoint's addresses. On a `dhcp=on`
+    /// network an endpoint the engine gave no IPv4 address gets a lease
+    /// first; the answer then carries its address (and MAC).
+    pub async fn create_endpoint(
+        &self,
+        req: &CreateEndpointRequest,
+    ) -> Result<Option<EndpointInterface>, DriverError> {
+        let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        let network = {
+            let state = self.state.lock().await;
+            state
+                .networks
+                .get(nid)
+                .ok_or_else(|| DriverError::NoNetwork(nid.to_string()))?
+                .clone()
+        };
+        if !network.options.dhcp || req.interface.address.is_some() {
+            return self.create_endpoint_record(req, None).await.map(|_| None);
+        }
+        // one lease per endpoint: a repeated create waits for the first
+        let _turn = self.endpoint_turns.one(eid).await;
+        {
+            let state = self.state.lock().await;
+            if let Some(existing) = state.endpoints.get(eid)
+                && existing.network_id == nid
+                && state.leases.contains_key(eid)
+            {
+                let interface = leased_interface(existing);
+                let pending = self.store.submit(Vec::new());
+                drop(state);
+                pending.durable().await?;
+                return Ok(Some(interface));
+            }
+        }
+        let user_mac = match req.interface.mac_address {
+            Some(mac) => Some(mac),
+            None => req.options.mac_address()?,
+        };
+        if let (Some(mac), LinkKind::IpVlan { .. }) = (user_mac, &network.options.kind) {
+            return Err(DriverError::MacOnIpvlan(mac.to_string()));
+        }
+        let hostname = req
+            .options
+            .0
+            .get(protocol::options::ENDPOINT_NAME)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let lease = self
+            .acquire_lease(&network, eid, user_mac.map(|m| m.0), hostname)
+            .await?;
+        match self.create_endpoint_record(req, Some(&lease)).await {
+            Ok(record) => Ok(Some(leased_interface(&record))),
+            Err(e) => {
+                // nothing is stored: the address goes back to the server
+                self.release_lease(&network.parent, &lease).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the endpoint (with its lease, if it has one) and returns
+    /// the record.
+    async fn create_endpoint_record(
+        &self,
+        req: &CreateEndpointRequest,
+        lease: Option<&LeaseRecord>,
+    ) -> Result<EndpointRecord, DriverError> {
         let (nid, eid) = (req.network_id.as_str(), req.endpoint_id.as_str());
         let mut state = self.state.lock().await;
         let network = state
@@ -54,8 +133,12 @@ impl Driver {
                 network.options.kind.name()
             );
         }
+        let own_mac = own_mac(&network.options.kind);
+        // a leased macvlan endpoint's link must carry the lease's MAC: a
+        // spare would come with another
         let spare = match state.endpoints.get(eid) {
             Some(_) => None,
+            None if lease.is_some() => None,
             None => {
                 state.spares.created(nid, Instant::now());
                 state.spares.claim(nid)
@@ -70,15 +153,21 @@ impl Driver {
             id: eid.to_string(),
             network_id: nid.to_string(),
             link,
-            address: req.interface.address,
+            address: match lease {
+                Some(l) => lease_address(&l.lease),
+                None => req.interface.address,
+            },
             address_ipv6: req.interface.address_ipv6,
+            mac: lease.filter(|_| own_mac).map(|l| l.hardware),
+            gateway: lease.and_then(|l| lease_gateway(&l.lease)),
         };
         match state.endpoints.get(eid) {
             // a repeated create: answered once the first copy is durable
             Some(existing) if existing == &record => {
                 let pending = self.store.submit(Vec::new());
                 drop(state);
-                return Ok(pending.durable().await?);
+                pending.durable().await?;
+                return Ok(record);
             }
             // an ID is the engine's for one endpoint: a second create with
             // other addresses (or on another network) is a mistake, not an update
@@ -110,17 +199,28 @@ impl Driver {
         // order), awaited without it, so that concurrent calls share one
         // commit. A failed commit stops the process: memory ahead of the
         // disk is never served for long.
-        let op = match put(ENDPOINTS, eid, &record) {
-            Ok(op) => op,
+        let ops = match (put(ENDPOINTS, eid, &record), lease) {
+            (Ok(op), None) => Ok(vec![op]),
+            (Ok(op), Some(l)) => put(LEASES, eid, l).map(|lease_op| vec![op, lease_op]),
+            (Err(e), _) => Err(e),
+        };
+        let ops = match ops {
+            Ok(ops) => ops,
             Err(e) => {
                 // nothing is stored: the spare claimed above goes as if it expired
                 state.discard_spares(&self.reaper, spare);
                 return Err(e);
             }
         };
-        let commit = self.store.submit(vec![op]);
+        let commit = self.store.submit(ops);
         let (address, address_ipv6) = (record.address, record.address_ipv6);
-        state.insert_endpoint(record);
+        if let Some(l) = lease {
+            state.leases.insert(eid.to_string(), l.clone());
+        }
+        state.insert_endpoint(record.clone());
+        state
+            .phases
+            .insert(eid.to_string(), crate::status::Phase::Created);
         if let Some(spare) = spare {
             state.claimed.insert(eid.to_string(), spare);
         }
@@ -133,7 +233,7 @@ impl Driver {
             ?address_ipv6,
             "endpoint created"
         );
-        Ok(())
+        Ok(record)
     }
 
     /// `EndpointOperInfo`: what `docker inspect` shows of the endpoint.
@@ -195,11 +295,20 @@ impl Driver {
         if known.is_some() {
             state.claimed.remove(eid);
             state.remove_endpoint(eid);
+            let lease = state.leases.remove(eid);
+            let parent = state.networks.get(nid).map(|n| n.parent.clone());
+            let mut ops = vec![delete(ENDPOINTS, eid)];
+            if lease.is_some() {
+                ops.push(delete(LEASES, eid));
+            }
             // as in create_endpoint: applied under the lock, awaited without
-            let commit = self.store.submit(vec![delete(ENDPOINTS, eid)]);
+            let commit = self.store.submit(ops);
             drop(state);
             commit.durable().await?;
             tracing::info!(network = nid, endpoint = eid, "endpoint deleted");
+            if let (Some(lease), Some(parent)) = (lease, parent) {
+                self.release_lease(&parent, &lease).await;
+            }
         } else {
             // a replayed delete: the first copy's commit may be in flight
             let pending = self.store.submit(Vec::new());

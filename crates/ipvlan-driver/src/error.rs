@@ -138,6 +138,16 @@ pub enum DriverError {
     /// An endpoint option of the wrong type (e.g. a MAC that is not one).
     #[error(transparent)]
     EndpointOption(#[from] protocol::options::OptionTypeError),
+    /// A Swarm network reached this node while the plugin runs with
+    /// `SCOPE=local`: the manager passed on none of its options, so it
+    /// would be made here as some other network than the one asked for.
+    #[error(
+        "network {network} is a Swarm network, but this plugin runs with SCOPE=local, so the Swarm manager passed on none of its options (-o parent, -o kind, --subnet, --ipam-driver) to this node; remove the network and either run `docker plugin disable org/ipvlan-rs:latest && docker plugin set org/ipvlan-rs:latest SCOPE=global && docker plugin enable org/ipvlan-rs:latest` on every node (use your plugin's name) before creating it again, or create it with --config-from a --config-only network made on every node (docs/swarm.md)"
+    )]
+    SwarmNetworkWithoutOptions {
+        /// The network.
+        network: String,
+    },
     /// IPv4 is enabled but no IPv4 pool was given.
     #[error("ipv4 pool is empty")]
     NoIpv4Pool,
@@ -189,4 +199,29 @@ pub enum DriverError {
     /// The state file holds something this build cannot read.
     #[error("corrupt driver state: {0}")]
     Corrupt(String),
+    /// A `dhcp=on` network whose addresses the engine's IPAM would assign.
+    #[error(
+        "network {network}: dhcp=on takes addresses from the LAN's DHCP server; create the network with --ipam-driver null (got IPv4 pools {pools})"
+    )]
+    DhcpNeedsNullIpam {
+        /// The network.
+        network: String,
+        /// The pools the engine sent.
+        pools: String,
+    },
+    /// No lease for a new endpoint of a `dhcp=on` network.
+    #[error("network {network}: {source}")]
+    Dhcp {
+        /// The network.
+        network: String,
+        /// What the exchange met.
+        #[source]
+        source: dhcp::DhcpError,
+    },
+    /// An endpoint without a DHCP lease.
+    #[error("endpoint {0} has no DHCP lease")]
+    NoLease(String),
+    /// A parent without an Ethernet address cannot carry DHCP for its containers.
+    #[error("parent interface {0} has no Ethernet (MAC) address, so dhcp=on cannot run on it")]
+    ParentWithoutMac(String),
 }

@@ -5,6 +5,7 @@ use crate::link::{Link, LinkError, LinkShape};
 use crate::names::random_mac;
 use crate::options::LinkKind;
 use crate::records::{EndpointRecord, NetworkRecord, Subnet};
+use crate::status::Phase;
 use crate::{Driver, DriverError, spare};
 use ipnet::IpNet;
 use protocol::network::{
@@ -52,7 +53,9 @@ pub fn join_response(network: &NetworkRecord, endpoint: &EndpointRecord) -> Join
             }
         }
     } else {
-        resp.gateway = gateway_for(&network.ipv4, endpoint.address.as_ref());
+        resp.gateway = endpoint
+            .gateway
+            .or_else(|| gateway_for(&network.ipv4, endpoint.address.as_ref()));
         resp.gateway_ipv6 = gateway_for(&network.ipv6, endpoint.address_ipv6.as_ref());
     }
     resp
@@ -100,6 +103,8 @@ impl Driver {
             && self.reuse(&spare, network, &parent).await?
         {
             tracing::debug!(network = nid, endpoint = eid, link = %endpoint.link, "joined with a reused link");
+            self.counters.link_reused();
+            self.set_phase(eid, Phase::Joined).await;
             return Ok(join_response(network, endpoint));
         }
         let create = || {
@@ -115,7 +120,9 @@ impl Driver {
         if created.as_ref().is_err_and(LinkError::is_exists) {
             // a link left by an earlier attempt (the engine retries) is replaced
             tracing::debug!(endpoint = eid, link = %endpoint.link, "replacing existing link");
-            self.netlink.delete_by_name(&endpoint.link).await?;
+            if self.netlink.delete_by_name(&endpoint.link).await? {
+                self.counters.links_deleted(1);
+            }
             created = create().await;
         }
         if let Err(e) = created {
@@ -132,7 +139,15 @@ impl Driver {
                 hint,
             });
         }
+        if let Some(mac) = endpoint.mac {
+            // the MAC its DHCP lease was asked with: the server's binding
+            // names it (the engine sets it too, from CreateEndpoint's answer)
+            if let Some(link) = self.netlink.get(&endpoint.link).await? {
+                self.netlink.set_address(link.index, mac).await?;
+            }
+        }
         tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
+        self.counters.link_created();
         let response = join_response(network, endpoint);
         if template_wanted {
             // what a fresh link of this network looks like, to judge released ones by
@@ -144,7 +159,17 @@ impl Driver {
                 }
             }
         }
+        self.set_phase(eid, Phase::Joined).await;
         Ok(response)
+    }
+
+    /// Notes where endpoint `eid` is in its life, if it still exists (for
+    /// the operator's view only: nothing acts on it).
+    async fn set_phase(&self, eid: &str, phase: Phase) {
+        let mut state = self.state.lock().await;
+        if state.endpoints.contains_key(eid) {
+            state.phases.insert(eid.to_string(), phase);
+        }
     }
 
     /// Readies a claimed spare for the endpoint joining with it: a macvlan
@@ -187,6 +212,8 @@ impl Driver {
     /// and DeleteEndpoint removes it.
     pub async fn leave(&self, req: &LeaveRequest) -> Result<(), DriverError> {
         tracing::debug!(network = %req.network_id, endpoint = %req.endpoint_id, "left");
+        // the engine moves the link back to the host before DeleteEndpoint
+        self.set_phase(req.endpoint_id.as_str(), Phase::Left).await;
         Ok(())
     }
 
@@ -253,6 +280,7 @@ mod tests {
                 },
                 kind,
                 mtu: None,
+                dhcp: false,
             },
             parent: "eth0".into(),
             created_parent: None,
@@ -281,6 +309,8 @@ mod tests {
             link: "ivre".into(),
             address: Some(v4.parse().unwrap()),
             address_ipv6: v6.map(|a| a.parse().unwrap()),
+            mac: None,
+            gateway: None,
         }
     }
 

@@ -30,13 +30,22 @@
 //!   while its network churns and only if it is exactly as a new link would
 //!   be, kept for a short window and given to the network's next endpoint
 //!   (spare); spares live in memory only, so a restart deletes them.
+//! - An endpoint of a `dhcp=on` network has its lease stored with it, in
+//!   the same commit, before CreateEndpoint answers; DeleteEndpoint deletes
+//!   both and releases the lease (see [`lease`]).
 //!
-//! Knows nothing of HTTP; talks to the kernel only through rtnetlink.
+//! Knows nothing of HTTP; talks to the kernel only through rtnetlink, and
+//! to DHCP servers only through the `dhcp` crate.
 
 pub mod link;
 pub mod options;
 mod reaper;
 mod spare;
+
+/// Counts of what the driver did to links, for metrics.
+mod counters;
+/// The operator's view: networks, endpoints and drift from the kernel.
+mod status;
 
 /// The error type.
 mod error;
@@ -51,19 +60,26 @@ mod state;
 mod endpoint;
 /// Join, link reuse, Leave, the Join response.
 mod join;
+/// DHCP leases of endpoints: taken, stored, renewed, released.
+mod lease;
 /// CreateNetwork, DeleteNetwork and parents.
 mod network;
 /// Start-up: removing what belongs to nothing, re-creating lost parents.
 mod reconcile;
 
+pub use counters::LinkCounts;
+pub use dhcp::Settings as DhcpSettings;
 pub use error::DriverError;
 pub use join::join_response;
 pub use link::{Link, LinkError, Netlink};
 pub use names::{ALIAS_PREFIX, DUMMY_PREFIX, SLAVE_PREFIX, dummy_name, slave_name};
 pub use options::{LinkKind, NetworkOptions, OptionError, ParentSpec};
 pub use reaper::REAP_GROUP;
-pub use records::{CreatedParent, EndpointRecord, NetworkRecord, Subnet};
+pub use records::{CreatedParent, EndpointRecord, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
+pub use status::{
+    Drift, DriverStatus, EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +94,11 @@ pub struct DriverConfig {
     /// How long a released container link is kept for reuse while its
     /// network churns (see [`spare`]); zero deletes every released link.
     pub link_reuse_window: Duration,
+    /// The scope the plugin reports to the engine: with `Local`, a Swarm
+    /// manager hands a Swarm network to each node without its options.
+    pub scope: protocol::network::Scope,
+    /// Timing of DHCP exchanges (`dhcp=on` networks).
+    pub dhcp: dhcp::Settings,
 }
 
 /// The network driver. Share it behind an `Arc`.
@@ -94,4 +115,6 @@ pub struct Driver {
     /// Taken before `state` by the calls that change an endpoint's link.
     endpoint_turns: state::EndpointTurns,
     config: DriverConfig,
+    /// What was done to links since start (shared with the reaper).
+    counters: std::sync::Arc<counters::Counters>,
 }

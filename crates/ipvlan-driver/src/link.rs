@@ -97,6 +97,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Link group (`ip link set ... group N`; 0 is "default").
     pub group: Option<u32>,
+    /// The MAC address, for links that have an Ethernet one.
+    pub mac: Option<[u8; 6]>,
 }
 
 impl Link {
@@ -112,9 +114,11 @@ impl Link {
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
+            mac: None,
         };
         for attr in &msg.attributes {
             match attr {
+                LinkAttribute::Address(a) => link.mac = a.as_slice().try_into().ok(),
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Link(p) => link.parent = Some(*p),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),

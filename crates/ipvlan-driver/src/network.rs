@@ -4,10 +4,13 @@
 use crate::link::Link;
 use crate::names::{ALIAS_PREFIX, dummy_name};
 use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
-use crate::records::{CreatedParent, ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
+use crate::records::{
+    CreatedParent, ENDPOINTS, EndpointRecord, LEASES, NETWORKS, NetworkRecord, Subnet,
+};
 use crate::state::{State, delete, put};
 use crate::{Driver, DriverError};
-use protocol::network::{CreateNetworkRequest, DeleteNetworkRequest};
+use protocol::ipam::{GLOBAL_SPACE, LOCAL_SPACE};
+use protocol::network::{CreateNetworkRequest, DeleteNetworkRequest, Scope};
 use std::collections::BTreeMap;
 use store::Op;
 
@@ -21,6 +24,26 @@ enum ParentLink {
         created: CreatedParent,
         lower: Option<Link>,
     },
+}
+
+/// Whether `req` is a Swarm network that reached a plugin of `SCOPE=local`
+/// without `--config-from`. The manager allocates only for global-scope
+/// drivers; for a local-scope one it hands each node the network with no
+/// driver options and no pool of the plugin's IPAM (the node's default IPAM
+/// then picks some subnet of its own, `LocalDefault`). Made as it comes, the
+/// network would sit on a dummy parent (or `DEFAULT_PARENT`) in a subnet
+/// nobody asked for. With `--config-from` the options of the node's
+/// `--config-only` network arrive, so `-o` options or a pool of this
+/// plugin's IPAM (`local`/`global`) show the network is the one asked for.
+fn lost_swarm_options(req: &CreateNetworkRequest, scope: Scope) -> bool {
+    scope == Scope::Local
+        && req.network_id.is_swarm()
+        && req.options.generic.is_empty()
+        && req
+            .ipv4_data
+            .iter()
+            .chain(&req.ipv6_data)
+            .all(|d| ![LOCAL_SPACE, GLOBAL_SPACE].contains(&d.address_space.as_str()))
 }
 
 /// Refuses a container MTU above what the parent carries: macvlan refuses
@@ -98,6 +121,7 @@ impl Driver {
                     })?;
             }
         }
+        self.counters.parent_created();
         Ok(())
     }
 
@@ -178,10 +202,27 @@ impl Driver {
     pub async fn create_network(&self, req: &CreateNetworkRequest) -> Result<(), DriverError> {
         self.link_group_durable().await?;
         let id = req.network_id.as_str();
+        if lost_swarm_options(req, self.config.scope) {
+            return Err(DriverError::SwarmNetworkWithoutOptions {
+                network: id.to_string(),
+            });
+        }
         let options = self.check_options(&req.options.generic)?;
-        if req.options.enable_ipv4.unwrap_or(true)
-            && req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0)
-        {
+        // the null IPAM's only pool is 0.0.0.0/0: the form a dhcp=on network
+        // takes, since its addresses come from the server
+        let null_pool = req.ipv4_data.iter().all(|d| d.pool.prefix_len() == 0);
+        if options.dhcp && !null_pool {
+            return Err(DriverError::DhcpNeedsNullIpam {
+                network: id.to_string(),
+                pools: req
+                    .ipv4_data
+                    .iter()
+                    .map(|d| d.pool.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if !options.dhcp && req.options.enable_ipv4.unwrap_or(true) && null_pool {
             return Err(DriverError::NoIpv4Pool);
         }
         let mut state = self.state.lock().await;
@@ -203,7 +244,12 @@ impl Driver {
             options,
             parent,
             created_parent,
-            ipv4: req.ipv4_data.iter().map(Subnet::from_ipam).collect(),
+            ipv4: req
+                .ipv4_data
+                .iter()
+                .filter(|d| d.pool.prefix_len() != 0)
+                .map(Subnet::from_ipam)
+                .collect(),
             ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
         };
         if let Some(existing) = state.networks.get(id) {
@@ -350,6 +396,7 @@ impl Driver {
         }
         match self.netlink.delete_by_name(&record.parent).await {
             Ok(true) => {
+                self.counters.parent_deleted();
                 tracing::info!(network = %record.id, parent = %record.parent, "deleted created parent link")
             }
             Ok(false) => {}
@@ -384,17 +431,63 @@ impl Driver {
         self.reaper.flush().await;
         for e in &endpoints {
             state.claimed.remove(&e.id);
-            self.netlink.delete_by_name(&e.link).await?;
+            if self.netlink.delete_by_name(&e.link).await? {
+                self.counters.links_deleted(1);
+            }
         }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
+        let leases: Vec<_> = endpoints
+            .iter()
+            .filter_map(|e| state.leases.get(&e.id).cloned())
+            .collect();
+        ops.extend(leases.iter().map(|l| delete(LEASES, &l.endpoint)));
         ops.push(delete(NETWORKS, id));
         self.store.submit(ops).durable().await?;
         for e in &endpoints {
             state.remove_endpoint(&e.id);
+            state.leases.remove(&e.id);
+        }
+        for lease in &leases {
+            self.release_lease(&record.parent, lease).await;
         }
         state.networks.remove(id);
         self.remove_parent_if_unused(&state, &record).await;
         tracing::info!(network = id, "network deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(raw: &str) -> CreateNetworkRequest {
+        serde_json::from_str(raw).unwrap()
+    }
+
+    /// As Docker 20.10 sent them to a Swarm node (tests/fixtures): the
+    /// network of `service create` with SCOPE=local, and one made with
+    /// `--config-from`.
+    const LOST: &str = r#"{"NetworkID":"lhn9c99rs56s6h9go8f1or92m","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"LocalDefault","Gateway":"172.19.0.1/16","Pool":"172.19.0.0/16"}],"IPv6Data":[]}"#;
+    const CONFIG_FROM: &str = r#"{"NetworkID":"lbpjncdhzj68v7a34pi6kehnl","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{"parent":"hp0"},"com.docker.network.internal":false},"IPv4Data":[{"AddressSpace":"local","Gateway":"10.98.0.1/24","Pool":"10.98.0.0/24"}],"IPv6Data":[]}"#;
+
+    #[test]
+    fn a_swarm_network_without_options_at_a_local_plugin_is_lost() {
+        assert!(lost_swarm_options(&request(LOST), Scope::Local));
+    }
+
+    #[test]
+    fn config_from_global_scope_and_local_networks_are_not_lost() {
+        assert!(!lost_swarm_options(&request(CONFIG_FROM), Scope::Local));
+        assert!(!lost_swarm_options(&request(LOST), Scope::Global));
+        let local_id = LOST.replace(
+            "lhn9c99rs56s6h9go8f1or92m",
+            &"ab01".repeat(16), // 64 hex digits: a local network
+        );
+        assert!(!lost_swarm_options(&request(&local_id), Scope::Local));
+        // a config-only network without -o options, on this plugin's IPAM
+        let own_pool = LOST.replace("LocalDefault", LOCAL_SPACE);
+        assert!(!lost_swarm_options(&request(&own_pool), Scope::Local));
     }
 }

@@ -15,6 +15,8 @@ pub const IPVLAN_FLAG: &str = "ipvlan_flag";
 pub const KIND: &str = "kind";
 /// `-o macvlan_mode=`.
 pub const MACVLAN_MODE: &str = "macvlan_mode";
+/// `-o dhcp=on`: addresses from the LAN's DHCP server.
+pub const DHCP: &str = "dhcp";
 /// Every option key a network accepts.
 pub const KNOWN_KEYS: &[&str] = &[
     PARENT,
@@ -23,6 +25,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     KIND,
     MACVLAN_MODE,
     protocol::options::MTU,
+    DHCP,
 ];
 
 /// A network option that cannot be used.
@@ -68,6 +71,11 @@ pub enum OptionError {
     /// An MTU that is not a number in range.
     #[error("invalid mtu {0:?}: expected a number from 68 to 65535")]
     Mtu(String),
+    /// DHCP on a routed (L3) ipvlan network.
+    #[error(
+        "dhcp=on needs a network on the LAN's broadcast domain: ipvlan_mode={0} routes instead; use ipvlan_mode=l2 or kind=macvlan"
+    )]
+    DhcpOnL3(&'static str),
 }
 
 /// The ipvlan mode: a property of the parent, shared by all its slaves.
@@ -215,6 +223,10 @@ pub struct NetworkOptions {
     pub kind: LinkKind,
     /// MTU of container links (`None`: the parent's).
     pub mtu: Option<u32>,
+    /// Addresses come from the LAN's DHCP server (`-o dhcp=on`); absent
+    /// in records written before DHCP existed.
+    #[serde(default)]
+    pub dhcp: bool,
 }
 
 /// Split `name.vid` into the base interface and VLAN ID, if it has that form.
@@ -329,7 +341,31 @@ impl NetworkOptions {
                     .ok_or_else(|| OptionError::Mtu(m.into()))
             })
             .transpose()?;
-        Ok(NetworkOptions { parent, kind, mtu })
+        let dhcp = match get(DHCP).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("off" | "false" | "no") => false,
+            Some("on" | "true" | "yes") => true,
+            Some(_) => {
+                return Err(OptionError::Invalid {
+                    what: "dhcp",
+                    value: get(DHCP).unwrap_or_default().to_string(),
+                    allowed: "on, off (the default)",
+                });
+            }
+        };
+        if dhcp
+            && let LinkKind::IpVlan {
+                mode: mode @ (IpvlanMode::L3 | IpvlanMode::L3s),
+                ..
+            } = kind
+        {
+            return Err(OptionError::DhcpOnL3(mode.as_str()));
+        }
+        Ok(NetworkOptions {
+            parent,
+            kind,
+            mtu,
+            dhcp,
+        })
     }
 }
 
@@ -454,6 +490,26 @@ mod tests {
         let map = BTreeMap::new();
         let o = NetworkOptions::parse(&map, Some("hp0")).unwrap();
         assert_eq!(o.parent, ParentSpec::Named { name: "hp0".into() });
+    }
+
+    #[test]
+    fn dhcp_is_on_or_off_and_not_on_routed_ipvlan() {
+        assert!(!parse(&[]).unwrap().dhcp);
+        assert!(parse(&[("dhcp", "on")]).unwrap().dhcp);
+        assert!(parse(&[("dhcp", "ON"), ("kind", "macvlan")]).unwrap().dhcp);
+        assert!(!parse(&[("dhcp", "off")]).unwrap().dhcp);
+        let err = parse(&[("dhcp", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("'maybe'"), "{err}");
+        for mode in ["l3", "l3s"] {
+            let err = parse(&[("dhcp", "on"), ("ipvlan_mode", mode)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(mode) && err.contains("l2"), "{err}");
+        }
+        // records written before the option existed read as off
+        let old =
+            r#"{"parent":{"type":"none"},"kind":{"kind":"macvlan","mode":"bridge"},"mtu":null}"#;
+        assert!(!serde_json::from_str::<NetworkOptions>(old).unwrap().dhcp);
     }
 
     #[test]

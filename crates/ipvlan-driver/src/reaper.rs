@@ -15,7 +15,9 @@
 //! from the store is an orphan, and [`crate::Driver::reconcile`] deletes
 //! orphans at start.
 
+use crate::counters::Counters;
 use crate::link::{LinkError, Netlink};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Link group the reaper moves links into just before deleting them
@@ -33,21 +35,27 @@ enum Job {
 #[derive(Clone)]
 pub(crate) struct Reaper {
     jobs: mpsc::UnboundedSender<Job>,
+    /// Indexes of the links queued and not yet dealt with: still in the
+    /// instance's group for a moment, but no longer anyone's.
+    queued: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
 }
 
 impl Reaper {
     /// Starts the reaper thread with its own netlink socket (opened in the
     /// caller's network namespace, which the thread inherits).
-    pub(crate) fn start() -> Result<Reaper, LinkError> {
+    /// Deletions are counted in `counters`.
+    pub(crate) fn start(counters: Arc<Counters>) -> Result<Reaper, LinkError> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let queued = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let thread_queued = queued.clone();
         let spawned = std::thread::Builder::new()
             .name("link-reaper".into())
-            .spawn(move || run(rx, ready_tx));
+            .spawn(move || run(rx, ready_tx, counters, thread_queued));
         let fail = |message: String| LinkError::other("starting the link reaper", message);
         spawned.map_err(|e| fail(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Reaper { jobs }),
+            Ok(Ok(())) => Ok(Reaper { jobs, queued }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(fail("the reaper thread ended during start".into())),
         }
@@ -55,10 +63,22 @@ impl Reaper {
 
     /// Queues the link with `index` (named `name`, for logs) for deletion.
     pub(crate) fn delete(&self, index: u32, name: String) {
+        lock(&self.queued).insert(index);
         if self.jobs.send(Job::Delete { index, name }).is_err() {
+            lock(&self.queued).remove(&index);
             // only after the thread died; reconcile deletes the orphan at start
             tracing::error!("link reaper is gone; the link stays until the next start");
         }
+    }
+
+    /// Whether the link with `index` is queued for deletion.
+    pub(crate) fn is_queued(&self, index: u32) -> bool {
+        lock(&self.queued).contains(&index)
+    }
+
+    /// How many links are queued.
+    pub(crate) fn queue_len(&self) -> usize {
+        lock(&self.queued).len()
     }
 
     /// Waits until every link queued before this call is deleted.
@@ -73,6 +93,8 @@ impl Reaper {
 fn run(
     mut rx: mpsc::UnboundedReceiver<Job>,
     ready: std::sync::mpsc::Sender<Result<(), LinkError>>,
+    counters: Arc<Counters>,
+    queued: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,7 +130,14 @@ fn run(
             while let Ok(job) = rx.try_recv() {
                 take(job);
             }
-            delete_batch(&netlink, &batch).await;
+            let deleted = delete_batch(&netlink, &batch).await;
+            counters.links_deleted(deleted);
+            {
+                let mut still = lock(&queued);
+                for (index, _) in &batch {
+                    still.remove(index);
+                }
+            }
             for tx in flushes {
                 let _ = tx.send(());
             }
@@ -116,9 +145,15 @@ fn run(
     });
 }
 
-async fn delete_batch(netlink: &Netlink, batch: &[(u32, String)]) {
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Deletes the batch's links; returns how many it deleted (links already
+/// gone are not counted).
+async fn delete_batch(netlink: &Netlink, batch: &[(u32, String)]) -> u64 {
     if batch.is_empty() {
-        return;
+        return 0;
     }
     let started = std::time::Instant::now();
     let mut grouped = 0usize;
@@ -135,7 +170,7 @@ async fn delete_batch(netlink: &Netlink, batch: &[(u32, String)]) {
     }
     if group_ok {
         if grouped == 0 {
-            return;
+            return 0;
         }
         match netlink.delete_group(REAP_GROUP).await {
             Ok(()) => {
@@ -144,15 +179,18 @@ async fn delete_batch(netlink: &Netlink, batch: &[(u32, String)]) {
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "deleted container links"
                 );
-                return;
+                return grouped as u64;
             }
             Err(e) => tracing::warn!(error = %e, "group delete failed; deleting links one by one"),
         }
     }
+    let mut deleted = 0;
     for (index, name) in batch {
         match netlink.delete(*index, name).await {
-            Ok(_) => {}
+            Ok(true) => deleted += 1,
+            Ok(false) => {}
             Err(e) => tracing::error!(link = %name, error = %e, "could not delete container link"),
         }
     }
+    deleted
 }

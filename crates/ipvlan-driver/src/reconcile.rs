@@ -8,6 +8,28 @@ use crate::state::{State, put};
 use crate::{Driver, DriverError};
 use std::collections::{HashMap, HashSet};
 
+/// A link of this instance that belongs to nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Orphan {
+    /// A container link of no endpoint (nor spare).
+    ContainerLink,
+    /// A dummy parent of no network.
+    DummyParent,
+    /// An 802.1Q parent no network created.
+    VlanParent,
+}
+
+impl Orphan {
+    /// What it is, in words.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Orphan::ContainerLink => "container link",
+            Orphan::DummyParent => "dummy parent",
+            Orphan::VlanParent => "802.1Q parent",
+        }
+    }
+}
+
 impl Driver {
     /// Bring the kernel in line with the state after a start or a crash:
     /// re-create created parents that are missing, delete container links
@@ -59,36 +81,55 @@ impl Driver {
         for (id, device) in renamed {
             self.rename_parent(&mut state, &id, device).await?;
         }
-        let live_slaves = &state.links;
-        let live_dummies: HashSet<String> =
-            state.networks.keys().map(|id| dummy_name(id)).collect();
         for l in &links {
-            let orphan_slave = l.name.starts_with(SLAVE_PREFIX)
-                && link::is_slave_kind(l.kind.as_deref())
-                && self.owns(l)
-                && !live_slaves.contains(l.name.as_str());
-            let ours = l.group == Some(self.link_group);
-            let orphan_dummy = l.name.starts_with(DUMMY_PREFIX)
-                && l.kind.as_deref() == Some("dummy")
-                && ours
-                && !live_dummies.contains(&l.name);
-            let orphan_vlan = ours
-                && l.kind.as_deref() == Some("vlan")
-                && l.alias
-                    .as_deref()
-                    .and_then(|a| a.strip_prefix(ALIAS_PREFIX))
-                    .is_some_and(|_| {
-                        !state
-                            .networks
-                            .values()
-                            .any(|n| n.parent == l.name && n.created_parent.is_some())
-                    });
-            if orphan_slave || orphan_dummy || orphan_vlan {
+            if let Some(orphan) = self.orphan(&state, l) {
                 tracing::info!(link = %l.name, kind = ?l.kind, "removing link that belongs to no endpoint or network");
-                self.netlink.delete(l.index, &l.name).await?;
+                if self.netlink.delete(l.index, &l.name).await? {
+                    match orphan {
+                        Orphan::ContainerLink => self.counters.links_deleted(1),
+                        Orphan::DummyParent | Orphan::VlanParent => self.counters.parent_deleted(),
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// What `l` is if it is a link this instance made that nothing in
+    /// `state` accounts for: a container link of no endpoint or spare, a
+    /// dummy parent of no network, an 802.1Q parent no network created.
+    /// Reconcile deletes these; the operator's view lists them as drift.
+    pub(crate) fn orphan(&self, state: &State, l: &Link) -> Option<Orphan> {
+        let ours = l.group == Some(self.link_group);
+        if l.name.starts_with(SLAVE_PREFIX)
+            && link::is_slave_kind(l.kind.as_deref())
+            && self.owns(l)
+            && !state.links.contains(l.name.as_str())
+        {
+            return Some(Orphan::ContainerLink);
+        }
+        if ours
+            && l.name.starts_with(DUMMY_PREFIX)
+            && l.kind.as_deref() == Some("dummy")
+            && !state.networks.keys().any(|id| dummy_name(id) == l.name)
+        {
+            return Some(Orphan::DummyParent);
+        }
+        let tagged = l
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with(ALIAS_PREFIX));
+        if ours
+            && l.kind.as_deref() == Some("vlan")
+            && tagged
+            && !state
+                .networks
+                .values()
+                .any(|n| n.parent == l.name && n.created_parent.is_some())
+        {
+            return Some(Orphan::VlanParent);
+        }
+        None
     }
 
     /// The device a network's parent names now, found by the name the

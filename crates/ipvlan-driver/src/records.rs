@@ -11,7 +11,10 @@ pub(crate) const ENDPOINTS: &str = "endpoints";
 /// This state's own facts (its link group); added in 0.1 without a schema
 /// bump: opening an older file creates the table.
 pub(crate) const INSTANCE: &str = "instance";
-pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE];
+/// DHCP leases of endpoints, by endpoint ID; added without a schema bump
+/// like `instance`.
+pub(crate) const LEASES: &str = "leases";
+pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE, LEASES];
 
 /// One subnet of a network and its gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,4 +81,32 @@ pub struct EndpointRecord {
     pub address: Option<IpNet>,
     /// IPv6 address.
     pub address_ipv6: Option<IpNet>,
+    /// The MAC the link gets (a macvlan endpoint of a DHCP network: the
+    /// one its lease was asked with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<[u8; 6]>,
+    /// The default route's gateway, when the endpoint's own (a DHCP
+    /// lease's router) rather than its subnet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+}
+
+/// A DHCP lease of an endpoint, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The endpoint it addresses.
+    pub endpoint: String,
+    /// The endpoint's network.
+    pub network: String,
+    /// Option 61 as sent.
+    pub client_id: Vec<u8>,
+    /// `chaddr` as sent.
+    pub hardware: [u8; 6],
+    /// Option 12 as sent.
+    pub hostname: Option<String>,
+    /// What the server granted.
+    pub lease: dhcp::Lease,
+    /// Set once the server refused the lease or it ran out: renewals stop.
+    #[serde(default)]
+    pub lost: bool,
 }

@@ -155,6 +155,14 @@ impl Spares {
             .unwrap_or_default()
     }
 
+    /// Names of the links `network` keeps as spares.
+    pub fn names(&self, network: &str) -> Vec<String> {
+        self.networks
+            .get(network)
+            .map(|n| n.spares.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Takes every spare of every network.
     pub fn drain(&mut self) -> Vec<Spare> {
         self.networks

@@ -4,7 +4,9 @@
 use crate::error::DriverError;
 use crate::link::Link;
 use crate::names::random_u32;
-use crate::records::{ENDPOINTS, EndpointRecord, INSTANCE, NETWORKS, NetworkRecord, TABLES};
+use crate::records::{
+    ENDPOINTS, EndpointRecord, INSTANCE, LEASES, LeaseRecord, NETWORKS, NetworkRecord, TABLES,
+};
 use crate::{Driver, DriverConfig, Netlink, reaper, spare};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -69,6 +71,12 @@ pub(crate) struct State {
     pub(crate) spares: spare::Spares,
     /// Spares handed to endpoints by CreateEndpoint, taken up by Join.
     pub(crate) claimed: HashMap<String, spare::Spare>,
+    /// Where the endpoints created or joined since start are in their
+    /// life. Memory only: recording each Join durably would add a commit
+    /// to every `docker run`; endpoints loaded at start have no entry.
+    pub(crate) phases: HashMap<String, crate::status::Phase>,
+    /// DHCP leases of endpoints, by endpoint ID.
+    pub(crate) leases: HashMap<String, LeaseRecord>,
 }
 
 impl State {
@@ -94,6 +102,7 @@ impl State {
     pub(crate) fn remove_endpoint(&mut self, eid: &str) -> Option<EndpointRecord> {
         let e = self.endpoints.remove(eid)?;
         self.links.remove(&e.link);
+        self.phases.remove(eid);
         Some(e)
     }
 
@@ -184,11 +193,20 @@ impl Driver {
             })?;
             state.insert_endpoint(e);
         }
+        for (k, v) in store.load(LEASES)? {
+            let l: LeaseRecord = serde_json::from_slice(&v).map_err(|e| {
+                DriverError::Corrupt(format!("lease {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            state.leases.insert(l.endpoint.clone(), l);
+        }
+        Driver::report_expired(&state.leases);
         let (link_group, link_group_commit) = load_link_group(&store)?;
+        let counters = Arc::new(crate::counters::Counters::default());
         tracing::info!(
             path = %path.display(),
             networks = state.networks.len(),
             endpoints = state.endpoints.len(),
+            leases = state.leases.len(),
             link_group,
             "driver state loaded"
         );
@@ -196,11 +214,12 @@ impl Driver {
             state: Arc::new(Mutex::new(state)),
             store,
             netlink: Netlink::connect()?,
-            reaper: reaper::Reaper::start()?,
+            reaper: reaper::Reaper::start(counters.clone())?,
             link_group,
             link_group_commit: std::sync::Mutex::new(link_group_commit),
             endpoint_turns: EndpointTurns::default(),
             config,
+            counters,
         })
     }
 
@@ -228,6 +247,16 @@ impl Driver {
     /// The known network records (for tests and diagnostics).
     pub async fn networks(&self) -> Vec<NetworkRecord> {
         self.state.lock().await.networks.values().cloned().collect()
+    }
+
+    /// What the driver did to links since start.
+    pub fn link_counts(&self) -> crate::LinkCounts {
+        self.counters.read(self.reaper.queue_len() as u64)
+    }
+
+    /// Reports each durable write of the driver's state file to `observer`.
+    pub fn observe_commits(&self, observer: store::CommitObserver) {
+        self.store.observe_commits(observer);
     }
 
     /// Whether the store has failed (the process should restart).

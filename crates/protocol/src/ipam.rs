@@ -10,6 +10,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// The plugin's local (per node) address space, as it names it in
+/// `GetDefaultAddressSpaces` and the engine then names it in every pool.
+pub const LOCAL_SPACE: &str = "local";
+/// The plugin's Swarm (manager allocated) address space.
+pub const GLOBAL_SPACE: &str = "global";
+
 /// `/IpamDriver.GetCapabilities` response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapabilitiesResponse {

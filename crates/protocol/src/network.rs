@@ -71,6 +71,19 @@ id_type!(
     NetworkId,
     "NetworkID"
 );
+impl NetworkId {
+    /// Whether the engine named the network as Swarm does: 25 lowercase
+    /// base-36 characters (swarmkit's IDs); local networks have 64 hex
+    /// digits.
+    pub fn is_swarm(&self) -> bool {
+        self.0.len() == 25
+            && self
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    }
+}
+
 id_type!(
     /// An endpoint ID (64 hex digits).
     EndpointId,
@@ -102,10 +115,11 @@ fn validate_id(field: &'static str, s: &str) -> Result<(), InvalidId> {
 
 /// Who allocates resources (`Scope`) and how far connectivity reaches
 /// (`ConnectivityScope`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Per node.
+    #[default]
     Local,
     /// Cluster wide (the Swarm manager allocates).
     Global,

@@ -30,6 +30,7 @@ fn every_captured_request_decodes() {
     for file in [
         "dockerd-20.10-requests.jsonl",
         "dockerd-28.5-requests.jsonl",
+        "dockerd-29.x-requests.jsonl",
     ] {
         let lines = fixture_lines(file);
         assert!(lines.len() > 40, "{file} has {} lines", lines.len());
@@ -90,6 +91,16 @@ fn ids_are_required_and_well_formed() {
     let ok: NetworkRequest =
         serde_json::from_str(r#"{"NetworkID":"q4x5ngjzhvk2ei7xsv1eqtf4a"}"#).unwrap();
     assert_eq!(ok.network_id.as_str(), "q4x5ngjzhvk2ei7xsv1eqtf4a");
+    assert!(ok.network_id.is_swarm());
+    let local: NetworkRequest = serde_json::from_str(&format!(
+        r#"{{"NetworkID":"{}"}}"#,
+        "d2b8047dab07f69cc179e22f8949908d7dd11d270478e6bcb40a14a06578d290"
+    ))
+    .unwrap();
+    assert!(!local.network_id.is_swarm());
+    let upper: NetworkRequest =
+        serde_json::from_str(r#"{"NetworkID":"Q4X5NGJZHVK2EI7XSV1EQTF4A"}"#).unwrap();
+    assert!(!upper.network_id.is_swarm());
 }
 
 #[test]

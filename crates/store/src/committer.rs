@@ -3,11 +3,11 @@
 //! changes to redb. See [`crate::Store`] for how the two logs and the
 //! checkpoints fit together; this is the machinery behind that API.
 
-use crate::{Op, StoreError, table, wal};
+use crate::{CommitObserver, CommitRecord, Op, StoreError, table, wal};
 use redb::Database;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -57,9 +57,10 @@ pub(crate) fn start(
     spare: wal::Log,
     path: PathBuf,
     failed: Arc<AtomicBool>,
+    observer: Arc<OnceLock<CommitObserver>>,
 ) -> std::io::Result<(mpsc::Sender<Batch>, thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Batch>();
-    let committer = Committer::new(db, active, spare, path, failed)?;
+    let committer = Committer::new(db, active, spare, path, failed, observer)?;
     let handle = thread::Builder::new()
         .name("state-commit".into())
         .spawn(move || committer.run(&rx))?;
@@ -88,6 +89,8 @@ struct Committer {
     checkpointer: thread::JoinHandle<()>,
     /// A checkpoint is running (its spare log may not be reused yet).
     checkpointing: bool,
+    /// Told of each durable write (see [`crate::Store::observe_commits`]).
+    observer: Arc<OnceLock<CommitObserver>>,
 }
 
 impl Committer {
@@ -97,6 +100,7 @@ impl Committer {
         spare: wal::Log,
         path: PathBuf,
         failed: Arc<AtomicBool>,
+        observer: Arc<OnceLock<CommitObserver>>,
     ) -> std::io::Result<Self> {
         let (checkpoints, jobs) = mpsc::channel::<Vec<Op>>();
         let (report, done) = mpsc::channel();
@@ -119,6 +123,7 @@ impl Committer {
             done,
             checkpointer,
             checkpointing: false,
+            observer,
         })
     }
 
@@ -177,6 +182,20 @@ impl Committer {
         if batches.iter().all(|b| b.ops.is_empty()) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let changes = batches.iter().map(|b| b.ops.len()).sum();
+        self.write(batches)?;
+        if let Some(observe) = self.observer.get() {
+            observe(CommitRecord {
+                changes,
+                elapsed: started.elapsed(),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Committer::commit`]'s write, timed by it.
+    fn write(&mut self, batches: &mut [Batch]) -> Result<(), StoreError> {
         for attempt in 0..2 {
             match self.active.append(batches.iter().flat_map(|b| &b.ops)) {
                 Ok(true) => {

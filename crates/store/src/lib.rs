@@ -25,6 +25,10 @@
 //!   should exit and reload from disk ([`Store::failed`]).
 //! - The file carries a schema version; a file from a newer schema is refused.
 //!
+//! - Each durable log record is reported to the owner's commit observer,
+//!   if one is set ([`Store::observe_commits`]): the store counts nothing
+//!   itself and knows no metrics library.
+//!
 //! Knows nothing of Docker, IP addresses or links: tables hold bytes.
 //! This file is the API; the two threads behind it live in `committer`,
 //! the log format in `wal`.
@@ -125,6 +129,19 @@ impl Commit {
     }
 }
 
+/// One durable write of the committer, as told to a [`CommitObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitRecord {
+    /// Changes the write made durable (the batches it grouped).
+    pub changes: usize,
+    /// From the start of the write to the end of its fdatasync.
+    pub elapsed: std::time::Duration,
+}
+
+/// Called on the committer thread after each durable write: keep it short
+/// (an atomic add, a histogram observation).
+pub type CommitObserver = Arc<dyn Fn(CommitRecord) + Send + Sync>;
+
 /// A key/value snapshot of one table, read at start-up.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -135,6 +152,7 @@ pub struct Store {
     submit: std::sync::Mutex<Option<mpsc::Sender<Batch>>>,
     failed: Arc<AtomicBool>,
     committer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+    observer: Arc<std::sync::OnceLock<CommitObserver>>,
 }
 
 impl Store {
@@ -201,12 +219,14 @@ impl Store {
 
         let db = Arc::new(db);
         let failed = Arc::new(AtomicBool::new(false));
+        let observer = Arc::new(std::sync::OnceLock::new());
         let (tx, committer) = committer::start(
             db.clone(),
             active,
             spare,
             path.to_path_buf(),
             failed.clone(),
+            observer.clone(),
         )
         .map_err(|e| io(&e))?;
         Ok(Store {
@@ -215,7 +235,14 @@ impl Store {
             submit: std::sync::Mutex::new(Some(tx)),
             failed,
             committer: std::sync::Mutex::new(Some(committer)),
+            observer,
         })
+    }
+
+    /// Reports every durable write from now on to `observer` (the first
+    /// observer set stays; later calls are ignored).
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.observer.set(observer);
     }
 
     /// The schema version stamped in the file.

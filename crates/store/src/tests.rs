@@ -220,3 +220,18 @@ fn closed_store_refuses() {
         Err(StoreError::Closed)
     ));
 }
+
+#[test]
+fn each_durable_write_is_reported_to_the_observer_and_empty_ones_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("s.redb"), 1, &["t"]).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    s.observe_commits(Arc::new(move |c: CommitRecord| {
+        record.lock().unwrap().push(c.changes)
+    }));
+    s.submit(vec![put("a", "1"), put("b", "2")]).wait().unwrap();
+    s.submit(Vec::new()).wait().unwrap();
+    s.submit(vec![put("c", "3")]).wait().unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![2, 1]);
+}

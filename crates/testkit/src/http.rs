@@ -51,10 +51,23 @@ impl Reply {
 /// there is no socket to connect to ("connect ...") or no HTTP reply ("no
 /// HTTP reply ..."), which crash tests catch as "plugin gone".
 pub fn request(socket: &Path, method: &str, path: &str, body: &[u8]) -> Reply {
-    let mut s =
+    let s =
         UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    request_over(s, method, path, body)
+}
+
+/// [`request`] on a TCP connection to `addr` (the plugin's `METRICS_ADDR`).
+pub fn request_tcp(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
+    let s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    request_over(s, method, path, body)
+}
+
+/// [`request`] on a connected stream.
+fn request_over(mut s: impl Read + Write, method: &str, path: &str, body: &[u8]) -> Reply {
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: plugin.moby.localhost\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

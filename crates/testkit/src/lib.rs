@@ -2,8 +2,8 @@
 //! the plugin's system tests and the benchmarks: network namespaces with
 //! veth parents ([`NetNs`]), the plugin process ([`Launch`], [`Plugin`]),
 //! HTTP clients that speak to its socket the way the engine does
-//! ([`request`], [`Conn`]), and the request bodies the engine sends
-//! ([`body`]).
+//! ([`request`], [`Conn`]), the request bodies the engine sends
+//! ([`body`]), and a real DHCP server ([`DhcpServer`], dnsmasq).
 //!
 //! Invariants: everything it creates (namespaces, processes, temporary
 //! directories) is removed on drop; namespaces carry the creating
@@ -14,11 +14,13 @@
 //! (tests unwrap them, benchmarks report them).
 
 pub mod body;
+mod dnsmasq;
 mod http;
 mod netns;
 mod plugin;
 
-pub use http::{Conn, Reply, request};
+pub use dnsmasq::{DhcpServer, LeaseLine, ROUTER, SERVER_ADDRESS, client_id_text, dnsmasq_binary};
+pub use http::{Conn, Reply, request, request_tcp};
 pub use netns::{NetNs, ip, ip_binary, kernel_has_ipvlan, require_root};
 pub use plugin::{Launch, Plugin, PluginDir};
 

@@ -118,6 +118,24 @@ impl NetNs {
         details.split(':').next().map(|i| i.trim().to_string())
     }
 
+    /// Runs `f` on a thread of its own inside the namespace (to reach a
+    /// TCP listener there, for instance) and returns what it returns.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns = std::fs::File::open(&path)
+                        .map_err(|e| Error::with(format!("opening {path}"), e))?;
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| Error::with(format!("entering {path}"), e))?;
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| Error::new(format!("the thread in {path} panicked")))?
+        })
+    }
+
     /// `ip -d link show` of one link, or None.
     pub fn link_details(&self, name: &str) -> Option<String> {
         ip(&["-n", &self.name, "-d", "link", "show", "dev", name]).ok()

@@ -111,3 +111,17 @@ impl Line {
         serde_json::from_str(line.trim()).ok()
     }
 }
+
+/// The plan file of a replay run (`replay-guest`, see `replay.rs`).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ReplayPlan {
+    /// File system of the disks (for `mount -t`).
+    pub fs: String,
+    /// Seed of the recorded load's choices.
+    pub seed: u64,
+    /// Calls the recorded load makes.
+    pub calls: u64,
+    /// States of the disk to check at most, spread evenly over the log
+    /// (0: every one).
+    pub max_points: u64,
+}

@@ -79,26 +79,10 @@ fn boot(plan: &Plan, channel: &Channel) -> Result<(), String> {
         // announced early: the reset leaves no time to print
         println!("QK-RESET: this boot ends with sysrq b after the load's call");
     }
-    std::fs::create_dir_all(MOUNT).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args(["-t", &plan.fs, "/dev/vda", MOUNT])
-        .output()
-        .map_err(|e| format!("running mount: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the {} file system does not mount after the cut: {}",
-            plan.fs,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    mount(&plan.fs, "/dev/vda").map_err(|e| format!("after the cut, {e}"))?;
     channel.send(&Line::Started)?;
     let started = Instant::now();
-    let mut plugin = Command::new(PLUGIN_PATH)
-        .args(["--state-dir", &format!("{MOUNT}/state"), "--socket", SOCKET])
-        .args(["--log-level", "warn"])
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting {PLUGIN_PATH}: {e}"))?;
+    let mut plugin = start_plugin()?;
     wait_ready(&mut plugin)?;
     channel.send(&Line::Ready(started.elapsed().as_millis() as u64))?;
 
@@ -115,21 +99,64 @@ fn boot(plan: &Plan, channel: &Channel) -> Result<(), String> {
     );
     channel.send(&Line::Checked(checked))?;
     if plan.cut == Cut::None {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(plugin.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .map_err(|e| format!("stopping the plugin: {e}"))?;
-        let status = plugin.wait().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("the plugin stopped with {status} after SIGTERM"));
-        }
+        stop_plugin(plugin)?;
         return channel.send(&Line::Done);
     }
     load(plan, model, channel, &mut plugin)
 }
 
-fn wait_ready(plugin: &mut Child) -> Result<(), String> {
+/// Starts the real plugin with its state in `MOUNT/state`.
+pub fn start_plugin() -> Result<Child, String> {
+    Command::new(PLUGIN_PATH)
+        .args(["--state-dir", &format!("{MOUNT}/state"), "--socket", SOCKET])
+        .args(["--log-level", "warn"])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {PLUGIN_PATH}: {e}"))
+}
+
+/// Stops the plugin with SIGTERM; anything but a clean exit is an `Err`.
+pub fn stop_plugin(mut plugin: Child) -> Result<(), String> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(plugin.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| format!("stopping the plugin: {e}"))?;
+    let status = plugin.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the plugin stopped with {status} after SIGTERM"));
+    }
+    Ok(())
+}
+
+/// Runs a command of the guest (mount, umount); a failure is an `Err`
+/// with what it printed.
+fn run_tool(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("running {}: {e}", args[0]))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(())
+}
+
+/// Mounts `device` (file system `fs`) at `MOUNT`; a refusal is an `Err`
+/// naming the kernel's complaint.
+pub fn mount(fs: &str, device: &str) -> Result<(), String> {
+    std::fs::create_dir_all(MOUNT).map_err(|e| e.to_string())?;
+    run_tool(&["mount", "-t", fs, device, MOUNT])
+        .map_err(|e| format!("the {fs} file system on {device} does not mount: {e}"))
+}
+
+/// Unmounts `MOUNT`.
+pub fn umount() -> Result<(), String> {
+    run_tool(&["umount", MOUNT]).map_err(|e| format!("umount {MOUNT}: {e}"))
+}
+
+/// Waits until the plugin answers on its socket; its exit first is an `Err`.
+pub fn wait_ready(plugin: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + READY_GUARD;
     loop {
         if let Some(status) = plugin.try_wait().map_err(|e| e.to_string())? {
@@ -185,7 +212,7 @@ fn create_endpoint_body(net: u32, ep: u64) -> String {
 }
 
 /// Checks every acknowledged fact and resolves the call in flight.
-fn check(model: &Model, boot: u64) -> Result<Checked, String> {
+pub fn check(model: &Model, boot: u64) -> Result<Checked, String> {
     let in_flight = model.in_flight.as_ref().map(|s| &s.call);
     let mut resolved = None;
     let mut facts = 0;
@@ -420,11 +447,14 @@ fn perform(call: &Call) -> Result<Outcome, String> {
 }
 
 /// Sends `step` (twice at once if `dup`) and acknowledges the first answer
-/// at once; a second copy must agree before the next call.
-fn send_step(step: &Step, channel: &Channel) -> Result<Outcome, String> {
+/// at once (`ack`); a second copy must agree before the next call.
+pub fn send_step(
+    step: &Step,
+    ack: &dyn Fn(&Outcome) -> Result<(), String>,
+) -> Result<Outcome, String> {
     if !step.dup {
         let outcome = perform(&step.call)?;
-        channel.send(&Line::Ack(outcome.clone()))?;
+        ack(&outcome)?;
         return Ok(outcome);
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -436,7 +466,7 @@ fn send_step(step: &Step, channel: &Channel) -> Result<Outcome, String> {
             });
         }
         let first = rx.recv().map_err(|e| e.to_string())??;
-        channel.send(&Line::Ack(first.clone()))?;
+        ack(&first)?;
         let second = rx.recv().map_err(|e| e.to_string())??;
         if second != first {
             return Err(format!(
@@ -467,7 +497,7 @@ fn load(
                 let _ = std::fs::write("/proc/sysrq-trigger", "b");
             });
         }
-        let outcome = send_step(&step, channel)?;
+        let outcome = send_step(&step, &|o| channel.send(&Line::Ack(o.clone())))?;
         model.apply(&outcome)?;
         if let Some(status) = plugin.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("the plugin exited ({status}) during the load"));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// kind of its networks (CreateNetwork checks the kernel can make it), the
 /// disk, and the file system (the rig fails on a module the kernel lacks;
 /// ext4 is built in, which it accepts).
-fn modules(fs: &str) -> String {
+pub(crate) fn modules(fs: &str) -> String {
     format!("dummy ipvlan virtio_pci virtio_blk {fs}")
 }
 /// Size of the disk image (xfs wants at least 300 MiB).
@@ -26,20 +26,64 @@ const DISK_BYTES: u64 = 320 << 20;
 /// its bytes are taken as read (they are in the FIFO already).
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
 
-/// Settings of one run (one file system).
-pub struct Opts {
+/// What every host role needs: where the VM boots and what it runs.
+#[derive(Default)]
+pub struct Setup {
     /// ext4 or xfs.
     pub fs: String,
+    /// The static plugin binary.
+    pub plugin: PathBuf,
+    /// Scratch directory (disk images, FIFO, plans, logs, history).
+    pub work: PathBuf,
+    /// The rig's run.sh.
+    pub rig: PathBuf,
+}
+
+impl Setup {
+    /// Takes `--fs`, `--plugin`, `--work` or `--rig`; false for other flags.
+    pub fn set(&mut self, flag: &str, value: &str) -> bool {
+        match flag {
+            "--fs" => self.fs = value.to_string(),
+            "--plugin" => self.plugin = value.into(),
+            "--work" => self.work = value.into(),
+            "--rig" => self.rig = value.into(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// All four were given.
+    pub fn complete(&self) -> bool {
+        !(self.fs.is_empty()
+            || self.plugin.as_os_str().is_empty()
+            || self.work.as_os_str().is_empty()
+            || self.rig.as_os_str().is_empty())
+    }
+
+    /// run.sh booting this program as `role`, with the plugin and the plan
+    /// file in the guest; the caller adds disks and the rest of the env.
+    pub fn boot(&self, guest: &Path, role: &str, plan: &Path) -> Command {
+        let mut cmd = Command::new(&self.rig);
+        cmd.arg(guest).arg(role).env(
+            "VM_FILES",
+            format!(
+                "{}:{PLUGIN_PATH} {}:{PLAN_PATH}",
+                self.plugin.display(),
+                plan.display()
+            ),
+        );
+        cmd
+    }
+}
+
+/// Settings of one run (one file system).
+pub struct Opts {
+    /// File system, plugin, rig, scratch directory.
+    pub setup: Setup,
     /// Power cuts to make.
     pub cuts: u64,
     /// Cuts per fresh disk (the first of them during the plugin's first start).
     pub per_disk: u64,
-    /// The static plugin binary.
-    pub plugin: PathBuf,
-    /// Scratch directory (disk image, FIFO, plans, logs, history).
-    pub work: PathBuf,
-    /// The rig's run.sh.
-    pub rig: PathBuf,
     /// Seed of the cut moments (each boot's load gets its own from it).
     pub seed: u64,
     /// Only this kind of cut after the first start (to look into one).
@@ -73,27 +117,29 @@ struct Totals {
 /// a rig that could not run).
 pub fn run(o: &Opts) -> Result<(), String> {
     let t0 = Instant::now();
-    std::fs::create_dir_all(&o.work).map_err(|e| format!("{}: {e}", o.work.display()))?;
+    std::fs::create_dir_all(&o.setup.work)
+        .map_err(|e| format!("{}: {e}", o.setup.work.display()))?;
     let guest = std::env::current_exe().map_err(|e| e.to_string())?;
-    for f in [&o.plugin, &o.rig] {
+    for f in [&o.setup.plugin, &o.setup.rig] {
         if !f.is_file() {
             return Err(format!("{} is missing", f.display()));
         }
     }
-    let template = o.work.join("template.img");
-    make_fs(&o.fs, &template)?;
-    let disk = o.work.join("disk.img");
-    let fifo = o.work.join("ack.fifo");
+    let template = o.setup.work.join("template.img");
+    make_fs(&o.setup.fs, &template)?;
+    let disk = o.setup.work.join("disk.img");
+    let fifo = o.setup.work.join("ack.fifo");
     let _ = std::fs::remove_file(&fifo);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
     let lines = read_lines(&fifo)?;
-    let history_path = o.work.join("history.log");
+    let history_path = o.setup.work.join("history.log");
     let mut history = std::fs::File::create(&history_path).map_err(|e| e.to_string())?;
 
     // the same seed gives each file system its own sequence
     let mut rng = Rng(o.seed
-        ^ o.fs
+        ^ o.setup
+            .fs
             .bytes()
             .fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(b)));
     let mut model = Model::default();
@@ -136,7 +182,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
             }
         };
         let plan = Plan {
-            fs: o.fs.clone(),
+            fs: o.setup.fs.clone(),
             boot,
             seed: rng.next(),
             cut: cut.clone(),
@@ -160,7 +206,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
                 drop(history);
                 return Err(format!(
                     "{} boot {boot} (planned cut {cut:?}; the disk is as {} left it): {e}\nthe sequence of calls and outcomes: {}\n{}",
-                    o.fs,
+                    o.setup.fs,
                     match &last_cut {
                         Some(c) if !fresh => format!("the cut {c:?} of boot {}", boot - 1),
                         _ => "mkfs".to_string(),
@@ -190,7 +236,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         }
         println!(
             "powercut {}: boot {boot:>3} {:<44} {} checked {:>3} facts, in flight {:<40} then {:>2} acks, {:.1} s",
-            o.fs,
+            o.setup.fs,
             format!("{cut:?}"),
             if plan.slow_disk { "slow" } else { "fast" },
             seen.facts,
@@ -205,7 +251,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     }
     println!(
         "powercut {}: PASS: {} cuts ({} during the first start on an empty disk, {} SIGKILLs of qemu after N acknowledgements, {} right after a duplicate's first answer, {} sysrq resets in the guest during a call), {} acknowledged calls, {} acknowledged facts checked after the cuts, calls in flight at a cut: {} applied, {} not; {:.0} s",
-        o.fs,
+        o.setup.fs,
         o.cuts,
         totals.first_start,
         totals.host_kills,
@@ -241,27 +287,19 @@ fn boot_once(
 ) -> Result<Seen, String> {
     // lines left from an earlier boot would be misread as this one's
     while lines.try_recv().is_ok() {}
-    let plan_path = o.work.join("plan.json");
+    let plan_path = o.setup.work.join("plan.json");
     std::fs::write(
         &plan_path,
         serde_json::to_vec(plan).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    let pidfile = o.work.join("qemu.pid");
+    let pidfile = o.setup.work.join("qemu.pid");
     let _ = std::fs::remove_file(&pidfile);
-    let vm_log = o.work.join(format!("boot-{:03}.log", plan.boot));
-    let verdict = o.work.join("run.err");
-    let mut child = Command::new(&o.rig)
-        .arg(guest)
-        .arg("guest")
-        .env(
-            "VM_FILES",
-            format!(
-                "{}:{PLUGIN_PATH} {}:{PLAN_PATH}",
-                o.plugin.display(),
-                plan_path.display()
-            ),
-        )
+    let vm_log = o.setup.work.join(format!("boot-{:03}.log", plan.boot));
+    let verdict = o.setup.work.join("run.err");
+    let mut child = o
+        .setup
+        .boot(guest, "guest", &plan_path)
         .env("VM_DISKS", disk)
         .env(
             "VM_DISK_OPTS",
@@ -274,12 +312,12 @@ fn boot_once(
         .env("VM_SERIAL2", fifo)
         .env("VM_PIDFILE", &pidfile)
         .env("VM_LOG", &vm_log)
-        .env("MODS", modules(&o.fs))
+        .env("MODS", modules(&o.setup.fs))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&verdict).map_err(|e| format!("{}: {e}", verdict.display()))?)
         .spawn()
-        .map_err(|e| format!("starting {}: {e}", o.rig.display()))?;
+        .map_err(|e| format!("starting {}: {e}", o.setup.rig.display()))?;
 
     let mut b = BootState {
         seen: Seen {
@@ -487,7 +525,7 @@ fn read_lines(fifo: &Path) -> Result<mpsc::Receiver<String>, String> {
 }
 
 /// An image of `DISK_BYTES` formatted with `fs` (fails loudly without mkfs).
-fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
+pub(crate) fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
     let (mkfs, args): (&str, &[&str]) = match fs {
         "ext4" => ("mkfs.ext4", &["-q", "-F"]),
         "xfs" => ("mkfs.xfs", &["-q", "-f"]),
@@ -514,7 +552,7 @@ fn make_fs(fs: &str, image: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
     let st = Command::new("cp")
         .arg("--sparse=always")
         .arg(from)
@@ -529,7 +567,7 @@ fn copy_sparse(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// The last `n` lines of a file, for a failure message.
-fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -20,8 +20,6 @@ check_name() {
   [[ $1 =~ ^[a-z0-9][a-z0-9_-]{0,23}$ ]] || die "bad daemon name '$1' (want [a-z0-9][a-z0-9_-]{0,23})"
 }
 
-# Directory to put first on PATH so dockerd, containerd, shims, docker-proxy,
-# docker-init and runc resolve to engine $1 (20|28). Made by install-engines.sh.
 # The files of daemon NAME; dockerd-start.sh and dockerd-stop.sh must agree on them.
 daemon_paths() {
   EXEC=$RIG_RUN/$1
@@ -34,13 +32,77 @@ daemon_paths() {
   CSOCK=$CDIR/c.sock
 }
 
+# --- engines ------------------------------------------------------------------
+# An engine is named by its major version: 20 and 28 are the packaged ones
+# (install-engines.sh), any other dockerd binary is given as DOCKERD=/path/to/dockerd
+# and named by the major version it reports (e.g. 29). Its companions
+# (containerd, containerd-shim-runc-v2, ctr, runc, docker-proxy, docker-init) come
+# from DOCKER_BINDIR, then the dockerd's own directory, then engine 28's
+# unpacked containerd and the machine's runc and tini.
+
+# dockerd_engine: the engine name of $DOCKERD (its major version)
+dockerd_engine() {
+  local v
+  [[ -x ${DOCKERD:-} && ! -d $DOCKERD ]] || die "DOCKERD=${DOCKERD:-} is not an executable dockerd"
+  v=$("$DOCKERD" --version 2>/dev/null) || die "DOCKERD=$DOCKERD: '--version' failed"
+  [[ $v =~ ^Docker\ version\ ([0-9]+)\. ]] || die "DOCKERD=$DOCKERD: cannot read a version from '$v'"
+  echo "$((10#${BASH_REMATCH[1]}))"
+}
+
+# dockerd_bin_dir: a directory of symlinks for $DOCKERD and its companions (see
+# above), one per DOCKERD + DOCKER_BINDIR pair, in the cache; made on every call
+# (cheap) so that it follows the binaries given
+dockerd_bin_dir() {
+  local dockerd own key dir n t d runc_v major
+  dockerd=$(readlink -f "$DOCKERD")
+  own=$(dirname "$dockerd")
+  key=$(printf '%s\n%s\n' "$dockerd" "${DOCKER_BINDIR:-}" | md5sum | cut -c1-10)
+  dir=$RIG_CACHE/dockerd-$key/bin
+  mkdir -p "$dir"
+  ln -sfn "$dockerd" "$dir/dockerd"
+  for n in containerd containerd-shim-runc-v2 ctr runc docker-proxy docker-init; do
+    t=
+    for d in ${DOCKER_BINDIR:+"$DOCKER_BINDIR"} "$own" "$RIG_CACHE/docker-28/bin"; do
+      [[ -x $d/$n ]] && { t=$(readlink -f "$d/$n"); break; }
+    done
+    if [[ -z $t ]]; then
+      case $n in
+        runc) t=$(command -v runc || echo /usr/sbin/runc);;
+        docker-init) t=$(command -v tini-static || command -v docker-init || true);;
+      esac
+    fi
+    if [[ -n $t && -x $t ]]; then ln -sfn "$t" "$dir/$n"; else rm -f "$dir/$n"; fi
+  done
+  [[ -x $dir/containerd ]] || die "DOCKERD=$DOCKERD: no containerd in DOCKER_BINDIR, $own or engine 28 (run install-engines.sh)"
+  [[ -x $dir/runc ]] || die "DOCKERD=$DOCKERD: no runc in DOCKER_BINDIR, $own or on PATH"
+  # Docker 29 runs plugins in a time namespace, which runc before 1.2 refuses
+  # ("namespace {"time" ""} does not exist" at plugin enable)
+  major=$(dockerd_engine)
+  runc_v=$("$dir/runc" --version 2>/dev/null | sed -n 's/^runc version \([0-9]*\.[0-9]*\).*/\1/p')
+  if ((major >= 29)) && [[ -n $runc_v ]] && ((${runc_v%%.*} == 1 && 10#${runc_v#*.} < 2)); then
+    die "DOCKERD=$DOCKERD is Docker $major, which needs runc >= 1.2 (plugins run in a time namespace); $dir/runc is $runc_v: put a newer runc in DOCKER_BINDIR"
+  fi
+  echo "$dir"
+}
+
+# engine_bin_dir ENGINE: the directory to put first on PATH so that dockerd,
+# containerd, shims, docker-proxy, docker-init and runc resolve to ENGINE: the
+# engine of DOCKERD when that is set and ENGINE is its name, else 20 or 28
+# (made by install-engines.sh), else ENGINE_<ENGINE>_BIN_DIR when exported
 engine_bin_dir() {
-  local d
-  case $1 in
-    20) d=${ENGINE_20_BIN_DIR:-$RIG_CACHE/engine-20/bin};;
-    28) d=${ENGINE_28_BIN_DIR:-$RIG_CACHE/docker-28/bin};;
-    *) die "engine must be 20 or 28, not '$1'";;
-  esac
+  local d v
+  if [[ -n ${DOCKERD:-} && $1 == "$(dockerd_engine)" ]]; then
+    d=$(dockerd_bin_dir)
+  else
+    v=ENGINE_${1}_BIN_DIR
+    case $1 in
+      20) d=${ENGINE_20_BIN_DIR:-$RIG_CACHE/engine-20/bin};;
+      28) d=${ENGINE_28_BIN_DIR:-$RIG_CACHE/docker-28/bin};;
+      *) [[ $1 =~ ^[0-9]+$ && -n ${!v:-} ]] ||
+           die "engine must be 20, 28 or the major version of DOCKERD=/path/to/dockerd, not '$1'${DOCKERD:+ (DOCKERD is $(dockerd_engine))}"
+         d=${!v};;
+    esac
+  fi
   [[ -x $d/dockerd && -x $d/containerd ]] || die "engine $1 not found in $d: run install-engines.sh first"
   echo "$d"
 }

@@ -1,9 +1,12 @@
 #!/bin/bash
 # Start a PRIVATE dockerd with its own containerd, never a system daemon's.
 #
-# Usage:  eval "$(tests/rig/docker/dockerd-start.sh NAME 20|28 [extra dockerd args...])"
+# Usage:  eval "$(tests/rig/docker/dockerd-start.sh NAME ENGINE [extra dockerd args...])"
 #         -> prints DOCKER_HOST=unix:///run/ipvlan-rs-test/NAME.sock
-# NAME:   [a-z0-9][a-z0-9_-]{0,23}; engine 20 or 28 as set up by install-engines.sh.
+# NAME:   [a-z0-9][a-z0-9_-]{0,23}
+# ENGINE: 20 or 28 as set up by install-engines.sh, or any dockerd binary given as
+#         DOCKERD=/path/to/dockerd and named by its major version (e.g. 29), with
+#         DOCKER_BINDIR=DIR for its containerd, shim and runc (see common.sh)
 # Env:    NETNS=node1       run containerd + dockerd in /var/run/netns/node1 (nsenter --net;
 #                           `ip netns exec` breaks dockerd: "Devices cgroup isn't mounted")
 #         BRIDGE_CIDR=10.200.0.1/24  give the daemon a default "bridge" network on a
@@ -32,7 +35,7 @@ set -euo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
 . "$HERE/common.sh"
 
-[[ $# -ge 2 ]] || die "usage: $0 NAME 20|28 [dockerd args...]"
+[[ $# -ge 2 ]] || die "usage: $0 NAME 20|28|<major of DOCKERD> [dockerd args...]"
 NAME=$1 ENGINE=$2; shift 2
 check_name "$NAME"
 BIN=$(engine_bin_dir "$ENGINE")

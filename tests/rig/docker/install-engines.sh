@@ -6,6 +6,11 @@
 #   ENGINE_28_BIN_DIR=DIR   Docker 28.5 + containerd from Debian unstable,
 #                           apt-get download + dpkg -x into the cache, never installed
 #   ENGINE_20_VERSION=...   ENGINE_28_VERSION=...
+#   with DOCKERD=/path/to/dockerd also, for its major version N (e.g. 29):
+#   ENGINE_N_BIN_DIR=DIR ENGINE_N_VERSION=... ENGINE_DOCKERD=N
+#                           (nothing installed for it: DOCKER_BINDIR=DIR or the
+#                           dockerd's own directory gives its containerd, shim and
+#                           runc, else engine 28's containerd and the machine's runc)
 # Each DIR holds symlinks (dockerd containerd containerd-shim-runc-v2 ctr
 # docker-proxy docker-init runc) and goes first on PATH for that engine's dockerd.
 # Also installs busybox-static docker-registry iproute2 iptables curl (and runc
@@ -244,4 +249,15 @@ echo "ENGINE_20_VERSION='$V20'"
 if [[ -z ${SKIP_ENGINE_28:-} ]]; then
   echo "ENGINE_28_BIN_DIR=$E28"
   echo "ENGINE_28_VERSION='$V28'"
+fi
+
+# --- any dockerd: DOCKERD=/path/to/dockerd, named by its major version ---------------
+if [[ -n ${DOCKERD:-} ]]; then
+  N=$(dockerd_engine)
+  EN=$(dockerd_bin_dir)
+  VN=$("$EN/dockerd" --version)
+  log "engine $N (DOCKERD): $VN ($(readlink -f "$EN/dockerd")); $("$EN/containerd" --version); $("$EN/runc" --version | head -1)"
+  echo "ENGINE_${N}_BIN_DIR=$EN"
+  echo "ENGINE_${N}_VERSION='$VN'"
+  echo "ENGINE_DOCKERD=$N"
 fi

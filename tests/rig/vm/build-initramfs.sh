@@ -40,38 +40,14 @@ fi
 [[ -f $VM_RIG_DIR/guest-init ]] || die "missing $VM_RIG_DIR/guest-init"
 case $COMPRESS in gzip|zstd|none) ;; *) die "COMPRESS must be gzip, zstd or none";; esac
 
-# in_guest PATH: PATH of the unpacked guest tree ($GUEST_ROOT) as the host
-# sees it, following symlinks inside that tree (absolute ones included)
-in_guest() {
-  local p=$GUEST_ROOT$1 t n=0
-  while [[ -L $p ]] && ((n++ < 16)); do
-    t=$(readlink "$p")
-    if [[ $t == /* ]]; then p=$GUEST_ROOT$t; else p=$(dirname "$p")/$t; fi
-  done
-  echo "$p"
-}
 iproute_files() { # the ip binary, its libraries and the dynamic loader (host paths)
   if [[ $ARCH == amd64 ]]; then
     echo "$IPBIN"; ldd "$IPBIN" | grep -o '/[^ ]*'
     return
   fi
   # another architecture: no ldd; the NEEDED entries, resolved in the guest tree
-  local -A seen=(); local queue=("$IPBIN") f lib d found interp
   echo "$IPBIN"
-  interp=$(readelf -lW "$IPBIN" | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
-  [[ -n $interp ]] && echo "$(in_guest "$interp") $interp"
-  while ((${#queue[@]})); do
-    f=${queue[0]}; queue=("${queue[@]:1}")
-    for lib in $(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-      [[ -n ${seen[$lib]:-} ]] && continue
-      seen[$lib]=1; found=
-      for d in /lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu; do
-        [[ -e $(in_guest "$d/$lib") ]] || continue
-        found=$(in_guest "$d/$lib"); echo "$found $d/$lib"; queue+=("$found"); break
-      done
-      [[ -n $found ]] || { echo "iproute_files: $lib (needed by $f) is not in $GUEST_ROOT" >&2; return 1; }
-    done
-  done
+  guest_needed "$IPBIN"
 }
 inputs_hash() {
   {

@@ -72,3 +72,34 @@ kernel_moddir() {
 }
 kernel_version() { local m; m=$(kernel_moddir) && basename "$m"; }
 kernel_image() { local v; v=$(kernel_version) && [[ -f $KERNEL_ROOT/boot/vmlinuz-$v ]] && echo "$KERNEL_ROOT/boot/vmlinuz-$v"; }
+
+# in_guest PATH: PATH of the unpacked guest tree ($GUEST_ROOT) as the host
+# sees it, following symlinks inside that tree (absolute ones included)
+in_guest() {
+  local p=$GUEST_ROOT$1 t n=0
+  while [[ -L $p ]] && ((n++ < 16)); do
+    t=$(readlink "$p")
+    if [[ $t == /* ]]; then p=$GUEST_ROOT$t; else p=$(dirname "$p")/$t; fi
+  done
+  echo "$p"
+}
+# guest_needed BIN: the dynamic loader and the libraries (recursively) that
+# BIN of the guest tree needs, one "hostpath guestpath" line each, found by
+# readelf's NEEDED entries (no ldd for another architecture)
+guest_needed() {
+  local -A seen=(); local queue=("$1") f lib d found interp
+  interp=$(readelf -lW "$1" | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
+  [[ -n $interp ]] && echo "$(in_guest "$interp") $interp"
+  while ((${#queue[@]})); do
+    f=${queue[0]}; queue=("${queue[@]:1}")
+    for lib in $(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [[ -n ${seen[$lib]:-} ]] && continue
+      seen[$lib]=1; found=
+      for d in /lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu; do
+        [[ -e $(in_guest "$d/$lib") ]] || continue
+        found=$(in_guest "$d/$lib"); echo "$found $d/$lib"; queue+=("$found"); break
+      done
+      [[ -n $found ]] || { echo "guest_needed: $lib (needed by $f) is not in $GUEST_ROOT" >&2; return 1; }
+    done
+  done
+}

@@ -24,9 +24,13 @@ PROG=setup.sh
 # shellcheck source=common.sh
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 KFLAVOUR=${KFLAVOUR:-cloud-$ARCH}
-# arm64: /usr/local/sbin/ip in the guest is Debian's arm64 iproute2 with these libraries
+# arm64: /usr/local/sbin/ip in the guest is Debian's arm64 iproute2 with these
+# libraries; the DHCP case's dnsmasq (tests/vm-guest/run.sh) likewise
 GUEST_PKGS=()
-[[ $ARCH == amd64 ]] || GUEST_PKGS=(iproute2 libbpf1 libelf1 libmnl0 libbsd0 libcap2 libc6 zlib1g libmd0)
+[[ $ARCH == amd64 ]] || GUEST_PKGS=(iproute2 libbpf1 libelf1 libmnl0 libbsd0 libcap2 libc6 zlib1g libmd0
+  dnsmasq-base libdbus-1-3 libsystemd0 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libzstd1
+  libidn2-0 libunistring2 libnetfilter-conntrack3 libnfnetlink0 libnettle8 libhogweed6 libgmp10
+  libnftables1 libnftnl11 libjansson4 libxtables12)
 T0=$(date +%s.%N)
 
 command -v apt-get >/dev/null && command -v dpkg >/dev/null || die "needs apt-get and dpkg (a Debian host)"
@@ -175,7 +179,8 @@ done
 kernel_image >/dev/null || die "no vmlinuz/modules in $KERNEL_ROOT"
 busybox_ok || die "busybox does not run: $HOST_BUSYBOX"
 qemu_ok || { qemu --version >&2 || true; die "qemu does not run: $QEMU_BIN (missing libraries? try REFRESH=1)"; }
-for m in ipvlan macvlan 8021q dummy veth; do
+# dm-mod, dm-log-writes and dm-snapshot: the power-cut test's replay check
+for m in ipvlan macvlan 8021q dummy veth dm-mod dm-log-writes dm-snapshot; do
   [[ -n $(find "$(kernel_moddir)/kernel" -name "$m.ko*" -print -quit) ]] || die "kernel $(kernel_version) has no $m module"
 done
 fingerprint > setup.stamp

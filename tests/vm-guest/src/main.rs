@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod rig;
+mod dhcp;
 mod parents;
 mod reconcile;
 mod traffic;
@@ -17,7 +18,9 @@ use parents::{
     dummy_parent, mtu_against_the_parent, shared_parent_conflicts, vlan_ids_name_one_link,
     vlan_parent,
 };
-use reconcile::{batched_deletes, prefix_collision, reconcile_after_crash};
+use reconcile::{
+    batched_deletes, prefix_collision, reconcile_after_crash, status_and_drift_of_created_parents,
+};
 use rig::{Captured, Rig};
 use std::path::Path;
 use traffic::{modes_and_flags, reused_links, traffic};
@@ -94,6 +97,14 @@ async fn main() -> std::process::ExitCode {
     case!(
         "reconcile_removes_strays_and_recreates_created_parents",
         reconcile_after_crash(&mut rig)
+    );
+    case!(
+        "status_shows_created_parents_and_their_drift_until_reconcile",
+        status_and_drift_of_created_parents(&mut rig)
+    );
+    case!(
+        "dhcp_ipvlan_l2_endpoints_lease_from_dnsmasq_and_release",
+        dhcp::dhcp_ipvlan_l2(&mut rig)
     );
     if failed == 0 {
         std::process::ExitCode::SUCCESS

@@ -150,3 +150,91 @@ pub(crate) async fn batched_deletes(rig: &mut Rig) -> Result {
     ip("link del bystander0")?;
     Ok(())
 }
+
+/// The operator's view where every kind of parent exists: an ipvlan network on
+/// a created 802.1Q parent and one on a created dummy parent show as such, with a
+/// joined endpoint; both parents deleted behind the driver's back are drift
+/// (created: a restart re-creates them), and after reconcile there is none.
+pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result {
+    rig.dummy("st0").await?;
+    let vlan = rig.id("n");
+    rig.network(
+        &vlan,
+        json!({"parent": "st0.9"}),
+        "10.62.0.0/24",
+        Some("10.62.0.1/24"),
+    )
+    .await?;
+    let internal = rig.id("d");
+    rig.network(&internal, json!({}), "10.63.0.0/24", None)
+        .await?;
+    let dummy = ipvlan_driver::dummy_name(&internal);
+    let eid = rig.id("e");
+    rig.endpoint(&vlan, &eid, "10.62.0.2/24").await?;
+    let status = rig.status().await?;
+    let shown = |id: &str| status.networks.iter().find(|n| n.id == id).cloned();
+    let (Some(v), Some(d)) = (shown(&vlan), shown(&internal)) else {
+        return Err(format!("networks missing from {:?}", status.networks));
+    };
+    check!(
+        v.kind == "ipvlan"
+            && v.mode == "l2 bridge"
+            && v.parent == "st0.9"
+            && v.parent_up == Some(true)
+            && v.created_parent
+                == Some(ipvlan_driver::CreatedParent::Vlan {
+                    base: "st0".into(),
+                    vid: 9
+                })
+            && v.endpoints == 1,
+        "802.1Q network shown as {v:?}"
+    );
+    check!(
+        d.parent == dummy
+            && d.created_parent == Some(ipvlan_driver::CreatedParent::Dummy)
+            && d.internal
+            && d.endpoints == 0,
+        "dummy network shown as {d:?}"
+    );
+    let parent_mac = rig.nl.get("st0.9").await.unwrap().and_then(|l| l.mac);
+    let e = status.endpoints.iter().find(|e| e.id == eid);
+    check!(
+        e.is_some_and(|e| e.joined == Some(true)
+            && e.link_in_host
+            && parent_mac.is_some()
+            && e.mac.as_deref().map(|m| m.replace(':', ""))
+                == parent_mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect())),
+        "endpoint shown as {e:?} (parent MAC {parent_mac:?})"
+    );
+    check!(status.drift.is_empty(), "drift {:?}", status.drift);
+
+    // both created parents go behind the driver's back
+    ip("link del st0.9")?;
+    ip(&format!("link del {dummy}"))?;
+    let drift = rig.status().await?.drift;
+    let mut missing: Vec<(String, bool)> = drift
+        .missing_parents
+        .iter()
+        .map(|m| (m.parent.clone(), m.created))
+        .collect();
+    missing.sort();
+    let mut want = vec![("st0.9".to_string(), true), (dummy.clone(), true)];
+    want.sort();
+    check!(
+        missing == want,
+        "missing parents {missing:?}, want {want:?}"
+    );
+    check!(
+        drift.orphan_links.is_empty() && drift.missing_links.is_empty(),
+        "drift {drift:?}"
+    );
+    rig.reopen();
+    rig.driver().reconcile().await.map_err(|e| e.to_string())?;
+    let drift = rig.status().await?.drift;
+    check!(drift.is_empty(), "drift after reconcile {drift:?}");
+    rig.delete_endpoint(&vlan, &eid).await?;
+    rig.delete_network(&vlan).await?;
+    rig.delete_network(&internal).await?;
+    ip("link del st0")?;
+    Ok(())
+}

@@ -140,6 +140,11 @@ impl Rig {
         Ok(info["link"].as_str().unwrap_or_default().to_string())
     }
 
+    /// The driver's operator view (`GET /status`'s driver part).
+    pub(crate) async fn status(&self) -> Result<ipvlan_driver::DriverStatus> {
+        self.driver().status().await.map_err(|e| e.to_string())
+    }
+
     pub(crate) async fn exists(&self, name: &str) -> bool {
         self.nl.get(name).await.unwrap().is_some()
     }

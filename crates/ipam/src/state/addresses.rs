@@ -59,25 +59,31 @@ impl Allocations {
     /// Addresses in `net` allocated through `owner`.
     pub(super) fn owned_in(&self, net: &IpNet, owner: Owner) -> Vec<IpAddr> {
         let (lo, hi) = bounds(net);
-        let keep = |o: &Owner| *o == owner;
-        match net {
-            IpNet::V4(_) => {
-                let (l, h) = (
-                    u32::try_from(lo).unwrap_or(0),
-                    u32::try_from(hi).unwrap_or(u32::MAX),
-                );
-                self.v4
-                    .range(l..=h)
-                    .filter(|(_, o)| keep(o))
-                    .map(|(k, _)| from_int(u128::from(*k), net))
-                    .collect()
-            }
-            IpNet::V6(_) => self
-                .v6
-                .range(lo..=hi)
-                .filter(|(_, o)| keep(o))
-                .map(|(k, _)| from_int(*k, net))
-                .collect(),
+        self.entries(matches!(net, IpNet::V6(_)), lo, hi)
+            .filter(|(_, o)| *o == owner)
+            .map(|(k, _)| from_int(k, net))
+            .collect()
+    }
+
+    /// Allocated addresses of one family in `lo..=hi`, in order, with the
+    /// pool that allocated each.
+    pub(super) fn entries(
+        &self,
+        v6: bool,
+        lo: u128,
+        hi: u128,
+    ) -> Box<dyn Iterator<Item = (u128, Owner)> + '_> {
+        if lo > hi {
+            return Box::new(std::iter::empty());
+        }
+        if v6 {
+            Box::new(self.v6.range(lo..=hi).map(|(k, o)| (*k, *o)))
+        } else {
+            let (l, h) = (
+                u32::try_from(lo).unwrap_or(u32::MAX),
+                u32::try_from(hi).unwrap_or(u32::MAX),
+            );
+            Box::new(self.v4.range(l..=h).map(|(k, o)| (u128::from(*k), *o)))
         }
     }
 }

@@ -1,0 +1,326 @@
+//! The exchanges: acquiring a lease (DISCOVER/OFFER/REQUEST/ACK, with an
+//! ARP probe and DECLINE), extending it (RENEWING, REBINDING,
+//! INIT-REBOOT) and releasing it.
+
+use crate::frame::{self, BROADCAST_MAC};
+use crate::message::{Grant, Lease, Reply, Request, check_reply, encode_request};
+use crate::socket::PacketSocket;
+use crate::{ClientId, DhcpError, Mac, Parent, Settings, mac_text};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::Ipv4Addr;
+use tokio::time::{Instant, timeout_at};
+
+/// A fresh transaction ID (std's per-call random hasher keys are enough:
+/// xids only need to differ between exchanges).
+fn random_xid() -> u32 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(u64::from(std::process::id()));
+    hasher.finish() as u32
+}
+
+/// One exchange: a socket, a client, a deadline.
+struct Exchange<'a> {
+    socket: PacketSocket,
+    parent: &'a Parent,
+    client: &'a ClientId,
+    settings: &'a Settings,
+    started: Instant,
+    deadline: Instant,
+}
+
+/// What ends a wait for a reply.
+enum Outcome<T> {
+    Done(T),
+    Nak { server: Ipv4Addr, message: String },
+}
+
+impl<'a> Exchange<'a> {
+    fn open(
+        parent: &'a Parent,
+        client: &'a ClientId,
+        settings: &'a Settings,
+    ) -> Result<Exchange<'a>, DhcpError> {
+        // a macvlan endpoint's MAC is on no link yet: let the NIC take it
+        let extra = (client.hardware != parent.mac).then_some(client.hardware);
+        let socket =
+            PacketSocket::open(parent.index, extra).map_err(|e| self_socket_error(parent, e))?;
+        let started = Instant::now();
+        Ok(Exchange {
+            socket,
+            parent,
+            client,
+            settings,
+            started,
+            deadline: started + settings.timeout,
+        })
+    }
+
+    fn no_server(&self) -> DhcpError {
+        DhcpError::NoServer {
+            parent: self.parent.name.clone(),
+            waited: self.started.elapsed(),
+        }
+    }
+
+    /// Sends `kind` of transaction `xid` from `src_ip` to `dst`.
+    async fn send(
+        &self,
+        kind: Request,
+        xid: u32,
+        src_ip: Ipv4Addr,
+        dst: (Mac, Ipv4Addr),
+    ) -> Result<(), DhcpError> {
+        let payload = encode_request(kind, xid, self.client, true)?;
+        let frame = frame::udp_frame(self.client.hardware, dst.0, src_ip, dst.1, &payload)
+            .ok_or_else(|| DhcpError::Encode("frame too long".into()))?;
+        self.socket
+            .send(&frame)
+            .await
+            .map_err(|e| self_socket_error(self.parent, e))
+    }
+
+    /// Sends `kind` and waits for a reply `accept` takes, sending again
+    /// every `retransmit`, until the exchange's deadline (`Ok(None)`).
+    async fn transact<T>(
+        &self,
+        kind: Request,
+        src_ip: Ipv4Addr,
+        dst: (Mac, Ipv4Addr),
+        accept: impl Fn(Grant, bool) -> Option<T>,
+    ) -> Result<Option<(Outcome<T>, Mac)>, DhcpError> {
+        let xid = random_xid();
+        while Instant::now() < self.deadline {
+            self.send(kind, xid, src_ip, dst).await?;
+            let until = (Instant::now() + self.settings.retransmit).min(self.deadline);
+            let wait = async {
+                loop {
+                    let frame = self
+                        .socket
+                        .recv()
+                        .await
+                        .map_err(|e| self_socket_error(self.parent, e))?;
+                    let Some((payload, from)) = frame::dhcp_payload(&frame) else {
+                        continue;
+                    };
+                    let outcome = match check_reply(payload, xid, self.client) {
+                        Some(Reply::Offer(g)) => accept(g, false).map(Outcome::Done),
+                        Some(Reply::Ack(g)) => accept(g, true).map(Outcome::Done),
+                        Some(Reply::Nak { server, message }) => {
+                            Some(Outcome::Nak { server, message })
+                        }
+                        None => None,
+                    };
+                    if let Some(outcome) = outcome {
+                        return Ok::<_, DhcpError>((outcome, from));
+                    }
+                }
+            };
+            if let Ok(answer) = timeout_at(until, wait).await {
+                return answer.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Who else answers ARP for `address` within the probe time, if anyone.
+    async fn probe(&self, address: Ipv4Addr) -> Result<Option<Mac>, DhcpError> {
+        if self.settings.arp_probe.is_zero() {
+            return Ok(None);
+        }
+        let frame = frame::arp_probe(self.client.hardware, address)
+            .ok_or_else(|| DhcpError::Encode("ARP probe".into()))?;
+        self.socket
+            .send(&frame)
+            .await
+            .map_err(|e| self_socket_error(self.parent, e))?;
+        let until = Instant::now() + self.settings.arp_probe;
+        let wait = async {
+            loop {
+                let frame = self.socket.recv().await?;
+                if let Some(holder) = frame::arp_claim(&frame, address, self.client.hardware) {
+                    return Ok::<_, std::io::Error>(holder);
+                }
+            }
+        };
+        match timeout_at(until, wait).await {
+            Ok(found) => found
+                .map(Some)
+                .map_err(|e| self_socket_error(self.parent, e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn nak(&self, address: Ipv4Addr, server: Ipv4Addr, message: String) -> DhcpError {
+        DhcpError::Nak {
+            parent: self.parent.name.clone(),
+            address,
+            server,
+            message: if message.is_empty() {
+                message
+            } else {
+                format!(": {message}")
+            },
+        }
+    }
+}
+
+fn self_socket_error(parent: &Parent, source: std::io::Error) -> DhcpError {
+    DhcpError::Socket {
+        parent: parent.name.clone(),
+        source,
+    }
+}
+
+const ANYWHERE: (Mac, Ipv4Addr) = (BROADCAST_MAC, Ipv4Addr::BROADCAST);
+
+/// Obtains a new lease for `client` on `parent`: DISCOVER, the first
+/// acceptable OFFER, REQUEST, ACK, then an ARP probe of the address
+/// (DECLINE and start over if another host answers). A NAK starts over.
+/// Fails with [`DhcpError::NoServer`] once `settings.timeout` has passed.
+pub async fn acquire(
+    parent: &Parent,
+    client: &ClientId,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    let ex = Exchange::open(parent, client, settings)?;
+    let zero = Ipv4Addr::UNSPECIFIED;
+    let mut declined: Option<DhcpError> = None;
+    loop {
+        let offer = ex
+            .transact(Request::Discover, zero, ANYWHERE, |g, ack| {
+                (!ack).then_some(g)
+            })
+            .await?;
+        let Some((Outcome::Done(offer), _)) = offer else {
+            // a NAK never answers a DISCOVER; only silence gets here
+            return Err(declined.unwrap_or_else(|| ex.no_server()));
+        };
+        let select = Request::Select {
+            address: offer.address,
+            server: offer.server,
+        };
+        let answer = ex
+            .transact(select, zero, ANYWHERE, |g, ack| {
+                (ack && g.address == offer.address).then_some(g)
+            })
+            .await?;
+        let (grant, from) = match answer {
+            Some((Outcome::Done(grant), from)) => (grant, from),
+            Some((Outcome::Nak { server, message }, _)) => {
+                tracing::debug!(parent = %parent.name, address = %offer.address, %server, %message, "DHCPNAK to our request; starting over");
+                continue;
+            }
+            None => return Err(declined.unwrap_or_else(|| ex.no_server())),
+        };
+        if let Some(holder) = ex.probe(grant.address).await? {
+            tracing::warn!(parent = %parent.name, address = %grant.address, holder = %mac_text(&holder), "offered address answers ARP; declining it");
+            let decline = Request::Decline {
+                address: grant.address,
+                server: grant.server,
+            };
+            ex.send(decline, random_xid(), zero, ANYWHERE).await?;
+            declined = Some(DhcpError::AddressInUse {
+                parent: parent.name.clone(),
+                address: grant.address,
+                holder: mac_text(&holder),
+            });
+            continue;
+        }
+        return Ok(grant.lease(from));
+    }
+}
+
+/// How an extension is sent.
+#[derive(Clone, Copy)]
+enum Extension {
+    /// RENEWING: unicast to the server that granted it.
+    Renew,
+    /// REBINDING: broadcast, to any server.
+    Rebind,
+    /// INIT-REBOOT: broadcast, without claiming the address as ours.
+    Reboot,
+}
+
+async fn extend(
+    how: Extension,
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    let ex = Exchange::open(parent, client, settings)?;
+    let address = lease.address;
+    let (kind, src_ip, dst) = match how {
+        Extension::Renew => (
+            Request::Extend { address },
+            address,
+            (lease.server_mac, lease.server),
+        ),
+        Extension::Rebind => (Request::Extend { address }, address, ANYWHERE),
+        Extension::Reboot => (Request::Reboot { address }, Ipv4Addr::UNSPECIFIED, ANYWHERE),
+    };
+    let answer = ex
+        .transact(kind, src_ip, dst, |g, ack| {
+            (ack && g.address == address).then_some(g)
+        })
+        .await?;
+    match answer {
+        Some((Outcome::Done(grant), from)) => Ok(grant.lease(from)),
+        Some((Outcome::Nak { server, message }, _)) => Err(ex.nak(address, server, message)),
+        None => Err(ex.no_server()),
+    }
+}
+
+/// Extends `lease` at T1: a REQUEST unicast to the server that granted it.
+/// The answer is the lease with new times (its server may differ).
+pub async fn renew(
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    extend(Extension::Renew, parent, client, lease, settings).await
+}
+
+/// Extends `lease` at T2: a REQUEST broadcast to any server.
+pub async fn rebind(
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    extend(Extension::Rebind, parent, client, lease, settings).await
+}
+
+/// Asks again for the address of a lease that ran out (the plugin was
+/// down): INIT-REBOOT, a broadcast REQUEST naming the address.
+pub async fn reboot(
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    extend(Extension::Reboot, parent, client, lease, settings).await
+}
+
+/// Gives `lease` back (DHCPRELEASE, unicast to its server). The server
+/// does not answer; a lost release only leaves the lease to expire.
+pub async fn release(
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<(), DhcpError> {
+    let ex = Exchange::open(parent, client, settings)?;
+    let kind = Request::Release {
+        address: lease.address,
+        server: lease.server,
+    };
+    ex.send(
+        kind,
+        random_xid(),
+        lease.address,
+        (lease.server_mac, lease.server),
+    )
+    .await
+}

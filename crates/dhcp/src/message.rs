@@ -1,0 +1,536 @@
+//! DHCP messages: the requests we send and the checks a reply must pass
+//! (no I/O; the wire format is dhcproto's).
+
+use crate::{ClientId, DhcpError, Mac};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a server granted, as kept between exchanges (and stored by the
+/// caller across restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// Its prefix length (from the subnet mask).
+    pub prefix_len: u8,
+    /// The first router the server named (the default route).
+    pub router: Option<Ipv4Addr>,
+    /// The server identifier.
+    pub server: Ipv4Addr,
+    /// MAC the server's answer came from (renewals are sent there).
+    pub server_mac: Mac,
+    /// Lease time in seconds (`u32::MAX`: infinite).
+    pub lease_secs: u32,
+    /// T1: seconds after `granted_at` when renewal starts.
+    pub renew_secs: u32,
+    /// T2: seconds after `granted_at` when rebinding starts.
+    pub rebind_secs: u32,
+    /// When the server granted it (seconds since the Unix epoch).
+    pub granted_at: u64,
+}
+
+impl Lease {
+    /// Seconds since the epoch when the lease ends (`None`: never).
+    pub fn expires_at(&self) -> Option<u64> {
+        (self.lease_secs != u32::MAX).then(|| self.granted_at + u64::from(self.lease_secs))
+    }
+    /// Seconds since the epoch of T1 (`None`: never).
+    pub fn renew_at(&self) -> Option<u64> {
+        (self.lease_secs != u32::MAX).then(|| self.granted_at + u64::from(self.renew_secs))
+    }
+    /// Seconds since the epoch of T2 (`None`: never).
+    pub fn rebind_at(&self) -> Option<u64> {
+        (self.lease_secs != u32::MAX).then(|| self.granted_at + u64::from(self.rebind_secs))
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a request is for; decides its addresses and options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    Discover,
+    /// SELECTING: the offer of `server` for `address`.
+    Select {
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+    },
+    /// RENEWING / REBINDING: `ciaddr` is ours.
+    Extend {
+        address: Ipv4Addr,
+    },
+    /// INIT-REBOOT: asking for an address we held before.
+    Reboot {
+        address: Ipv4Addr,
+    },
+    Release {
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+    },
+    Decline {
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+    },
+}
+
+/// The option that ends the option list.
+const END: u8 = 255;
+
+/// The options we ask servers for.
+const WANTED: [OptionCode; 5] = [
+    OptionCode::SubnetMask,
+    OptionCode::Router,
+    OptionCode::AddressLeaseTime,
+    OptionCode::Renewal,
+    OptionCode::Rebinding,
+];
+
+/// Encodes the request `kind` of transaction `xid`. `broadcast` asks the
+/// server to broadcast its answer (RFC 2131 4.1): replies to an address
+/// not yet configured anywhere could not reach us otherwise.
+pub(crate) fn encode_request(
+    kind: Request,
+    xid: u32,
+    client: &ClientId,
+    broadcast: bool,
+) -> Result<Vec<u8>, DhcpError> {
+    let zero = Ipv4Addr::UNSPECIFIED;
+    let ciaddr = match kind {
+        Request::Extend { address } | Request::Release { address, .. } => address,
+        _ => zero,
+    };
+    let mut msg = Message::new_with_id(xid, ciaddr, zero, zero, zero, &client.hardware);
+    msg.set_opcode(Opcode::BootRequest);
+    if broadcast && ciaddr.is_unspecified() {
+        msg.set_flags(Flags::default().set_broadcast());
+    }
+    let (mtype, requested, server) = match kind {
+        Request::Discover => (MessageType::Discover, None, None),
+        Request::Select { address, server } => (MessageType::Request, Some(address), Some(server)),
+        Request::Extend { .. } => (MessageType::Request, None, None),
+        Request::Reboot { address } => (MessageType::Request, Some(address), None),
+        Request::Release { server, .. } => (MessageType::Release, None, Some(server)),
+        Request::Decline { address, server } => (MessageType::Decline, Some(address), Some(server)),
+    };
+    let opts = msg.opts_mut();
+    opts.insert(DhcpOption::MessageType(mtype));
+    opts.insert(DhcpOption::ClientIdentifier(client.client_id.clone()));
+    if let Some(address) = requested {
+        opts.insert(DhcpOption::RequestedIpAddress(address));
+    }
+    if let Some(server) = server {
+        opts.insert(DhcpOption::ServerIdentifier(server));
+    }
+    if !matches!(kind, Request::Release { .. } | Request::Decline { .. }) {
+        opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
+        if let Some(name) = &client.hostname {
+            opts.insert(DhcpOption::Hostname(name.clone()));
+        }
+    }
+    msg.to_vec().map_err(|e| DhcpError::Encode(e.to_string()))
+}
+
+/// A reply that passed the checks of [`check_reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    Offer(Grant),
+    Ack(Grant),
+    Nak { server: Ipv4Addr, message: String },
+}
+
+/// What an OFFER or ACK grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub(crate) address: Ipv4Addr,
+    pub(crate) prefix_len: u8,
+    pub(crate) router: Option<Ipv4Addr>,
+    pub(crate) server: Ipv4Addr,
+    pub(crate) lease_secs: u32,
+    pub(crate) renew_secs: Option<u32>,
+    pub(crate) rebind_secs: Option<u32>,
+}
+
+impl Grant {
+    /// The lease this ACK makes, granted now, by a server answering from `server_mac`.
+    pub(crate) fn lease(&self, server_mac: Mac) -> Lease {
+        let lease = self.lease_secs;
+        // RFC 2131 4.4.5: T1 = 0.5, T2 = 0.875 of the lease by default
+        let renew = self.renew_secs.unwrap_or(lease / 2).min(lease);
+        let rebind = self
+            .rebind_secs
+            .unwrap_or((u64::from(lease) * 7 / 8) as u32)
+            .clamp(renew, lease);
+        Lease {
+            address: self.address,
+            prefix_len: self.prefix_len,
+            router: self.router,
+            server: self.server,
+            server_mac,
+            lease_secs: lease,
+            renew_secs: renew,
+            rebind_secs: rebind,
+            granted_at: now_secs(),
+        }
+    }
+}
+
+/// The prefix length of a contiguous subnet mask.
+fn prefix_of(mask: Ipv4Addr) -> Option<u8> {
+    let bits = u32::from(mask);
+    let len = bits.leading_ones();
+    (bits.checked_shl(len).unwrap_or(0) == 0 && (1..=32).contains(&len)).then_some(len as u8)
+}
+
+/// Whether `address` can be a host's under prefix `len`: a unicast address,
+/// not the subnet's network or broadcast address (except in /31 and /32).
+fn usable(address: Ipv4Addr, len: u8) -> bool {
+    if address.is_unspecified()
+        || address.is_broadcast()
+        || address.is_multicast()
+        || address.is_loopback()
+    {
+        return false;
+    }
+    if len >= 31 {
+        return true;
+    }
+    let host_mask = u32::MAX >> len;
+    let host = u32::from(address) & host_mask;
+    host != 0 && host != host_mask
+}
+
+/// Whether `a` and `b` are in one subnet of prefix `len`.
+fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// Decodes a DHCP payload and returns it if it answers transaction `xid`
+/// of `client`; `None` for anything else (another client's traffic, a
+/// request, a malformed or inconsistent reply).
+pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option<Reply> {
+    // the decoder reads options up to the end of what it is given: a cut
+    // message would pass without the options it lost (the client
+    // identifier among them). RFC 2131 ends the list with END, then pad.
+    let unpadded = payload.iter().rposition(|&b| b != 0)?;
+    if payload[unpadded] != END {
+        return None;
+    }
+    let msg = Message::decode(&mut Decoder::new(payload)).ok()?;
+    if msg.opcode() != Opcode::BootReply || msg.xid() != xid {
+        return None;
+    }
+    if msg.chaddr().get(..6) != Some(&client.hardware[..]) {
+        return None;
+    }
+    let opts = msg.opts();
+    // RFC 6842: servers echo it; a foreign one is another endpoint's reply
+    if let Some(DhcpOption::ClientIdentifier(id)) = opts.get(OptionCode::ClientIdentifier)
+        && id != &client.client_id
+    {
+        return None;
+    }
+    let server = match opts.get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(s)) => Some(*s),
+        _ => None,
+    };
+    match opts.msg_type()? {
+        MessageType::Nak => Some(Reply::Nak {
+            server: server.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            message: match opts.get(OptionCode::Message) {
+                Some(DhcpOption::Message(m)) => m.clone(),
+                _ => String::new(),
+            },
+        }),
+        kind @ (MessageType::Offer | MessageType::Ack) => {
+            let grant = grant_of(&msg, server?)?;
+            Some(match kind {
+                MessageType::Offer => Reply::Offer(grant),
+                _ => Reply::Ack(grant),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The grant of an OFFER or ACK, if its address, mask and router agree.
+fn grant_of(msg: &Message, server: Ipv4Addr) -> Option<Grant> {
+    let opts = msg.opts();
+    let address = msg.yiaddr();
+    // without a mask the container's prefix would be a guess
+    let prefix_len = match opts.get(OptionCode::SubnetMask) {
+        Some(DhcpOption::SubnetMask(mask)) => prefix_of(*mask)?,
+        _ => return None,
+    };
+    if !usable(address, prefix_len) {
+        return None;
+    }
+    let router = match opts.get(OptionCode::Router) {
+        Some(DhcpOption::Router(routers)) => routers.first().copied(),
+        _ => None,
+    };
+    // a router the address cannot reach on-link would be a dead default route
+    if let Some(router) = router
+        && (!same_subnet(address, router, prefix_len) || router == address)
+    {
+        return None;
+    }
+    let lease_secs = match opts.get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => *t,
+        _ => return None,
+    };
+    let secs = |code| match opts.get(code) {
+        Some(DhcpOption::Renewal(t) | DhcpOption::Rebinding(t)) => Some(*t),
+        _ => None,
+    };
+    Some(Grant {
+        address,
+        prefix_len,
+        router,
+        server,
+        lease_secs,
+        renew_secs: secs(OptionCode::Renewal),
+        rebind_secs: secs(OptionCode::Rebinding),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XID: u32 = 0x1234_5678;
+
+    fn client() -> ClientId {
+        ClientId {
+            client_id: b"\0endpoint-one".to_vec(),
+            hardware: [2, 0, 0, 0, 0, 1],
+            hostname: Some("web-1".into()),
+        }
+    }
+
+    /// A server's answer, as dnsmasq would send it.
+    fn reply(kind: MessageType, edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        let c = client();
+        let zero = Ipv4Addr::UNSPECIFIED;
+        let mut msg = Message::new_with_id(
+            XID,
+            zero,
+            Ipv4Addr::new(192, 168, 7, 57),
+            zero,
+            zero,
+            &c.hardware,
+        );
+        msg.set_opcode(Opcode::BootReply);
+        let opts = msg.opts_mut();
+        opts.insert(DhcpOption::MessageType(kind));
+        opts.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(192, 168, 7, 1)));
+        opts.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
+        opts.insert(DhcpOption::Router(vec![Ipv4Addr::new(192, 168, 7, 254)]));
+        opts.insert(DhcpOption::AddressLeaseTime(120));
+        opts.insert(DhcpOption::ClientIdentifier(c.client_id.clone()));
+        edit(&mut msg);
+        msg.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_good_offer_and_ack_are_taken() {
+        let Some(Reply::Offer(grant)) =
+            check_reply(&reply(MessageType::Offer, |_| {}), XID, &client())
+        else {
+            panic!("offer refused")
+        };
+        assert_eq!(grant.address, Ipv4Addr::new(192, 168, 7, 57));
+        assert_eq!(grant.prefix_len, 24);
+        assert_eq!(grant.router, Some(Ipv4Addr::new(192, 168, 7, 254)));
+        let lease = grant.lease([2, 0, 0, 0, 0, 9]);
+        assert_eq!((lease.renew_secs, lease.rebind_secs), (60, 105));
+        assert!(matches!(
+            check_reply(&reply(MessageType::Ack, |_| {}), XID, &client()),
+            Some(Reply::Ack(_))
+        ));
+        // servers that do not echo the client identifier (before RFC 6842)
+        let plain = reply(MessageType::Ack, |m| {
+            m.opts_mut().remove(OptionCode::ClientIdentifier);
+        });
+        assert!(matches!(
+            check_reply(&plain, XID, &client()),
+            Some(Reply::Ack(_))
+        ));
+    }
+
+    #[test]
+    fn a_nak_is_reported_with_its_message() {
+        let nak = reply(MessageType::Nak, |m| {
+            m.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+            m.opts_mut()
+                .insert(DhcpOption::Message("wrong network".into()));
+        });
+        assert_eq!(
+            check_reply(&nak, XID, &client()),
+            Some(Reply::Nak {
+                server: Ipv4Addr::new(192, 168, 7, 1),
+                message: "wrong network".into()
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_replies_are_ignored() {
+        let c = client();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "wrong xid",
+                reply(MessageType::Ack, |m| {
+                    m.set_xid(XID + 1);
+                }),
+            ),
+            (
+                "foreign client id",
+                reply(MessageType::Ack, |m| {
+                    m.opts_mut()
+                        .insert(DhcpOption::ClientIdentifier(b"\0endpoint-two".to_vec()));
+                }),
+            ),
+            (
+                "another chaddr",
+                reply(MessageType::Ack, |m| {
+                    m.set_chaddr(&[2, 0, 0, 0, 0, 2]);
+                }),
+            ),
+            (
+                "a request, not a reply",
+                reply(MessageType::Ack, |m| {
+                    m.set_opcode(Opcode::BootRequest);
+                }),
+            ),
+            (
+                "network address",
+                reply(MessageType::Offer, |m| {
+                    m.set_yiaddr(Ipv4Addr::new(192, 168, 7, 0));
+                }),
+            ),
+            (
+                "broadcast address",
+                reply(MessageType::Offer, |m| {
+                    m.set_yiaddr(Ipv4Addr::new(192, 168, 7, 255));
+                }),
+            ),
+            (
+                "no address",
+                reply(MessageType::Ack, |m| {
+                    m.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+                }),
+            ),
+            (
+                "multicast address",
+                reply(MessageType::Ack, |m| {
+                    m.set_yiaddr(Ipv4Addr::new(224, 0, 0, 1));
+                }),
+            ),
+            (
+                "router outside the mask",
+                reply(MessageType::Ack, |m| {
+                    m.set_yiaddr(Ipv4Addr::new(10, 1, 2, 3));
+                }),
+            ),
+            (
+                "non-contiguous mask",
+                reply(MessageType::Ack, |m| {
+                    m.opts_mut()
+                        .insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 255, 0)));
+                }),
+            ),
+            (
+                "no mask",
+                reply(MessageType::Ack, |m| {
+                    m.opts_mut().remove(OptionCode::SubnetMask);
+                }),
+            ),
+            (
+                "no lease time",
+                reply(MessageType::Ack, |m| {
+                    m.opts_mut().remove(OptionCode::AddressLeaseTime);
+                }),
+            ),
+            (
+                "no server identifier",
+                reply(MessageType::Offer, |m| {
+                    m.opts_mut().remove(OptionCode::ServerIdentifier);
+                }),
+            ),
+            (
+                "no message type",
+                reply(MessageType::Ack, |m| {
+                    m.opts_mut().remove(OptionCode::MessageType);
+                }),
+            ),
+            ("an inform answer type", reply(MessageType::Inform, |_| {})),
+            ("empty", Vec::new()),
+            ("garbage", vec![0xff; 300]),
+        ];
+        let good = reply(MessageType::Ack, |_| {});
+        for (why, bytes) in &cases {
+            assert_eq!(check_reply(bytes, XID, &c), None, "{why}");
+        }
+        // every truncation of a good reply: ignored, never a panic
+        for len in 0..good.len() {
+            assert_eq!(
+                check_reply(&good[..len], XID, &c),
+                None,
+                "truncated to {len}"
+            );
+        }
+        // padding after the end is not truncation
+        let mut padded = good.clone();
+        padded.extend_from_slice(&[0; 20]);
+        assert!(matches!(check_reply(&padded, XID, &c), Some(Reply::Ack(_))));
+    }
+
+    #[test]
+    fn requests_carry_the_client_id_hostname_and_flags() {
+        let c = client();
+        let bytes = encode_request(Request::Discover, XID, &c, true).unwrap();
+        let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+        assert_eq!(msg.xid(), XID);
+        assert!(msg.flags().broadcast());
+        assert_eq!(&msg.chaddr()[..6], &c.hardware);
+        assert_eq!(
+            msg.opts().get(OptionCode::ClientIdentifier),
+            Some(&DhcpOption::ClientIdentifier(c.client_id.clone()))
+        );
+        assert_eq!(
+            msg.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("web-1".into()))
+        );
+        let address = Ipv4Addr::new(192, 168, 7, 57);
+        let renew = encode_request(Request::Extend { address }, XID, &c, true).unwrap();
+        let msg = Message::decode(&mut Decoder::new(&renew)).unwrap();
+        assert_eq!(msg.ciaddr(), address);
+        // the answer goes to ciaddr: no broadcast needed
+        assert!(!msg.flags().broadcast());
+        let server = Ipv4Addr::new(192, 168, 7, 1);
+        let release = encode_request(Request::Release { address, server }, XID, &c, true).unwrap();
+        let msg = Message::decode(&mut Decoder::new(&release)).unwrap();
+        assert_eq!(msg.opts().msg_type(), Some(MessageType::Release));
+        assert_eq!(msg.opts().get(OptionCode::Hostname), None);
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(prefix_of(Ipv4Addr::new(255, 255, 255, 0)), Some(24));
+        assert_eq!(prefix_of(Ipv4Addr::new(255, 255, 255, 255)), Some(32));
+        assert_eq!(prefix_of(Ipv4Addr::new(0, 0, 0, 0)), None);
+        assert_eq!(prefix_of(Ipv4Addr::new(255, 0, 255, 0)), None);
+        assert!(usable(Ipv4Addr::new(10, 0, 0, 0), 31));
+        assert!(!usable(Ipv4Addr::new(10, 0, 0, 0), 30));
+    }
+}

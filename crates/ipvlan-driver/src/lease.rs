@@ -1,0 +1,325 @@
+//! DHCP leases of the endpoints of `dhcp=on` networks: taken before
+//! CreateEndpoint answers, stored beside the endpoint, extended by
+//! [`Driver::run_renewals`], given back at DeleteEndpoint.
+//!
+//! The exchanges themselves are the `dhcp` crate's; this module decides
+//! who asks (client identifier, hardware address), keeps the answers
+//! durable and says when a lease is lost.
+
+use crate::names::random_mac;
+use crate::options::LinkKind;
+use crate::records::{LEASES, LeaseRecord, NetworkRecord};
+use crate::state::put;
+use crate::{Driver, DriverError};
+use dhcp::{ClientId, DhcpError, Parent};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often the renewal task looks for leases at T1.
+const RENEWAL_TICK: Duration = Duration::from_secs(1);
+/// Longest wait before an unanswered renewal is tried again.
+const RETRY_MAX_SECS: u64 = 60;
+
+/// Option 61 of endpoint `eid`: type 0 (not a hardware address, RFC 2132
+/// 9.14) and a name only this endpoint has. ipvlan endpoints share the
+/// parent's MAC, so the server tells them apart by this alone.
+pub(crate) fn client_id(eid: &str) -> Vec<u8> {
+    let mut id = vec![0u8];
+    id.extend_from_slice(b"ipvlan-rs:");
+    id.extend(eid.bytes().take(64));
+    id
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl LeaseRecord {
+    fn client(&self) -> ClientId {
+        ClientId {
+            client_id: self.client_id.clone(),
+            hardware: self.hardware,
+            hostname: self.hostname.clone(),
+        }
+    }
+
+    /// Whether the lease ran out (by the wall clock: it survives restarts).
+    pub(crate) fn expired(&self, now: u64) -> bool {
+        self.lease.expires_at().is_some_and(|end| now >= end)
+    }
+}
+
+/// Whether containers of `kind` have MACs of their own (and so a `chaddr`
+/// of their own): macvlan, except passthru, which takes the parent's.
+pub(crate) fn own_mac(kind: &LinkKind) -> bool {
+    matches!(kind, LinkKind::MacVlan { .. }) && !kind.is_passthru()
+}
+
+impl Driver {
+    /// The parent as the DHCP client needs it, brought up if it is down
+    /// (as Join would).
+    async fn dhcp_parent(&self, name: &str) -> Result<Parent, DriverError> {
+        let link = self
+            .netlink
+            .get(name)
+            .await?
+            .ok_or_else(|| DriverError::NoParent(name.to_string()))?;
+        if !link.up {
+            self.netlink.set_up(link.index).await?;
+        }
+        let mac = link
+            .mac
+            .ok_or_else(|| DriverError::ParentWithoutMac(name.to_string()))?;
+        Ok(Parent {
+            name: link.name,
+            index: link.index,
+            mac,
+        })
+    }
+
+    /// Leases an address for endpoint `eid` of `network`. A macvlan
+    /// endpoint asks with the MAC its link will have (`user_mac`, or one
+    /// chosen now), so the server's binding names the container's MAC.
+    pub(crate) async fn acquire_lease(
+        &self,
+        network: &NetworkRecord,
+        eid: &str,
+        user_mac: Option<[u8; 6]>,
+        hostname: Option<String>,
+    ) -> Result<LeaseRecord, DriverError> {
+        let dhcp_error = |source| DriverError::Dhcp {
+            network: network.id.clone(),
+            source,
+        };
+        let parent = self.dhcp_parent(&network.parent).await?;
+        let hardware = match own_mac(&network.options.kind) {
+            true => user_mac.unwrap_or_else(random_mac),
+            false => parent.mac,
+        };
+        let client = ClientId {
+            client_id: client_id(eid),
+            hardware,
+            hostname,
+        };
+        let lease = dhcp::acquire(&parent, &client, &self.config.dhcp)
+            .await
+            .map_err(dhcp_error)?;
+        tracing::info!(network = %network.id, endpoint = eid, address = %lease.address, prefix = lease.prefix_len, router = ?lease.router, server = %lease.server, lease_secs = lease.lease_secs, "DHCP lease obtained");
+        Ok(LeaseRecord {
+            endpoint: eid.to_string(),
+            network: network.id.clone(),
+            client_id: client.client_id,
+            hardware,
+            hostname: client.hostname,
+            lease,
+            lost: false,
+        })
+    }
+
+    /// Gives a lease back (DHCPRELEASE). Best effort: a release that cannot
+    /// be sent leaves the lease to run out at the server, and is logged.
+    pub(crate) async fn release_lease(&self, parent: &str, record: &LeaseRecord) {
+        if record.lost {
+            return;
+        }
+        let sent = match self.dhcp_parent(parent).await {
+            Ok(p) => dhcp::release(&p, &record.client(), &record.lease, &self.config.dhcp)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(()) => {
+                tracing::info!(endpoint = %record.endpoint, address = %record.lease.address, "DHCP lease released")
+            }
+            Err(error) => {
+                tracing::warn!(endpoint = %record.endpoint, address = %record.lease.address, %error, "could not release the DHCP lease; the server keeps it until it runs out")
+            }
+        }
+    }
+
+    /// Logs the leases that ran out while the plugin was down (called at
+    /// open; [`Driver::run_renewals`] then asks for them again).
+    pub(crate) fn report_expired(leases: &HashMap<String, LeaseRecord>) {
+        let now = now_secs();
+        for l in leases.values().filter(|l| !l.lost && l.expired(now)) {
+            tracing::error!(endpoint = %l.endpoint, network = %l.network, address = %l.lease.address, "the DHCP lease of endpoint {} ({}) ran out while the plugin was down; asking the server for the address again", l.endpoint, l.lease.address);
+        }
+    }
+
+    /// Renews endpoint `eid`'s lease now (RENEWING: unicast to its server,
+    /// whose answer comes back addressed to the container), whatever its
+    /// T1; for tests and diagnostics. Returns when the lease now ends.
+    pub async fn renew_lease_now(&self, eid: &str) -> Result<Option<u64>, DriverError> {
+        let (record, parent) = {
+            let state = self.state.lock().await;
+            let record = state.leases.get(eid).cloned();
+            let parent = record
+                .as_ref()
+                .and_then(|r| state.networks.get(&r.network))
+                .map(|n| n.parent.clone());
+            match (record, parent) {
+                (Some(r), Some(p)) => (r, p),
+                _ => return Err(DriverError::NoLease(eid.to_string())),
+            }
+        };
+        let p = self.dhcp_parent(&parent).await?;
+        let lease = dhcp::renew(&p, &record.client(), &record.lease, &self.config.dhcp)
+            .await
+            .map_err(|source| DriverError::Dhcp {
+                network: record.network.clone(),
+                source,
+            })?;
+        let until = lease.expires_at();
+        self.store_lease(LeaseRecord { lease, ..record }).await;
+        Ok(until)
+    }
+
+    /// Extends every lease at its T1 (RENEWING), T2 (REBINDING) or, once
+    /// run out, by INIT-REBOOT, for as long as the driver lives. Run it on
+    /// the plugin's runtime after start-up; due leases are extended
+    /// concurrently.
+    pub async fn run_renewals(self: Arc<Self>) {
+        let mut retry_at: HashMap<String, u64> = HashMap::new();
+        loop {
+            tokio::time::sleep(RENEWAL_TICK).await;
+            let now = now_secs();
+            let due: Vec<(LeaseRecord, String)> = {
+                let state = self.state.lock().await;
+                state
+                    .leases
+                    .values()
+                    .filter(|l| !l.lost)
+                    .filter(|l| l.lease.renew_at().is_some_and(|t1| now >= t1))
+                    .filter(|l| retry_at.get(&l.endpoint).is_none_or(|at| now >= *at))
+                    .filter_map(|l| {
+                        let parent = state.networks.get(&l.network)?.parent.clone();
+                        Some((l.clone(), parent))
+                    })
+                    .collect()
+            };
+            retry_at.retain(|eid, _| due.iter().any(|(l, _)| &l.endpoint == eid));
+            let results = futures::future::join_all(
+                due.iter()
+                    .map(|(l, parent)| self.extend_lease(l, parent, now)),
+            )
+            .await;
+            for ((l, _), retry) in due.iter().zip(results) {
+                match retry {
+                    Some(at) => retry_at.insert(l.endpoint.clone(), at),
+                    None => retry_at.remove(&l.endpoint),
+                };
+            }
+        }
+    }
+
+    /// One extension of `record`; the time to try again if it went
+    /// unanswered.
+    async fn extend_lease(&self, record: &LeaseRecord, parent: &str, now: u64) -> Option<u64> {
+        let eid = record.endpoint.as_str();
+        // not beside this endpoint's DeleteEndpoint, which releases it
+        let _turn = self.endpoint_turns.one(eid).await;
+        let address = record.lease.address;
+        let expired = record.expired(now);
+        let rebinding = record.lease.rebind_at().is_some_and(|t2| now >= t2);
+        let result = match self.dhcp_parent(parent).await {
+            Ok(p) => {
+                let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
+                match (expired, rebinding) {
+                    (true, _) => dhcp::reboot(&p, &client, lease, settings).await,
+                    (false, true) => dhcp::rebind(&p, &client, lease, settings).await,
+                    (false, false) => dhcp::renew(&p, &client, lease, settings).await,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = eid, %address, error = %e, "cannot extend the DHCP lease now");
+                return Some(now + retry_delay(record, now));
+            }
+        };
+        match result {
+            Ok(lease) => {
+                let until = lease.expires_at();
+                let renewed = LeaseRecord {
+                    lease,
+                    ..record.clone()
+                };
+                if self.store_lease(renewed).await {
+                    tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease extended");
+                }
+                None
+            }
+            Err(e @ DhcpError::Nak { .. }) => {
+                tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}); its container keeps an address the server no longer holds for it");
+                self.store_lease(LeaseRecord {
+                    lost: true,
+                    ..record.clone()
+                })
+                .await;
+                None
+            }
+            Err(e) => {
+                if expired {
+                    tracing::error!(endpoint = eid, %address, error = %e, "the DHCP lease of endpoint {eid} ({address}) has run out and no server extends it");
+                } else {
+                    tracing::warn!(endpoint = eid, %address, error = %e, "DHCP lease not extended yet; trying again");
+                }
+                Some(now + retry_delay(record, now))
+            }
+        }
+    }
+
+    /// Stores `record` if its endpoint still has a lease (it may have been
+    /// deleted meanwhile); whether it did.
+    async fn store_lease(&self, record: LeaseRecord) -> bool {
+        let mut state = self.state.lock().await;
+        if !state.leases.contains_key(&record.endpoint) {
+            return false;
+        }
+        let op = match put(LEASES, &record.endpoint, &record) {
+            Ok(op) => op,
+            Err(e) => {
+                tracing::error!(endpoint = %record.endpoint, error = %e, "cannot store the DHCP lease");
+                return false;
+            }
+        };
+        let commit = self.store.submit(vec![op]);
+        state.leases.insert(record.endpoint.clone(), record);
+        drop(state);
+        match commit.durable().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store the DHCP lease");
+                false
+            }
+        }
+    }
+}
+
+/// How long to wait before trying an unanswered extension again: half the
+/// time left to the next deadline (RFC 2131 4.4.5), at least a second, at
+/// most a minute.
+fn retry_delay(record: &LeaseRecord, now: u64) -> u64 {
+    let next = [record.lease.rebind_at(), record.lease.expires_at()]
+        .into_iter()
+        .flatten()
+        .find(|t| *t > now);
+    next.map_or(RETRY_MAX_SECS, |t| (t - now) / 2)
+        .clamp(1, RETRY_MAX_SECS)
+}
+
+/// The address and prefix of a lease as the engine takes them.
+pub(crate) fn lease_address(lease: &dhcp::Lease) -> Option<ipnet::IpNet> {
+    ipnet::Ipv4Net::new(lease.address, lease.prefix_len)
+        .ok()
+        .map(ipnet::IpNet::V4)
+}
+
+/// The lease's router as the endpoint's gateway.
+pub(crate) fn lease_gateway(lease: &dhcp::Lease) -> Option<std::net::IpAddr> {
+    lease.router.map(|r: Ipv4Addr| r.into())
+}

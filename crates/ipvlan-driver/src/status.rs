@@ -1,0 +1,277 @@
+//! The operator's view of the driver (`GET /status`): its networks and
+//! endpoints as recorded, set beside the kernel's links, and the *drift*
+//! between the two.
+//!
+//! Cost: one netlink dump of the host namespace's links, taken while
+//! holding the state lock (so no network is half created in it), plus
+//! work linear in networks, endpoints and links. Nothing is changed.
+//!
+//! What the plugin cannot see: a joined endpoint's link lives in its
+//! container's namespace, where the plugin does not look; and whether an
+//! endpoint is joined is kept in memory only (a durable record would add a
+//! commit to every `docker run`), so for endpoints loaded at start it is
+//! known only when their link is in the host namespace (then they are not
+//! in a container).
+
+use crate::records::{CreatedParent, Subnet};
+use crate::{Driver, DriverError, Link};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Where an endpoint touched since start is in its life (memory only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// CreateEndpoint recorded it; no Join yet, so no link unless a spare
+    /// was claimed for it.
+    Created,
+    /// Join made or reused its link; the engine moves it into the container.
+    Joined,
+    /// Leave: the engine moved the link back to the host; DeleteEndpoint
+    /// follows.
+    Left,
+}
+
+/// The driver's side of `GET /status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverStatus {
+    /// The link group this instance creates its links in.
+    pub link_group: u32,
+    /// Networks, by ID.
+    pub networks: Vec<NetworkStatus>,
+    /// Endpoints, by network and ID.
+    pub endpoints: Vec<EndpointStatus>,
+    /// Where the kernel and the records disagree.
+    pub drift: Drift,
+}
+
+/// One network. (The engine never tells a driver a network's name:
+/// `docker network ls --no-trunc` maps the IDs.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// The engine's network ID.
+    pub id: String,
+    /// `ipvlan` or `macvlan`.
+    pub kind: String,
+    /// The mode (and for ipvlan the flag), e.g. `l2 bridge`, `bridge`.
+    pub mode: String,
+    /// The parent interface's name.
+    pub parent: String,
+    /// Whether the parent is up; `None` when it is not in the host
+    /// namespace (see [`Drift::missing_parents`]).
+    pub parent_up: Option<bool>,
+    /// Set when this driver created the parent (802.1Q or dummy).
+    pub created_parent: Option<CreatedParent>,
+    /// No external connectivity.
+    pub internal: bool,
+    /// The containers' MTU, if the network sets one.
+    pub mtu: Option<u32>,
+    /// IPv4 subnets and gateways.
+    pub ipv4: Vec<Subnet>,
+    /// IPv6 subnets and gateways.
+    pub ipv6: Vec<Subnet>,
+    /// Endpoints recorded on it.
+    pub endpoints: usize,
+    /// Released links kept for reuse (memory only, for a short window).
+    pub spares: Vec<String>,
+    // extension point (issue #20): the network's host link, once the
+    // driver makes one, goes here as `host_link`.
+}
+
+/// One endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    /// The engine's endpoint ID.
+    pub id: String,
+    /// Its network.
+    pub network: String,
+    /// Its link's name in the host namespace.
+    pub link: String,
+    /// IPv4 address.
+    pub ipv4: Option<IpNet>,
+    /// IPv6 address.
+    pub ipv6: Option<IpNet>,
+    /// The link's MAC where the plugin can see it: the link's own while
+    /// it is in the host namespace, the parent's for ipvlan (its links
+    /// share it); `None` for a macvlan link inside a container.
+    pub mac: Option<String>,
+    /// Whether it is joined: known for endpoints created or joined since
+    /// start, and for others whose link is in the host namespace (not
+    /// joined); `None` otherwise.
+    pub joined: Option<bool>,
+    /// Whether its link is in the host namespace now (not in a container).
+    pub link_in_host: bool,
+}
+
+/// Where the kernel and the records disagree. After a restart, reconcile
+/// deletes `orphan_links` and re-creates the created parents among
+/// `missing_parents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Links of this instance's group that belong to no endpoint, spare or
+    /// network (links queued for deletion are not listed).
+    pub orphan_links: Vec<OrphanLink>,
+    /// Endpoints whose link should be in the host namespace and is not: a
+    /// left endpoint (the engine moved its link back), or one holding a
+    /// spare for its Join.
+    pub missing_links: Vec<MissingLink>,
+    /// Networks whose parent is not in the host namespace.
+    pub missing_parents: Vec<MissingParent>,
+}
+
+impl Drift {
+    /// Whether the kernel matches the records.
+    pub fn is_empty(&self) -> bool {
+        self.orphan_links.is_empty()
+            && self.missing_links.is_empty()
+            && self.missing_parents.is_empty()
+    }
+}
+
+/// A link that belongs to nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanLink {
+    /// Its name.
+    pub name: String,
+    /// Its interface index.
+    pub index: u32,
+    /// `container link`, `dummy parent` or `802.1Q parent`.
+    pub what: String,
+}
+
+/// An endpoint whose link is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingLink {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Its network.
+    pub network: String,
+    /// The link's name.
+    pub link: String,
+}
+
+/// A network whose parent is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingParent {
+    /// The network.
+    pub network: String,
+    /// The parent's name.
+    pub parent: String,
+    /// Whether this driver created it (then a restart re-creates it; a
+    /// user's interface must come back by itself).
+    pub created: bool,
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Driver {
+    /// Networks, endpoints and drift as they stand (see the module doc
+    /// for what it costs and what it cannot see).
+    pub async fn status(&self) -> Result<DriverStatus, DriverError> {
+        let state = self.state.lock().await;
+        let links = self.netlink.list().await?;
+        let by_name: HashMap<&str, &Link> = links.iter().map(|l| (l.name.as_str(), l)).collect();
+
+        let mut networks: Vec<NetworkStatus> = state
+            .networks
+            .values()
+            .map(|n| {
+                let kind = n.options.kind.name();
+                let full = n.options.kind.to_string();
+                NetworkStatus {
+                    id: n.id.clone(),
+                    kind: kind.to_string(),
+                    mode: full.strip_prefix(kind).unwrap_or(&full).trim().to_string(),
+                    parent: n.parent.clone(),
+                    parent_up: by_name.get(n.parent.as_str()).map(|l| l.up),
+                    created_parent: n.created_parent.clone(),
+                    internal: n.internal,
+                    mtu: n.options.mtu,
+                    ipv4: n.ipv4.clone(),
+                    ipv6: n.ipv6.clone(),
+                    endpoints: state
+                        .endpoints
+                        .values()
+                        .filter(|e| e.network_id == n.id)
+                        .count(),
+                    spares: state.spares.names(&n.id),
+                }
+            })
+            .collect();
+        networks.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let mut drift = Drift::default();
+        let mut endpoints: Vec<EndpointStatus> = Vec::with_capacity(state.endpoints.len());
+        for e in state.endpoints.values() {
+            let in_host = by_name.get(e.link.as_str()).copied();
+            let phase = state.phases.get(&e.id).copied();
+            let network = state.networks.get(&e.network_id);
+            let ipvlan_parent_mac = network
+                .filter(|n| n.options.kind.name() == "ipvlan")
+                .and_then(|n| by_name.get(n.parent.as_str()))
+                .and_then(|p| p.mac);
+            let mac = in_host.and_then(|l| l.mac).or(ipvlan_parent_mac);
+            let joined = match phase {
+                Some(Phase::Joined) => Some(true),
+                Some(Phase::Created | Phase::Left) => Some(false),
+                None => in_host.map(|_| false),
+            };
+            let link_expected = phase == Some(Phase::Left) || state.claimed.contains_key(&e.id);
+            if link_expected && in_host.is_none() {
+                drift.missing_links.push(MissingLink {
+                    endpoint: e.id.clone(),
+                    network: e.network_id.clone(),
+                    link: e.link.clone(),
+                });
+            }
+            endpoints.push(EndpointStatus {
+                id: e.id.clone(),
+                network: e.network_id.clone(),
+                link: e.link.clone(),
+                ipv4: e.address,
+                ipv6: e.address_ipv6,
+                mac: mac.as_ref().map(mac_text),
+                joined,
+                link_in_host: in_host.is_some(),
+            });
+        }
+        endpoints.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
+        drift
+            .missing_links
+            .sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
+
+        for n in &networks {
+            if n.parent_up.is_none() {
+                drift.missing_parents.push(MissingParent {
+                    network: n.id.clone(),
+                    parent: n.parent.clone(),
+                    created: n.created_parent.is_some(),
+                });
+            }
+        }
+        for l in &links {
+            if self.reaper.is_queued(l.index) {
+                continue;
+            }
+            if let Some(orphan) = self.orphan(&state, l) {
+                drift.orphan_links.push(OrphanLink {
+                    name: l.name.clone(),
+                    index: l.index,
+                    what: orphan.what().to_string(),
+                });
+            }
+        }
+        drift.orphan_links.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(DriverStatus {
+            link_group: self.link_group,
+            networks,
+            endpoints,
+            drift,
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! VM case of `dhcp=on` on ipvlan l2 (this host's kernel has no ipvlan):
+//! Debian's dnsmasq, put in the guest by run.sh, serves DHCP in a namespace
+//! beyond a veth parent; two ipvlan endpoints (sharing the parent's MAC)
+//! lease distinct addresses under their own client identifiers, reach the
+//! server through their links, renew them (answers unicast to the slave
+//! reach the plugin's packet socket on the parent), and give the leases
+//! back when deleted.
+
+use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
+use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+const LEASES: &str = "/tmp/dhcp.leases";
+const PID: &str = "/tmp/dhcp.pid";
+
+/// Polls `cond` every 50 ms for up to 60 s (a guard: TCG is slow).
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// The server's lease lines: (address, MAC, client identifier).
+fn leases() -> Vec<(String, String, String)> {
+    std::fs::read_to_string(LEASES)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.get(2)?.to_string(),
+                f.get(1)?.to_string(),
+                f.get(4)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// dnsmasq in namespace `dhcps` on the far end of the parent `dv0`.
+fn start_server() -> Result {
+    check!(
+        Path::new(DNSMASQ).exists(),
+        "no {DNSMASQ} in the guest: tests/vm-guest/run.sh puts the host's there (apt-get install dnsmasq-base)"
+    );
+    // dnsmasq looks its user and group up; the initramfs has neither file
+    for (file, line) in [
+        ("/etc/passwd", "root:x:0:0:root:/:/bin/sh\n"),
+        ("/etc/group", "root:x:0:\n"),
+    ] {
+        if !Path::new(file).exists() {
+            std::fs::create_dir_all("/etc").map_err(|e| e.to_string())?;
+            std::fs::write(file, line).map_err(|e| format!("{file}: {e}"))?;
+        }
+    }
+    ip("link add dv0 type veth peer name dv0p")?;
+    ip("netns add dhcps")?;
+    ip("link set dv0p netns dhcps")?;
+    ip("-n dhcps addr add 10.77.0.1/24 dev dv0p")?;
+    ip("-n dhcps link set dv0p up")?;
+    ip("link set dv0 up")?;
+    let out = Command::new("/usr/local/sbin/ip")
+        .args(["netns", "exec", "dhcps", DNSMASQ])
+        .args([
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--group=root",
+            "--bind-interfaces",
+            "--interface=dv0p",
+            "--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,2m",
+            "--dhcp-option=3,10.77.0.1",
+            "--no-ping",
+            "--dhcp-authoritative",
+        ])
+        .arg(format!("--dhcp-leasefile={LEASES}"))
+        .arg(format!("--pid-file={PID}"))
+        .output()
+        .map_err(|e| format!("starting dnsmasq: {e}"))?;
+    check!(
+        out.status.success(),
+        "dnsmasq: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check!(
+        eventually(|| Path::new(PID).exists()),
+        "dnsmasq wrote no pid file"
+    );
+    Ok(())
+}
+
+fn stop_server() {
+    if let Ok(pid) = std::fs::read_to_string(PID) {
+        let _ = Command::new("/bin/busybox")
+            .args(["kill", pid.trim()])
+            .status();
+    }
+    let _ = ip("netns del dhcps");
+    let _ = ip("link del dv0");
+}
+
+pub(crate) async fn dhcp_ipvlan_l2(rig: &mut Rig) -> Result {
+    start_server()?;
+    let result = leases_on_ipvlan(rig).await;
+    stop_server();
+    result
+}
+
+async fn leases_on_ipvlan(rig: &mut Rig) -> Result {
+    let nid = rig.id("n");
+    let req: CreateNetworkRequest = serde_json::from_value(json!({
+        "NetworkID": nid,
+        "Options": {"com.docker.network.generic": {"parent": "dv0", "dhcp": "on"}},
+        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
+        "IPv6Data": []
+    }))
+    .unwrap();
+    rig.driver()
+        .create_network(&req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let parent_mac = rig
+        .nl
+        .get("dv0")
+        .await
+        .unwrap()
+        .and_then(|l| l.mac)
+        .ok_or("dv0 has no MAC")?;
+    let parent_mac = parent_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut addresses = Vec::new();
+    let mut eids = Vec::new();
+    for i in 0..2 {
+        let eid = rig.id("e");
+        let req: CreateEndpointRequest = serde_json::from_value(json!({
+            "NetworkID": nid, "EndpointID": eid,
+            "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
+        }))
+        .unwrap();
+        let interface = rig
+            .driver()
+            .create_endpoint(&req)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("CreateEndpoint answered no interface")?;
+        let address = interface.address.ok_or("no leased address")?;
+        check!(
+            interface.mac_address.is_none(),
+            "ipvlan endpoint answered a MAC {:?}",
+            interface.mac_address
+        );
+        check!(
+            address.to_string().starts_with("10.77.0.") && address.prefix_len() == 24,
+            "leased {address}, not in 10.77.0.0/24"
+        );
+        let join: JoinRequest =
+            serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid, "SandboxKey": ""}))
+                .unwrap();
+        let resp = rig.driver().join(&join).await.map_err(|e| e.to_string())?;
+        check!(
+            resp.gateway.map(|g| g.to_string()) == Some("10.77.0.1".into()),
+            "gateway {:?}, want the router option 10.77.0.1",
+            resp.gateway
+        );
+        let link = rig.link_of(&nid, &eid).await?;
+        into_container(&link, &format!("dc{i}"), &address.to_string())?;
+        ping_from(
+            &format!("dc{i}"),
+            "10.77.0.1",
+            "ipvlan l2 to the DHCP server",
+        )?;
+        addresses.push(address.addr().to_string());
+        eids.push(eid);
+    }
+    check!(
+        addresses[0] != addresses[1],
+        "both endpoints got {}",
+        addresses[0]
+    );
+    let held = leases();
+    for a in &addresses {
+        check!(
+            held.iter()
+                .any(|(addr, mac, _)| addr == a && mac == &parent_mac),
+            "no lease of {a} for the parent's MAC {parent_mac}: {held:?}"
+        );
+    }
+    check!(
+        held.len() == 2 && held[0].2 != held[1].2,
+        "two leases with distinct client ids expected: {held:?}"
+    );
+    for (i, eid) in eids.iter().enumerate() {
+        let _ = ip(&format!("netns del dc{i}"));
+        rig.driver()
+            .delete_endpoint(&endpoint_request(&nid, eid))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    rig.driver().flush_deletions().await;
+    check!(
+        eventually(|| leases().is_empty()),
+        "leases left after DeleteEndpoint: {:?}",
+        leases()
+    );
+    rig.delete_network(&nid).await
+}
