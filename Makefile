@@ -1,26 +1,46 @@
 # ipvlan-rs: build, bundle, install and test the Docker network plugin.
 # `make install` and `make test` are the two commands a newcomer needs.
 
+# ARCH: the platform the plugin is built for, amd64 (default) or arm64. A managed
+# plugin is single-platform (the engine reads single-platform manifests only,
+# moby#44870), so arm64 gets tags of its own: latest-arm64, VERSION-arm64.
+ARCH        ?= amd64
+ifneq ($(filter $(ARCH),amd64 x86_64),)
+TARGET      := x86_64-unknown-linux-gnu
+ELF_MACHINE := x86-64
+ARCH_SUFFIX :=
+else ifneq ($(filter $(ARCH),arm64 aarch64),)
+TARGET      := aarch64-unknown-linux-musl
+ELF_MACHINE := ARM aarch64
+ARCH_SUFFIX := -arm64
+else
+$(error ARCH=$(ARCH): amd64 or arm64)
+endif
+
 PLUGIN_NAME ?= org/ipvlan-rs
-PLUGIN_TAG  ?= latest
+PLUGIN_TAG  ?= latest$(ARCH_SUFFIX)
 DOCKER      ?= docker
 REGISTRY    ?=
 VERSION     ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-TARGET      := x86_64-unknown-linux-gnu
 BINARY      := target/$(TARGET)/release/ipvlan-rs
-BUNDLE      := target/bundle
+BUNDLE      ?= target/bundle$(ARCH_SUFFIX)
 PLUGIN_REF  := $(if $(REGISTRY),$(REGISTRY)/)$(PLUGIN_NAME)
 
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build bundle create enable install push release test test-unit test-repeat test-vm test-powercut test-fuzz e2e e2e-swarm soak bench lint clean
+.PHONY: test-unit-arm64 test-vm-arm64 audit
 
 all: build
 
-## build: the static release binary (runs in a FROM scratch rootfs)
+## build: the static release binary (runs in a FROM scratch rootfs) for ARCH;
+##   the Rust target is added if missing (arm64 links with rust-lld, which ships
+##   with the toolchain: .cargo/config.toml)
 build:
+	scripts/rust-target.sh $(TARGET)
 	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $(TARGET) -p ipvlan-rs
 	@file $(BINARY) 2>/dev/null | grep -Eq 'statically linked|static-pie linked' || { echo "$(BINARY) is not static" >&2; exit 1; }
+	@file $(BINARY) 2>/dev/null | grep -q '$(ELF_MACHINE)' || { echo "$(BINARY) is not a $(ELF_MACHINE) binary" >&2; exit 1; }
 
 ## bundle: target/bundle/{config.json,rootfs/} for `docker plugin create`
 bundle: build
@@ -45,30 +65,33 @@ enable:
 install: create enable
 	@echo "installed $(PLUGIN_REF):$(PLUGIN_TAG); a first network: README.md, Quick start"
 
-## push: push $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) (create it first with REGISTRY set)
-push:
+## push: build, bundle, (re)create $(REGISTRY)/$(PLUGIN_NAME):$(PLUGIN_TAG) in the
+##   engine and push it (needs `docker login REGISTRY` where the registry asks)
+push: create
 	$(DOCKER) plugin push $(PLUGIN_REF):$(PLUGIN_TAG)
 
 ## release: create $(PLUGIN_REF):$(VERSION) and :latest from one bundle and push both
-##   (CI: make release REGISTRY=ghcr.io PLUGIN_NAME=owner/ipvlan-rs VERSION=1.2.3). Each tag
+##   (CI: make release REGISTRY=ghcr.io PLUGIN_NAME=owner/ipvlan-rs VERSION=1.2.3;
+##   ARCH=arm64: :$(VERSION)-arm64 and :latest-arm64). Each tag
 ##   is removed from the engine after its push: an engine refuses a second plugin with a
 ##   byte-identical rootfs. Tags that already exist in the engine are not touched.
+RELEASE_TAGS = $(VERSION)$(ARCH_SUFFIX) latest$(ARCH_SUFFIX)
 release: bundle
 	@test -n "$(VERSION)" || { echo "release: VERSION is empty" >&2; exit 1; }
-	@for t in $(VERSION) latest; do \
+	@for t in $(RELEASE_TAGS); do \
 	  if $(DOCKER) plugin inspect $(PLUGIN_REF):$$t >/dev/null 2>&1; then \
 	    echo "release: $(PLUGIN_REF):$$t already exists in this engine; remove it first" >&2; exit 1; \
 	  fi; \
 	done
-	@set -e; for t in $(VERSION) latest; do \
+	@set -e; for t in $(RELEASE_TAGS); do \
 	  echo "release: $(PLUGIN_REF):$$t"; \
 	  $(DOCKER) plugin create $(PLUGIN_REF):$$t $(BUNDLE); \
-	  $(MAKE) --no-print-directory push PLUGIN_TAG=$$t || { $(DOCKER) plugin rm $(PLUGIN_REF):$$t; exit 1; }; \
+	  $(DOCKER) plugin push $(PLUGIN_REF):$$t || { $(DOCKER) plugin rm $(PLUGIN_REF):$$t; exit 1; }; \
 	  $(DOCKER) plugin rm $(PLUGIN_REF):$$t; \
 	done
 
 ## test: every test: unit, conformance, kernel (netns), kernel-in-VM, power cuts, Docker end-to-end
-test: lint test-unit test-vm test-powercut test-fuzz e2e e2e-swarm
+test: lint test-unit test-unit-arm64 test-vm test-vm-arm64 test-powercut test-fuzz e2e e2e-swarm
 
 test-unit:
 	tests/require-root.sh
@@ -86,6 +109,23 @@ test-repeat:
 ## test-vm: ipvlan/802.1Q/dummy cases on a real Debian kernel under qemu
 test-vm:
 	tests/vm-guest/run.sh
+
+## test-unit-arm64: the unit and integration tests of the library crates
+##   (protocol, store, ipam, driver) built for aarch64-unknown-linux-musl and
+##   run under qemu-aarch64 (Debian's qemu-user, installed if missing). The
+##   plugin's system tests spawn the plugin binary, which qemu-user cannot
+##   follow into (no binfmt_misc); the kernel cases on arm64 are test-vm-arm64's
+ARM64_UNIT_CRATES ?= -p ipvlan-rs-protocol -p ipvlan-rs-store -p ipvlan-rs-ipam -p ipvlan-rs-driver
+test-unit-arm64:
+	command -v qemu-aarch64 >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user; }
+	scripts/rust-target.sh aarch64-unknown-linux-musl
+	cargo test --locked --target aarch64-unknown-linux-musl $(ARM64_UNIT_CRATES) --lib --tests
+
+## test-vm-arm64: the same VM cases with the guest program built for arm64, on
+##   Debian's arm64 kernel under qemu-system-aarch64 (TCG)
+test-vm-arm64:
+	ARCH=arm64 tests/vm-guest/run.sh
 
 ## test-powercut: the plugin in the VM with its state on a virtio disk (ext4
 ##   and xfs), the power cut POWERCUT_CUTS times each (default 33; make soak
@@ -140,6 +180,15 @@ bench: build
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends valgrind; } ;; esac
 	cargo build --release --locked -p ipvlan-rs-bench
 	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done
+
+## audit: cargo audit (RustSec advisories) of Cargo.lock. AUDIT_DB=DIR: a local
+##   copy of the advisory database (a clone of github.com/rustsec/advisory-db),
+##   not fetched; without it, the live database if this machine reaches it.
+##   Installs cargo-audit (crates.io) if missing. Allowed warnings: README, Security.
+AUDIT_DB ?=
+CARGO_AUDIT_VERSION ?= 0.22.2
+audit:
+	AUDIT_DB='$(AUDIT_DB)' CARGO_AUDIT_VERSION='$(CARGO_AUDIT_VERSION)' scripts/audit.sh
 
 lint:
 	cargo fmt --all -- --check

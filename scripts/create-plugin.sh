@@ -24,7 +24,12 @@ root=$(d info -f '{{.DockerRootDir}}')
 mount=$root/plugins/$id/propagated-mount
 enabled=$(d plugin inspect -f '{{.Enabled}}' "$ref")
 mapfile -t settings < <(d plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$ref" | sed '/^$/d')
-[[ -d $mount ]] || { echo "create-plugin: $ref has no state directory at $mount; is $DOCKER the engine at $root?" >&2; exit 1; }
+[[ -d $root/plugins/$id ]] || { echo "create-plugin: $ref has no directory $root/plugins/$id; is $DOCKER the engine at $root?" >&2; exit 1; }
+if [[ ! -d $mount ]]; then
+  # never enabled (make create, make push): no state yet, only settings to keep
+  [[ $enabled == false ]] || { echo "create-plugin: $ref is enabled but has no state directory at $mount" >&2; exit 1; }
+  mkdir -p "$mount"
+fi
 
 # Networks of this plugin keep working containers while it is down; new
 # containers on them wait for the enable below.

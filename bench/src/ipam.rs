@@ -59,7 +59,7 @@ struct Level {
 }
 
 /// Runs the benchmark and returns its report (markdown); the chart goes to
-/// `chart` (a PNG the report links to, relative to `link_base`).
+/// `chart` (an SVG the report links to, relative to `link_base`).
 pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
     let mut out = String::new();
     let mut series = Vec::new();

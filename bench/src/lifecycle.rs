@@ -90,7 +90,7 @@ pub(crate) struct Network {
 }
 
 /// Runs the benchmark and returns its report (markdown); the chart goes to
-/// `chart` (a PNG the report links to, relative to `link_base`).
+/// `chart` (an SVG the report links to, relative to `link_base`).
 pub async fn run(binary: &Path, s: &Settings, chart: &Path, link_base: &Path) -> Result<String> {
     let ns = netns_with_parent("lc")?;
     let plugin = PluginProcess::start_in(Some(&ns), binary, &[])?;

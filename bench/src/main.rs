@@ -162,7 +162,7 @@ fn main() -> Result<()> {
                 phase: Duration::from_secs_f64(seconds.max(0.1)),
                 families,
             };
-            let chart = results_dir.join("ipam-scale.png");
+            let chart = results_dir.join("ipam-scale.svg");
             (
                 "ipam",
                 rt.block_on(ipam::run(&cli.plugin, &settings, &chart, &link_base))?,
@@ -183,7 +183,7 @@ fn main() -> Result<()> {
                 rt.block_on(lifecycle::run(
                     &cli.plugin,
                     &settings,
-                    &results_dir.join("lifecycle-latency.png"),
+                    &results_dir.join("lifecycle-latency.svg"),
                     &link_base,
                 ))?,
             )

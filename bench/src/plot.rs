@@ -1,27 +1,10 @@
-//! PNG line charts of a benchmark's own numbers (plotters, bitmap backend;
-//! text drawn with the system's DejaVu Sans).
+//! SVG line charts of a benchmark's own numbers (plotters, SVG backend only:
+//! text is SVG `<text>` that the viewer draws, so no font crate and no font
+//! file are involved; label sizes are plotters' estimate).
 
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
-
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
-fn font() -> Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            let bytes = std::fs::read(FONT)
-                .map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
-            // plotters keeps fonts for the life of the process
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-                .map_err(|_| format!("{FONT}: not a usable font"))
-        })
-        .clone()
-        .map_err(|e| anyhow!(e))
-}
 
 /// One line of a chart: a name and its (x, y) points.
 pub struct Series {
@@ -31,7 +14,7 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws `series` against a logarithmic x axis into the PNG at `path`.
+/// Draws `series` against a logarithmic x axis into the SVG at `path`.
 pub fn log_x_chart(
     path: &Path,
     title: &str,
@@ -39,7 +22,6 @@ pub fn log_x_chart(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
-    font()?;
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (x_min, x_max) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     let y_max = series
@@ -49,7 +31,7 @@ pub fn log_x_chart(
     if series.iter().all(|s| s.points.is_empty()) || x_min <= 0.0 {
         return Err(anyhow!("nothing to plot"));
     }
-    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -95,7 +77,8 @@ pub fn log_x_chart(
     Ok(())
 }
 
-/// Draws a chart, or says why not: a missing font must not fail a benchmark.
+/// Draws a chart, or says why not: a chart that cannot be written must not
+/// fail a benchmark.
 pub fn try_chart(path: &Path, title: &str, x: &str, y: &str, series: &[Series]) -> Option<String> {
     match log_x_chart(path, title, x, y, series).context("plot") {
         Ok(()) => Some(path.display().to_string()),
@@ -103,5 +86,38 @@ pub fn try_chart(path: &Path, title: &str, x: &str, y: &str, series: &[Series]) 
             eprintln!("no chart {}: {e:#}", path.display());
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn chart_is_an_svg_with_its_text_and_a_line_per_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chart.svg");
+        let series = [
+            Series {
+                name: "v4 cost".into(),
+                points: vec![(10.0, 1.0), (100.0, 2.0), (1000.0, 4.0)],
+            },
+            Series {
+                name: "v6 cost".into(),
+                points: vec![(10.0, 1.5), (1000.0, 3.0)],
+            },
+        ];
+        log_x_chart(&path, "the title", "x axis", "y axis", &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        for text in ["the title", "x axis", "y axis", "v4 cost", "v6 cost"] {
+            assert!(svg.contains(text), "no '{text}' in the chart");
+        }
+        assert!(svg.matches("<polyline").count() >= 2, "a line per series");
+        assert!(
+            log_x_chart(&path, "t", "x", "y", &[]).is_err(),
+            "nothing to plot"
+        );
     }
 }

@@ -54,6 +54,8 @@ SCENARIOS=(
   daemon_restart
   daemon_restart_live_restore
   registry_release_install
+  push_alone_install_alias
+  release_arm64_install
   plugin_upgrade
   host_link
   dhcp_leases

@@ -577,20 +577,110 @@ scenario_registry_release_install() {
   eq "$(docker plugin inspect -f '{{.Enabled}}' "$ref:$VERSION")" true "installed plugin enabled"
   id=$(docker plugin inspect -f '{{.Id}}' "$ref:$VERSION")
   echo "$id" >>"$E2E_WORK/plugin-ids"
+  installed_plugin_serves "$ref:$VERSION" "$n"
+}
+
+# installed_plugin_serves PLUGIN N: a macvlan network of PLUGIN (driver and
+# IPAM driver, on a parent of its own, subnet N.0/24) gives two containers the
+# first addresses and the gateway, and they ping each other; then containers,
+# network and the plugin (disabled, removed) go, leaving no link.
+installed_plugin_serves() {
+  local plugin=$1 n=$2 p
   p=$(new_parent)
-  x docker network create -d "$ref:$VERSION" --ipam-driver "$ref:$VERSION" \
+  x docker network create -d "$plugin" --ipam-driver "$plugin" \
     --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan rg >/dev/null
+  eq "$(docker network inspect -f '{{.Driver}} {{.IPAM.Driver}}' rg)" "$plugin $plugin" "drivers of the network"
   ctr c1 --network rg
   ctr c2 --network rg
-  eq "$(addr4 c1)" "$n.2/24" "c1 address (installed plugin)"
+  eq "$(addr4 c1)" "$n.2/24" "c1 address (plugin $plugin)"
   eq "$(gw4 c1)" "$n.1" "c1 default gateway"
   pings c1 c2
   pings c2 "$n.2"
   x docker rm -f c1 c2 >/dev/null
   x docker network rm rg >/dev/null
   no_links_on "$p"
-  x docker plugin disable "$ref:$VERSION"
-  x docker plugin rm "$ref:$VERSION"
+  x docker plugin disable "$plugin"
+  x docker plugin rm "$plugin"
+}
+
+# `make push REGISTRY=...` alone, as a release job on a clean tree runs it: no
+# plugin of that name in the engine and no bundle beforehand; it builds,
+# bundles, creates and pushes. A second `make push` re-creates the plugin that
+# is there now (never enabled: no state to carry) and pushes it. Then the
+# README's install on a node: `docker plugin install --alias`, one short name
+# for the networks.
+scenario_push_alone_install_alias() {
+  local name=e2e$E/pushed ref alias=e2e$E/alias:latest d1 d2 n=10.$E.41 id
+  ref=$REG/$name:latest
+  ! docker plugin inspect "$ref" >/dev/null 2>&1 || fail "$ref exists before make push"
+  [[ -z $(manifest_digest "$name" latest) ]] || fail "$name:latest is in the registry before make push"
+  x make -C "$ROOT" --no-print-directory push REGISTRY="$REG" PLUGIN_NAME="$name" DOCKER=docker \
+    BUNDLE="$SDIR/bundle"
+  d1=$(manifest_digest "$name" latest)
+  matches "$d1" '^sha256:[0-9a-f]{64}$' "registry digest of $name:latest after make push"
+  eq "$(docker plugin inspect -f '{{.Enabled}}' "$ref")" false "$ref in the engine after make push"
+  id=$(docker plugin inspect -f '{{.Id}}' "$ref")
+  x make -C "$ROOT" --no-print-directory push REGISTRY="$REG" PLUGIN_NAME="$name" DOCKER=docker \
+    BUNDLE="$SDIR/bundle"
+  [[ $(docker plugin inspect -f '{{.Id}}' "$ref") != "$id" ]] || fail "the second make push did not re-create $ref"
+  # the bundle is laid out anew, so the rootfs layer (file times) and the digest change
+  d2=$(manifest_digest "$name" latest)
+  matches "$d2" '^sha256:[0-9a-f]{64}$' "registry digest of $name:latest after a second make push (was $d1)"
+  x docker plugin rm "$ref"
+  x docker plugin install --grant-all-permissions --alias "$alias" "$ref"
+  id=$(docker plugin inspect -f '{{.Id}}' "$alias")
+  echo "$id" >>"$E2E_WORK/plugin-ids"
+  eq "$(docker plugin inspect -f '{{.Name}} {{.PluginReference}} {{.Enabled}}' "$alias")" "$alias $ref true" \
+    "plugin installed with --alias (name, reference, enabled)"
+  eq "$(docker plugin ls --format '{{.Name}}' | grep -cxF "$alias")" 1 "docker plugin ls lists the alias"
+  installed_plugin_serves "$alias" "$n"
+}
+
+# `make release ARCH=arm64`: :VERSION-arm64 and :latest-arm64 (one digest) next
+# to the amd64 tags, which it leaves alone. A plugin manifest names no
+# platform, so this amd64 engine installs it (under --alias, as a mixed Swarm
+# cluster's arm64 nodes do): its rootfs holds the static aarch64 binary that
+# `make build ARCH=arm64` made, its config is the amd64 plugin's; enabling it
+# here fails with "exec format error" (unless the host runs aarch64 binaries
+# through binfmt_misc). That the binary works on arm64 is make test-vm-arm64's part.
+scenario_release_arm64_install() {
+  local name=e2e$E/ipvlan-rs alias=e2e$E/arm:latest ref d1 d2 d64 id bin mark
+  ref=$REG/$name:latest-arm64
+  x make -C "$ROOT" --no-print-directory release ARCH=arm64 REGISTRY="$REG" PLUGIN_NAME="$name" \
+    DOCKER=docker BUNDLE="$SDIR/bundle"
+  d1=$(manifest_digest "$name" "$VERSION-arm64")
+  d2=$(manifest_digest "$name" latest-arm64)
+  matches "$d1" '^sha256:[0-9a-f]{64}$' "registry digest of $name:$VERSION-arm64"
+  eq "$d2" "$d1" "registry digest of $name:latest-arm64"
+  d64=$(manifest_digest "$name" latest)
+  if [[ -n $d64 ]]; then
+    [[ $d64 != "$d1" ]] || fail "$name:latest (amd64) has the arm64 digest"
+    echo "ok: $name:latest is still the amd64 plugin ($d64)"
+  fi
+  eq "$(docker plugin ls --format '{{.Name}}' | paste -sd' ')" "$P" "plugins in the engine after make release ARCH=arm64"
+  x docker plugin install --grant-all-permissions --disable --alias "$alias" "$ref"
+  id=$(docker plugin inspect -f '{{.Id}}' "$alias")
+  echo "$id" >>"$E2E_WORK/plugin-ids"
+  eq "$(docker plugin inspect -f '{{.PluginReference}}' "$alias")" "$ref" "reference of the arm64 plugin"
+  eq "$(docker plugin inspect -f '{{json .Config.Interface}} {{json .Config.Linux.Capabilities}}' "$alias")" \
+    "$(docker plugin inspect -f '{{json .Config.Interface}} {{json .Config.Linux.Capabilities}}' "$P")" \
+    "config of the arm64 plugin (interface, capabilities) against the amd64 one"
+  bin=$DATA/plugins/$id/rootfs/ipvlan-rs
+  matches "$(file -b "$bin")" 'ARM aarch64.*statically linked' "the arm64 plugin's binary"
+  eq "$(sha256sum <"$bin")" "$(sha256sum <"$ROOT/target/aarch64-unknown-linux-musl/release/ipvlan-rs")" \
+    "the arm64 plugin's binary against make build ARCH=arm64's"
+  if grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
+    note "this host runs aarch64 binaries through binfmt_misc: enable not tried"
+  else
+    # the engine reports that the plugin's socket never came; the plugin's
+    # own output (in the engine's log) says why
+    mark=$(log_mark)
+    fails_with "$id/ipvlan-rs.sock" docker plugin enable "$alias"
+    tail -n +"$((mark + 1))" "$DLOG" | grep "plugin=$id" | grep -q 'exec format error' ||
+      fail "no 'exec format error' of plugin $id in $DLOG"
+    echo "ok: the engine's log has the plugin's 'exec /ipvlan-rs: exec format error'"
+  fi
+  x docker plugin rm -f "$alias"
 }
 
 # docker plugin upgrade to a tag with a different rootfs (a marker file), with a

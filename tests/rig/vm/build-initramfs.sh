@@ -11,8 +11,10 @@
 #        MODS, EXTRA, IPROUTE2, IPBIN or COMPRESS other than the defaults,
 #        base-<hash of those settings>.img, so that two rigs that load different
 #        modules (make test-vm, make test-powercut) do not rebuild each other's
-# Env:   IPROUTE2=1|0      include the host's iproute2 `ip` as /usr/local/sbin/ip (default 1)
-#        IPBIN=/usr/sbin/ip
+# Env:   IPROUTE2=1|0      include the host's iproute2 `ip` as /usr/local/sbin/ip (default 1;
+#                          ARCH=arm64: the arm64 one setup.sh unpacked into $GUEST_ROOT)
+#        IPBIN=/usr/sbin/ip (ARCH=arm64: $GUEST_ROOT/bin/ip)
+#        ARCH=amd64|arm64  the guest's architecture (common.sh)
 #        MODS="ipvlan macvlan 8021q dummy veth"   modules to load (deps are added)
 #        EXTRA="hostpath:guestpath ..."            extra files
 #        COMPRESS=gzip|zstd|none                   (default gzip)
@@ -22,29 +24,37 @@ PROG=build-initramfs.sh
 . "$(dirname "$(readlink -f "$0")")/common.sh"
 MODS=${MODS:-"ipvlan macvlan 8021q dummy veth"}
 IPROUTE2=${IPROUTE2:-1}
-IPBIN=${IPBIN:-/usr/sbin/ip}
+DEFAULT_IPBIN=/usr/sbin/ip
+[[ $ARCH == amd64 ]] || DEFAULT_IPBIN=$GUEST_ROOT/bin/ip
+IPBIN=${IPBIN:-$DEFAULT_IPBIN}
 COMPRESS=${COMPRESS:-gzip}
 EXTRA=${EXTRA:-}
 FORCE=0; [[ ${1:-} == --force ]] && FORCE=1
 SETTINGS="mods=$MODS iproute2=$IPROUTE2 ipbin=$IPBIN compress=$COMPRESS extra=$EXTRA"
-if [[ $SETTINGS != "mods=ipvlan macvlan 8021q dummy veth iproute2=1 ipbin=/usr/sbin/ip compress=gzip extra=" ]]; then
+if [[ $SETTINGS != "mods=ipvlan macvlan 8021q dummy veth iproute2=1 ipbin=$DEFAULT_IPBIN compress=gzip extra=" ]]; then
   BASE_INITRD=${BASE_INITRD%.img}-$(echo "$SETTINGS" | sha256sum | cut -c1-12).img
 fi
 
-[[ -f $VM_CACHE/setup.stamp && -x $BUSYBOX ]] && kernel_image >/dev/null ||
-  die "the VM cache $VM_CACHE is not set up: run $VM_RIG_DIR/setup.sh first" 69
+[[ -f $VM_CACHE/setup.stamp && -x $BUSYBOX && -x $HOST_BUSYBOX ]] && kernel_image >/dev/null ||
+  die "the VM cache $VM_CACHE is not set up: run ARCH=$ARCH $VM_RIG_DIR/setup.sh first" 69
 [[ -f $VM_RIG_DIR/guest-init ]] || die "missing $VM_RIG_DIR/guest-init"
 case $COMPRESS in gzip|zstd|none) ;; *) die "COMPRESS must be gzip, zstd or none";; esac
 
-iproute_files() { # the ip binary, its libraries and the dynamic loader
-  echo "$IPBIN"; ldd "$IPBIN" | grep -o '/[^ ]*'
+iproute_files() { # the ip binary, its libraries and the dynamic loader (host paths)
+  if [[ $ARCH == amd64 ]]; then
+    echo "$IPBIN"; ldd "$IPBIN" | grep -o '/[^ ]*'
+    return
+  fi
+  # another architecture: no ldd; the NEEDED entries, resolved in the guest tree
+  echo "$IPBIN"
+  guest_needed "$IPBIN"
 }
 inputs_hash() {
   {
     echo "$SETTINGS"
     sha256sum "$VM_RIG_DIR/build-initramfs.sh" "$VM_RIG_DIR/guest-init"
     cat "$KERNEL_ROOT/.stamp" "$VM_CACHE/busybox/.stamp"
-    if [[ $IPROUTE2 == 1 ]]; then iproute_files | xargs stat -L -c '%n %s %Y'; fi
+    if [[ $IPROUTE2 == 1 ]]; then iproute_files | cut -d' ' -f1 | xargs stat -L -c '%n %s %Y'; fi
     for e in $EXTRA; do stat -L -c '%n %s %Y' "${e%%:*}"; done
   } | sha256sum | cut -c1-32
 }
@@ -70,7 +80,7 @@ cp "$BUSYBOX" "$S/bin/busybox"
 while read -r a; do
   [[ $a == bin/busybox || -e $S/$a || -L $S/$a ]] && continue
   mkdir -p "$S/$(dirname "$a")"; ln -s /bin/busybox "$S/$a"
-done < <("$BUSYBOX" --list-full)
+done < <("$HOST_BUSYBOX" --list-full)
 install -m 755 "$VM_RIG_DIR/guest-init" "$S/init"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$S/etc/passwd"
 printf 'root:x:0:\n' > "$S/etc/group"
@@ -107,8 +117,10 @@ printf '%s\n' "${order[@]}" > "$S/lib/qk-modules/order"
 if [[ $IPROUTE2 == 1 ]]; then
   [[ -x $IPBIN ]] || die "IPBIN=$IPBIN not found (set IPROUTE2=0 to leave iproute2 out)"
   cp -L "$IPBIN" "$S/usr/local/sbin/ip"
-  for l in $(iproute_files | tail -n +2); do
-    mkdir -p "$S$(dirname "$l")"; cp -L "$l" "$S$l"
+  # each library at its path in the guest (the second word, when the host's differs)
+  iproute_files | tail -n +2 | while read -r l g; do
+    g=${g:-$l}
+    mkdir -p "$S$(dirname "$g")"; cp -L "$l" "$S$g"
   done
 fi
 
@@ -116,7 +128,7 @@ for e in $EXTRA; do
   mkdir -p "$S$(dirname "${e#*:}")"; cp -L "${e%%:*}" "$S${e#*:}"
 done
 
-( cd "$S" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null ) > "$S.cpio"
+( cd "$S" && find . -mindepth 1 | LC_ALL=C sort | "$HOST_BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null ) > "$S.cpio"
 TMPOUT=$BASE_INITRD.tmp.$$
 case $COMPRESS in
   gzip) gzip -1 -n -c "$S.cpio" > "$TMPOUT";;

@@ -8,6 +8,9 @@
 #        VM_LOG=FILE      console log (default $IPVLAN_RS_CACHE/vm/logs/<test>-<time>-<pid>.log)
 #        VM_APPEND=...    extra kernel command line (NAME=value words become /test's env)
 #        VM_MEM=512 VM_SMP=1 VM_CPU=max   guest memory (MiB), vCPUs, qemu -cpu model
+#                         (ARCH=arm64: VM_CPU=cortex-a57 by default)
+#        ARCH=amd64|arm64   the guest's architecture: the cache, qemu and kernel it uses
+#                         (common.sh); TEST_BINARY must be of that architecture
 #        VM_ALLOW_DYNAMIC=1  accept a dynamically linked TEST_BINARY (normally refused)
 #        VM_FILES="host:guest ..."  more files for this run only (beside /test)
 #        VM_DISKS="file ..."  raw images as virtio disks /dev/vda, /dev/vdb, ... (cache=none)
@@ -32,10 +35,14 @@ VM_TIMEOUT=${VM_TIMEOUT:-300}
 TEST=$1; shift
 [[ -f $TEST ]] || die "test binary '$TEST' does not exist" 64
 [[ $(head -c 4 "$TEST" | od -An -c | tr -d ' ') == '177ELF' ]] || die "'$TEST' is not an ELF binary" 64
+case $ARCH:$(readelf -h "$TEST" 2>/dev/null | sed -n 's/^ *Machine: *//p') in
+  amd64:*X86-64*|arm64:AArch64) ;;
+  *) die "'$TEST' is not an $ARCH binary (ARCH=$ARCH; readelf: $(readelf -h "$TEST" 2>&1 | sed -n 's/^ *Machine: *//p'))" 64 ;;
+esac
 if command -v readelf >/dev/null && readelf -lW "$TEST" 2>/dev/null | grep -q 'INTERP'; then
   [[ ${VM_ALLOW_DYNAMIC:-0} == 1 ]] ||
     die "'$TEST' is dynamically linked; the guest has no Rust runtime libraries. Build it static:
-  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu
+  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $RUST_TARGET
 (or set VM_ALLOW_DYNAMIC=1)" 64
 fi
 
@@ -81,7 +88,7 @@ done
 # no_timer_check: on a loaded host the emulated CPU is so slow that the
 # kernel's check of the timer interrupt fails and it panics at boot ("IO-APIC
 # + timer doesn't work"; seen with a load of 16 on 2 CPUs)
-CMDLINE="console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests no_timer_check RUST_BACKTRACE=1${VM_APPEND:+ $VM_APPEND}"
+CMDLINE="console=$GUEST_CONSOLE quiet panic=-1 mitigations=off cryptomgr.notests no_timer_check RUST_BACKTRACE=1${VM_APPEND:+ $VM_APPEND}"
 [[ -n $QARGS ]] && CMDLINE+=" qk.args=\"$QARGS\""
 [[ ${#CMDLINE} -lt 2048 ]] || die "kernel command line too long (${#CMDLINE} bytes, limit 2047): fewer/shorter arguments" 64
 
@@ -106,7 +113,7 @@ size=$(stat -c %s "$BASE")
 # 4-byte aligned offset; the gzip'ed base has an arbitrary length. Unpadded:
 # "Initramfs unpacking failed: invalid magic at start of compressed archive".
 { cat "$BASE"; head -c $(( (4 - size % 4) % 4 )) /dev/zero
-  ( cd "$W/root" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null )
+  ( cd "$W/root" && find . -mindepth 1 | LC_ALL=C sort | "$HOST_BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null )
 } > "$W/initrd" || die "cannot build the per-run initramfs"
 
 # --- log
@@ -128,7 +135,7 @@ timeout -k 5 "$VM_TIMEOUT" env \
   LD_LIBRARY_PATH="$QEMU_ROOT/usr/lib/x86_64-linux-gnu:$QEMU_ROOT/lib/x86_64-linux-gnu" \
   QEMU_MODULE_DIR="$QEMU_ROOT/usr/lib/x86_64-linux-gnu/qemu" \
   "$QEMU_BIN" $(qemu_fw_args) \
-  -M pc -accel tcg -cpu "${VM_CPU:-max}" -smp "${VM_SMP:-1}" -m "${VM_MEM:-512}" \
+  $(qemu_machine_args) -smp "${VM_SMP:-1}" -m "${VM_MEM:-512}" \
   -nodefaults -no-user-config -display none -serial stdio "${SERIAL2[@]}" -no-reboot \
   "${DRIVES[@]}" "${PIDFILE[@]}" \
   -kernel "$VMLINUZ" -initrd "$W/initrd" -append "$CMDLINE" \
