@@ -400,6 +400,12 @@ fn dhcp_host_link_leases_its_address_keeps_it_across_kill_9_and_releases_it() {
     let lease = shown.lease.expect("no lease in /status");
     assert_eq!(lease.address.to_string(), host);
     assert_eq!(lease.client_id_hex, id);
+    let table = ipvlan_rs::cli::render(&s);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(HOST_LINK))
+        .unwrap_or_else(|| panic!("no lease row of the host link:\n{table}"));
+    assert!(row.contains(&host), "{row}");
 
     // a container joins: a route to its leased address, reached both ways
     let r = p.post(
