@@ -291,19 +291,24 @@ pub fn render(status: &Status) -> String {
         ],
         &rows,
     );
+    // the endpoints' leases, then host links' (under the link's name)
     let leased: Vec<_> = d
         .endpoints
         .iter()
-        .filter_map(|e| e.lease.as_ref().map(|l| (e, l)))
+        .filter_map(|e| e.lease.as_ref().map(|l| (short(&e.id), &e.network, l)))
+        .chain(d.networks.iter().filter_map(|n| {
+            let h = n.host_link.as_ref()?;
+            h.lease.as_ref().map(|l| (h.name.clone(), &n.id, l))
+        }))
         .collect();
     if !leased.is_empty() {
         out.push_str("\nDHCP LEASES\n");
         let rows: Vec<Vec<String>> = leased
             .iter()
-            .map(|(e, l)| {
+            .map(|(holder, network, l)| {
                 vec![
-                    short(&e.id),
-                    short(&e.network),
+                    holder.clone(),
+                    short(network),
                     l.address.to_string(),
                     l.client_id.clone(),
                     l.server.to_string(),
@@ -315,7 +320,7 @@ pub fn render(status: &Status) -> String {
         table(
             &mut out,
             &[
-                "ENDPOINT",
+                "ENDPOINT or HOST LINK",
                 "NETWORK",
                 "ADDRESS",
                 "CLIENT ID",

@@ -4,7 +4,9 @@
 //! joined container, the host reaching containers (each in a namespace of
 //! its own, as the engine leaves them) and they the host, reconcile after a
 //! kill -9 putting back exactly what the records call for, and DeleteNetwork
-//! leaving nothing behind.
+//! leaving nothing behind; in a `dhcp=on` network, the address leased from
+//! a real server (dnsmasq: apt-get install dnsmasq-base), kept across a
+//! kill -9 and released with the network.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +14,7 @@ mod common;
 mod kernel_rig;
 
 use common::ops::status;
-use common::{NetNs, body, ip};
+use common::{DhcpServer, NetNs, body, client_id_text, ip};
 use ipvlan_driver::{HostLinkStatus, MissingHostLink};
 use kernel_rig::{EP1, EP2, NET, Rig, create_endpoint, delete_network, endpoint_call, join};
 
@@ -196,6 +198,7 @@ fn macvlan_host_link_reaches_containers_and_is_restored_after_kill_9() {
         address: "10.70.0.2".parse().unwrap(),
         range: None,
         present,
+        lease: None,
     };
     let host_link_of = |s: &ipvlan_rs::status::Status| {
         let n = s.driver.networks.iter().find(|n| n.id == NET).unwrap();
@@ -324,4 +327,141 @@ fn host_link_with_an_ip_range_routes_the_range_and_a_given_address() {
         ),
         "the given address after DeleteNetwork",
     );
+}
+
+/// What the null IPAM sends in CreateNetwork (`dhcp=on` networks).
+const NULL_IPAM: &str = r#"[{"AddressSpace":"null","Pool":"0.0.0.0/0"}]"#;
+
+/// Option 61 of NET's host link, as dnsmasq prints it.
+fn host_link_client_id() -> String {
+    let key = ipvlan_driver::host_link_lease_key(NET);
+    let mut id = b"\0ipvlan-rs:".to_vec();
+    id.extend(key.bytes().take(64));
+    client_id_text(&id)
+}
+
+#[test]
+fn dhcp_host_link_leases_its_address_keeps_it_across_kill_9_and_releases_it() {
+    let rig = Rig::new("hd");
+    let ns = &rig.ns;
+    // T1 of seconds: the host link's lease is renewed within the test
+    let mut server = DhcpServer::start(
+        ns,
+        "hp0p",
+        "10.77.0.100",
+        "10.77.0.150",
+        "2m",
+        &[
+            "--no-ping",
+            "--dhcp-option=option:T1,3",
+            "--dhcp-option=option:T2,100",
+        ],
+    )
+    .unwrap();
+    let env = [("DHCP_TIMEOUT_MS", "2000")];
+    let mut p = rig.start(&env);
+    let create = |p: &common::Plugin, options: &str| {
+        p.post(
+            "/NetworkDriver.CreateNetwork",
+            &body::create_network(NET, options, NULL_IPAM),
+        )
+    };
+    // the server owns the addresses: no host_link=ADDR
+    let err = create(
+        &p,
+        r#"{"parent":"hp0","kind":"macvlan","dhcp":"on","host_link":"10.77.0.9"}"#,
+    )
+    .assert_error(500);
+    assert!(
+        err.contains("host_link=10.77.0.9") && err.contains("dhcp=on"),
+        "{err}"
+    );
+    const OPTIONS: &str = r#"{"parent":"hp0","kind":"macvlan","dhcp":"on","host_link":"on"}"#;
+    ok(create(&p, OPTIONS), "CreateNetwork dhcp=on host_link=on");
+
+    // a /32 from the server's range, leased under the link's own client-id
+    // and MAC
+    let on_link = addresses(ns, HOST_LINK);
+    assert_eq!(on_link.len(), 1, "{on_link:?}");
+    let host = on_link[0].strip_suffix("/32").unwrap().to_string();
+    let last: u8 = host.strip_prefix("10.77.0.").unwrap().parse().unwrap();
+    assert!((100..=150).contains(&last), "{host}");
+    let details = ns.link_details(HOST_LINK).unwrap();
+    let id = host_link_client_id();
+    server
+        .wait_leases("the host link's lease", |leases| {
+            leases
+                .iter()
+                .any(|l| l.client_id == id && l.address == host && details.contains(&l.mac))
+        })
+        .unwrap();
+    let s = status(&p);
+    let shown = s.driver.networks[0].host_link.clone().unwrap();
+    let lease = shown.lease.expect("no lease in /status");
+    assert_eq!(lease.address.to_string(), host);
+    assert_eq!(lease.client_id_hex, id);
+    let table = ipvlan_rs::cli::render(&s);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(HOST_LINK))
+        .unwrap_or_else(|| panic!("no lease row of the host link:\n{table}"));
+    assert!(row.contains(&host), "{row}");
+
+    // a container joins: a route to its leased address, reached both ways
+    let r = p.post(
+        "/NetworkDriver.CreateEndpoint",
+        &body::create_endpoint(NET, EP1, &body::interface("", "")),
+    );
+    let address = ok(r, "CreateEndpoint")["Interface"]["Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let container_ip = address.split('/').next().unwrap().to_string();
+    assert_ne!(container_ip, host);
+    let link = join(&p, NET, EP1);
+    let c = containerize("hdc", ns, &link, &address);
+    assert_eq!(routes(ns, HOST_LINK), [container_ip.as_str()]);
+    assert!(
+        pings(ns, &container_ip),
+        "the host does not reach {address}"
+    );
+    assert!(pings(&c, &host), "{address} does not reach the host link");
+
+    // kill -9: the link, its address and its lease stay, and renewals go on
+    let expires = |leases: &[common::LeaseLine]| {
+        leases
+            .iter()
+            .find(|l| l.client_id == id)
+            .map(|l| (l.address.clone(), l.expires))
+    };
+    let (_, before) = expires(&server.leases()).unwrap();
+    p.kill9();
+    let p = rig.start(&env);
+    assert_eq!(addresses(ns, HOST_LINK), [format!("{host}/32")]);
+    assert_eq!(routes(ns, HOST_LINK), [container_ip.as_str()]);
+    assert!(pings(ns, &container_ip), "not reached after the restart");
+    server
+        .wait_leases("the host link's lease renewed", |leases| {
+            expires(leases).is_some_and(|(a, end)| a == host && end > before)
+        })
+        .unwrap();
+    let leases = server.leases();
+    assert_eq!(leases.len(), 2, "a lease was taken twice: {leases:?}");
+
+    // DeleteNetwork: the link goes and the lease is given back
+    drop(c);
+    delete_endpoint(&p, EP1);
+    ok(delete_network(&p, NET), "DeleteNetwork");
+    assert!(ns.link_details(HOST_LINK).is_none(), "host link left");
+    server
+        .wait_leases("the host link's lease released", |leases| leases.is_empty())
+        .unwrap();
+
+    // a silent server: a clear error, and no link, lease or network left
+    server.stop();
+    let err = create(&p, OPTIONS).assert_error(500);
+    assert!(err.contains("no DHCP server answered on hp0"), "{err}");
+    assert!(ns.link_details(HOST_LINK).is_none(), "host link left");
+    let s = status(&p);
+    assert!(s.driver.networks.is_empty(), "{:?}", s.driver.networks);
 }

@@ -16,16 +16,22 @@
 //! `--aux-address` of it is already the engine's reservation);
 //! `host_link=on` takes a free address of the network's pool from the
 //! plugin's IPAM, reached through [`HostLinkAddresses`] (the driver knows
-//! nothing of the IPAM crate).
+//! nothing of the IPAM crate). In a `dhcp=on` network the address is a
+//! lease of the link's own from the LAN's server (client identifier from
+//! [`host_link_lease_key`], distinct from every endpoint's; `chaddr` the
+//! link's own MAC on macvlan, the parent's on ipvlan, as for endpoints),
+//! kept in the leases table and renewed like an endpoint's.
 //!
 //! Invariants: the network record names the link and its address before
 //! CreateNetwork answers; reconcile and Join put back the link, its address
 //! and the routes the records call for, and reconcile removes routes
 //! through it they do not call for; a host link is deleted with its network.
 
+use crate::lease::own_mac;
 use crate::link::{self, HostRoute};
 use crate::names::host_link_name;
-use crate::records::{EndpointRecord, HostLink, NetworkRecord};
+use crate::names::random_mac;
+use crate::records::{EndpointRecord, HostLink, LeaseRecord, NetworkRecord};
 use crate::state::State;
 use crate::{Driver, DriverError};
 use futures::future::BoxFuture;
@@ -64,6 +70,13 @@ pub trait HostLinkAddresses: Send + Sync {
     /// The sub-pool (`--ip-range`) of the pool leased as `data`, if it is
     /// this IPAM's and has one.
     fn range(&self, data: &IpamData) -> Option<IpNet>;
+}
+
+/// The key of network `id`'s host link lease in the leases table, and the
+/// name its client identifier is made of (endpoint IDs are hex, so no
+/// endpoint's key is ever this).
+pub fn host_link_lease_key(id: &str) -> String {
+    format!("host-link:{id}")
 }
 
 /// The routes through `link` that the records call for: the range, and
@@ -220,7 +233,28 @@ impl Driver {
             address,
             range,
             lease,
+            mac: None,
         })
+    }
+
+    /// Leases network `network`'s host link address from the LAN's DHCP
+    /// server (`dhcp=on`); the returned link is not made yet. Routes go
+    /// per container: the server, not an `--ip-range`, owns the addresses.
+    pub(crate) async fn lease_host_link(
+        &self,
+        network: &NetworkRecord,
+    ) -> Result<(HostLink, LeaseRecord), DriverError> {
+        let key = host_link_lease_key(&network.id);
+        let mac = own_mac(&network.options.kind).then(random_mac);
+        let lease = self.acquire_lease(network, &key, mac, None).await?;
+        let link = HostLink {
+            name: host_link_name(&network.id),
+            address: lease.lease.address,
+            range: None,
+            lease: None,
+            mac,
+        };
+        Ok((link, lease))
     }
 
     /// Gives back the address a planned or deleted host link reserved.
@@ -275,6 +309,13 @@ impl Driver {
                     .ok_or_else(|| DriverError::NoParent(link.name.clone()))?
             }
         };
+        if let Some(mac) = link.mac.filter(|m| index.mac != Some(*m)) {
+            // the MAC its DHCP lease was asked with
+            self.netlink
+                .set_address(index.index, mac)
+                .await
+                .map_err(failed)?;
+        }
         if !index.up {
             self.netlink.set_up(index.index).await.map_err(failed)?;
         }

@@ -23,7 +23,10 @@
 //!   of the network ID) in the same group, with its address as a /32 and
 //!   routes to the network's containers (see `host_link`); its record
 //!   names it, reconcile restores it and the routes the records call for,
-//!   and it goes with its network.
+//!   and it goes with its network. In a `dhcp=on` network its address is
+//!   a DHCP lease of its own, stored with the network record in the same
+//!   commit, renewed with the endpoints' leases and released with the
+//!   network.
 //! - Leave and Delete* of unknown IDs succeed: the engine replays them after
 //!   crashes.
 //! - Calls that change one endpoint's link (Join, DeleteEndpoint) take
@@ -77,7 +80,7 @@ mod reconcile;
 pub use counters::{DhcpCounts, DhcpKind, DhcpOutcome, LinkCounts};
 pub use dhcp::Settings as DhcpSettings;
 pub use error::DriverError;
-pub use host_link::{AddressError, AddressLease, HostLinkAddresses};
+pub use host_link::{AddressError, AddressLease, HostLinkAddresses, host_link_lease_key};
 pub use join::join_response;
 pub use link::{Link, LinkError, Netlink};
 pub use names::{

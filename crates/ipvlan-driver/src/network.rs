@@ -1,11 +1,12 @@
 //! Networks: CreateNetwork and DeleteNetwork, and the parent links they
 //! resolve, create, share and delete.
 
+use crate::host_link_lease_key;
 use crate::link::Link;
 use crate::names::{ALIAS_PREFIX, dummy_name};
 use crate::options::{self, LinkKind, NetworkOptions, ParentSpec};
 use crate::records::{
-    CreatedParent, ENDPOINTS, EndpointRecord, LEASES, NETWORKS, NetworkRecord, Subnet,
+    CreatedParent, ENDPOINTS, EndpointRecord, LEASES, LeaseRecord, NETWORKS, NetworkRecord, Subnet,
 };
 use crate::state::{State, delete, put};
 use crate::{Driver, DriverError};
@@ -321,13 +322,27 @@ impl Driver {
                 record.created_parent = Some(created);
             }
         }
+        let host_key = host_link_lease_key(id);
         if let Some(previous) = state.networks.get(id).and_then(|n| n.host_link.clone()) {
             // re-created with another configuration: the new one plans afresh
             self.delete_host_link(&previous).await?;
             self.release_host_address(&previous).await;
         }
+        // a previous configuration's host link lease (its record is
+        // replaced or deleted in the commit below)
+        let previous_lease = state.leases.remove(&host_key);
+        if let Some(lease) = &previous_lease {
+            self.release_lease(&record.parent, lease).await;
+        }
+        let mut host_lease = None;
         if let Some(option) = record.options.host_link {
-            let planned = self.plan_host_link(&state, req, option).await;
+            let planned = match record.options.dhcp {
+                true => self.lease_host_link(&record).await.map(|(link, lease)| {
+                    host_lease = Some(lease);
+                    link
+                }),
+                false => self.plan_host_link(&state, req, option).await,
+            };
             let made = match planned {
                 Ok(link) => {
                     record.host_link = Some(link);
@@ -336,23 +351,32 @@ impl Driver {
                 Err(e) => Err(e),
             };
             if let Err(e) = made {
-                self.undo_create(&state, &record).await;
+                self.undo_create(&state, &record, host_lease.as_ref()).await;
                 return Err(e);
             }
         }
-        let stored = match put(NETWORKS, id, &record) {
-            Ok(op) => self
-                .store
-                .submit(vec![op])
-                .durable()
-                .await
-                .map_err(Into::into),
+        let mut ops = Vec::new();
+        let prepared = put(NETWORKS, id, &record).and_then(|op| {
+            ops.push(op);
+            match &host_lease {
+                Some(lease) => ops.push(put(LEASES, &host_key, lease)?),
+                None if previous_lease.is_some() => ops.push(delete(LEASES, &host_key)),
+                None => {}
+            }
+            Ok(())
+        });
+        let stored = match prepared {
+            Ok(()) => self.store.submit(ops).durable().await.map_err(Into::into),
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
-            self.undo_create(&state, &record).await;
+            self.undo_create(&state, &record, host_lease.as_ref()).await;
             return Err(e);
         }
+        if let Some(lease) = host_lease {
+            state.leases.insert(host_key, lease);
+        }
+        self.counters.dhcp.set_leases_held(state.leases.len());
         if let Some(link) = &record.host_link {
             tracing::info!(network = id, link = %link.name, address = %link.address, range = ?link.range, "host link ready: the host reaches the network's containers through it, and they reach the host at its address");
         }
@@ -407,13 +431,21 @@ impl Driver {
     }
 
     /// Takes back what a CreateNetwork that fails made: its host link and
-    /// address, and its parent.
-    async fn undo_create(&self, state: &State, record: &NetworkRecord) {
+    /// address (and the address's DHCP lease), and its parent.
+    async fn undo_create(
+        &self,
+        state: &State,
+        record: &NetworkRecord,
+        host_lease: Option<&LeaseRecord>,
+    ) {
         if let Some(link) = &record.host_link {
             if let Err(e) = self.delete_host_link(link).await {
                 tracing::warn!(network = %record.id, link = %link.name, error = %e, "could not delete host link");
             }
             self.release_host_address(link).await;
+        }
+        if let Some(lease) = host_lease {
+            self.release_lease(&record.parent, lease).await;
         }
         self.remove_parent_if_unused(state, record).await;
     }
@@ -474,16 +506,21 @@ impl Driver {
             self.delete_host_link(link).await?;
         }
         let mut ops: Vec<Op> = endpoints.iter().map(|e| delete(ENDPOINTS, &e.id)).collect();
+        // the endpoints' leases and the host link's
         let leases: Vec<_> = endpoints
             .iter()
-            .filter_map(|e| state.leases.get(&e.id).cloned())
+            .map(|e| e.id.clone())
+            .chain(std::iter::once(host_link_lease_key(id)))
+            .filter_map(|key| state.leases.get(&key).cloned())
             .collect();
         ops.extend(leases.iter().map(|l| delete(LEASES, &l.endpoint)));
         ops.push(delete(NETWORKS, id));
         self.store.submit(ops).durable().await?;
         for e in &endpoints {
             state.remove_endpoint(&e.id);
-            state.leases.remove(&e.id);
+        }
+        for l in &leases {
+            state.leases.remove(&l.endpoint);
         }
         self.counters.dhcp.set_leases_held(state.leases.len());
         for lease in &leases {

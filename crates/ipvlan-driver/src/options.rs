@@ -91,11 +91,11 @@ pub enum OptionError {
         /// What works instead.
         instead: &'static str,
     },
-    /// `host_link` on a `dhcp=on` network.
+    /// `host_link=ADDR` on a `dhcp=on` network.
     #[error(
-        "option host_link cannot be combined with dhcp=on yet: the host link's address would have to be leased from the DHCP server like a container's; drop one of them"
+        "option host_link={0} cannot be combined with dhcp=on: the DHCP server owns the network's addresses; use host_link=on, which leases the host link's address from the server"
     )]
-    HostLinkWithDhcp,
+    HostLinkAddressWithDhcp(Ipv4Addr),
     /// DHCP on a routed (L3) ipvlan network.
     #[error(
         "dhcp=on needs a network on the LAN's broadcast domain: ipvlan_mode={0} routes instead; use ipvlan_mode=l2 or kind=macvlan"
@@ -435,8 +435,8 @@ impl NetworkOptions {
         {
             return Err(OptionError::DhcpOnL3(mode.as_str()));
         }
-        if dhcp && host_link.is_some() {
-            return Err(OptionError::HostLinkWithDhcp);
+        if dhcp && let Some(HostLinkOption::Address { address }) = host_link {
+            return Err(OptionError::HostLinkAddressWithDhcp(address));
         }
         Ok(NetworkOptions {
             parent,
@@ -618,11 +618,18 @@ mod tests {
                 "{err}"
             );
         }
-        let err = parse(&[("kind", "macvlan"), ("dhcp", "on"), ("host_link", "on")])
-            .unwrap_err()
-            .to_string();
+        // the server owns a DHCP network's addresses: it leases the link's
+        let leased = parse(&[("kind", "macvlan"), ("dhcp", "on"), ("host_link", "on")]).unwrap();
+        assert_eq!(leased.host_link, Some(HostLinkOption::On));
+        let err = parse(&[
+            ("kind", "macvlan"),
+            ("dhcp", "on"),
+            ("host_link", "192.168.1.250"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(
-            err.contains("host_link") && err.contains("dhcp=on"),
+            err.contains("host_link=192.168.1.250") && err.contains("dhcp=on"),
             "{err}"
         );
         for ok in [

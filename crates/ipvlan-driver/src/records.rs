@@ -11,8 +11,9 @@ pub(crate) const ENDPOINTS: &str = "endpoints";
 /// This state's own facts (its link group); added in 0.1 without a schema
 /// bump: opening an older file creates the table.
 pub(crate) const INSTANCE: &str = "instance";
-/// DHCP leases of endpoints, by endpoint ID; added without a schema bump
-/// like `instance`.
+/// DHCP leases of endpoints, by endpoint ID, and of host links, by
+/// [`host_link_lease_key`](crate::host_link_lease_key); added without a
+/// schema bump like `instance`.
 pub(crate) const LEASES: &str = "leases";
 pub(crate) const TABLES: &[&str] = &[NETWORKS, ENDPOINTS, INSTANCE, LEASES];
 
@@ -90,6 +91,12 @@ pub struct HostLink {
     /// the engine reserved it (`--aux-address`) or another IPAM serves the
     /// network.
     pub lease: Option<String>,
+    /// The MAC the link has: in a `dhcp=on` macvlan network, the `chaddr`
+    /// its lease was asked with (the lease itself is in `leases`, under
+    /// [`host_link_lease_key`](crate::host_link_lease_key)); `None`: the
+    /// kernel's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<[u8; 6]>,
 }
 
 /// An endpoint as stored.
@@ -115,10 +122,11 @@ pub struct EndpointRecord {
     pub gateway: Option<IpAddr>,
 }
 
-/// A DHCP lease of an endpoint, as stored.
+/// A DHCP lease of an endpoint or of a host link, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRecord {
-    /// The endpoint it addresses.
+    /// The endpoint it addresses, or the host link's
+    /// [`host_link_lease_key`](crate::host_link_lease_key).
     pub endpoint: String,
     /// The endpoint's network.
     pub network: String,

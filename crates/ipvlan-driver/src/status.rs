@@ -96,6 +96,9 @@ pub struct HostLinkStatus {
     /// Whether the link is in the host namespace (see
     /// [`Drift::missing_host_links`]).
     pub present: bool,
+    /// Its address's DHCP lease, in a `dhcp=on` network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
 }
 
 /// One endpoint.
@@ -287,6 +290,10 @@ impl Driver {
                         address: h.address,
                         range: h.range,
                         present: by_name.contains_key(h.name.as_str()),
+                        lease: state
+                            .leases
+                            .get(&crate::host_link_lease_key(&n.id))
+                            .map(LeaseStatus::of),
                     }),
                 }
             })
