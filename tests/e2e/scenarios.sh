@@ -516,29 +516,44 @@ scenario_daemon_restart() {
   no_plugin_errors "$mark"
 }
 
+# live_restore_daemon: the suite's daemon restarted (data kept) with --live-restore
+live_restore_daemon() {
+  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
+  x rig dockerd-start.sh "$NAME" "$E" --live-restore >/dev/null
+  eq "$(docker info -f '{{.LiveRestoreEnabled}}')" true "live-restore enabled"
+}
+# plain_daemon: the suite's daemon again, without --live-restore
+plain_daemon() {
+  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
+  x rig dockerd-start.sh "$NAME" "$E" >/dev/null
+}
+# restart_dockerd_only C: SIGTERM to dockerd alone (containerd, the plugin and the
+# containers stay), dockerd started again with --live-restore; container C kept
+# running through it (its start time unchanged)
+restart_dockerd_only() {
+  local pidf=/run/ipvlan-rs-test/$NAME.pid dpid started
+  started=$(docker inspect -f '{{.State.StartedAt}}' "$1")
+  dpid=$(cat "$pidf")
+  x kill -TERM "$dpid"
+  wait_for 90 gone "$dpid" || fail "dockerd (pid $dpid) still runs 90 s after its SIGTERM"
+  x env DOCKERD_ONLY=1 "$RIG/dockerd-start.sh" "$NAME" "$E" --live-restore >/dev/null
+  eq "$(state "$1")" running "$1 after the live-restore restart"
+  eq "$(docker inspect -f '{{.State.StartedAt}}' "$1")" "$started" "$1 start time (kept running)"
+}
+
 # dockerd restarted with --live-restore while containers run: they keep
 # running with their network (the engine calls no driver for them), and
 # afterwards every Docker command on the network works without duplicates.
 scenario_daemon_restart_live_restore() {
-  local p n=10.$E.24 started pidf dpid mark
-  pidf=/run/ipvlan-rs-test/$NAME.pid
-  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
-  x rig dockerd-start.sh "$NAME" "$E" --live-restore >/dev/null
-  eq "$(docker info -f '{{.LiveRestoreEnabled}}')" true "live-restore enabled"
+  local p n=10.$E.24 mark
+  live_restore_daemon
   p=$(new_parent)
   mknet lr --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr l1 --network lr
   ctr l2 --network lr --ip "$n.50"
   pings l1 l2
-  started=$(docker inspect -f '{{.State.StartedAt}}' l1)
   mark=$(log_mark)
-  # dockerd alone goes down; containerd, the plugin and the containers stay
-  dpid=$(cat "$pidf")
-  x kill -TERM "$dpid"
-  wait_for 90 gone "$dpid" || fail "dockerd (pid $dpid) still runs 90 s after its SIGTERM"
-  x env DOCKERD_ONLY=1 "$RIG/dockerd-start.sh" "$NAME" "$E" --live-restore >/dev/null
-  eq "$(state l1)" running "l1 after the live-restore restart"
-  eq "$(docker inspect -f '{{.State.StartedAt}}' l1)" "$started" "l1 start time (kept running)"
+  restart_dockerd_only l1
   eq "$(addr4 l2)" "$n.50/24" "l2 address after the restart"
   pings l1 l2
   pings l2 l1
@@ -554,9 +569,7 @@ scenario_daemon_restart_live_restore() {
   x docker rm -f l2 l3 l4 >/dev/null
   x docker network rm lr >/dev/null
   no_links_on "$p"
-  # the suite's daemon again, without --live-restore
-  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
-  x rig dockerd-start.sh "$NAME" "$E" >/dev/null
+  plain_daemon
 }
 
 # The release target against a local registry: `make release` creates and pushes
@@ -1124,11 +1137,8 @@ skip_dhcp_lease_lifetime() {
   echo "runs on engine 28 only (a 4-minute wait; the same code path on every engine)"
 }
 scenario_dhcp_lease_lifetime() {
-  local p ns N=44 a ip t0 exp0 mark pidf dpid started until minute
-  pidf=/run/ipvlan-rs-test/$NAME.pid
-  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
-  x rig dockerd-start.sh "$NAME" "$E" --live-restore >/dev/null
-  eq "$(docker info -f '{{.LiveRestoreEnabled}}')" true "live-restore enabled"
+  local p ns N=44 a ip t0 exp0 mark until minute
+  live_restore_daemon
   p=$(new_parent)
   ns=$(T1=30 dhcp_server "$p" "$N")
   mkdhcpnet dw "$p"
@@ -1139,7 +1149,6 @@ scenario_dhcp_lease_lifetime() {
   in_lease_range "$a" "$N"
   one_lease_of "$ns" "$ip" "at the start"
   exp0=$(lease_expiry "$ns" "$ip")
-  started=$(docker inspect -f '{{.State.StartedAt}}' w1)
 
   # docker plugin disable -f + enable
   mark=$(log_mark)
@@ -1154,12 +1163,7 @@ scenario_dhcp_lease_lifetime() {
 
   # dockerd alone goes down and comes back (--live-restore): the plugin and w1 run on
   mark=$(log_mark)
-  dpid=$(cat "$pidf")
-  x kill -TERM "$dpid"
-  wait_for 90 gone "$dpid" || fail "dockerd (pid $dpid) still runs 90 s after its SIGTERM"
-  x env DOCKERD_ONLY=1 "$RIG/dockerd-start.sh" "$NAME" "$E" --live-restore >/dev/null
-  eq "$(state w1)" running "w1 after the live-restore restart"
-  eq "$(docker inspect -f '{{.State.StartedAt}}' w1)" "$started" "w1 start time (kept running)"
+  restart_dockerd_only w1
   wait_for 90 extended_since "$mark" 1 || fail "waited 90 s for a lease renewal after the dockerd restart (T1 30 s)"
   echo "ok: renewals go on after the dockerd restart"
   eq "$(addr4 w1)" "$a" "w1's address after the dockerd restart"
@@ -1185,9 +1189,7 @@ scenario_dhcp_lease_lifetime() {
   rm_releases "$ns" w1
   x docker network rm dw >/dev/null
   no_links_on "$p"
-  # the suite's daemon again, without --live-restore
-  x env KEEP_DATA=1 "$RIG/dockerd-stop.sh" "$NAME"
-  x rig dockerd-start.sh "$NAME" "$E" >/dev/null
+  plain_daemon
 }
 
 # kill -9 of the plugin mid-lease: the engine restarts it, it reloads the leases
