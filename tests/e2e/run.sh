@@ -62,6 +62,7 @@ SCENARIOS=(
   dhcp_plugin_kill9
   dhcp_silent_server
   dhcp_twenty_at_once
+  dhcp_lease_lifetime
 )
 
 [[ $(id -u) == 0 ]] || die "needs root (private dockerds, links, mounts)"

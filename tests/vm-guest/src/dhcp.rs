@@ -4,7 +4,8 @@
 //! lease distinct addresses under their own client identifiers, reach the
 //! server through their links, renew them (answers unicast to the slave
 //! reach the plugin's packet socket on the parent), and give the leases
-//! back when deleted.
+//! back when deleted. The same over an 802.1Q parent (`parent=dv0.N`, made
+//! by the plugin), the server on the VLAN's end in its namespace.
 
 use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
 use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest};
@@ -45,8 +46,9 @@ fn leases() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// dnsmasq in namespace `dhcps` on the far end of the parent `dv0`.
-fn start_server() -> Result {
+/// dnsmasq in namespace `dhcps` on the far end of the parent `dv0`, on VLAN
+/// `vlan` of it when given (then its interface is `dv0p.VLAN`).
+fn start_server(vlan: Option<u16>) -> Result {
     check!(
         Path::new(DNSMASQ).exists(),
         "no {DNSMASQ} in the guest: tests/vm-guest/run.sh puts the host's there (apt-get install dnsmasq-base)"
@@ -64,8 +66,18 @@ fn start_server() -> Result {
     ip("link add dv0 type veth peer name dv0p")?;
     ip("netns add dhcps")?;
     ip("link set dv0p netns dhcps")?;
-    ip("-n dhcps addr add 10.77.0.1/24 dev dv0p")?;
     ip("-n dhcps link set dv0p up")?;
+    let served = match vlan {
+        Some(id) => {
+            ip(&format!(
+                "-n dhcps link add link dv0p name dv0p.{id} type vlan id {id}"
+            ))?;
+            ip(&format!("-n dhcps link set dv0p.{id} up"))?;
+            format!("dv0p.{id}")
+        }
+        None => "dv0p".to_string(),
+    };
+    ip(&format!("-n dhcps addr add 10.77.0.1/24 dev {served}"))?;
     ip("link set dv0 up")?;
     let out = Command::new("/usr/local/sbin/ip")
         .args(["netns", "exec", "dhcps", DNSMASQ])
@@ -75,12 +87,12 @@ fn start_server() -> Result {
             "--user=root",
             "--group=root",
             "--bind-interfaces",
-            "--interface=dv0p",
             "--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,2m",
             "--dhcp-option=3,10.77.0.1",
             "--no-ping",
             "--dhcp-authoritative",
         ])
+        .arg(format!("--interface={served}"))
         .arg(format!("--dhcp-leasefile={LEASES}"))
         .arg(format!("--pid-file={PID}"))
         .output()
@@ -108,17 +120,26 @@ fn stop_server() {
 }
 
 pub(crate) async fn dhcp_ipvlan_l2(rig: &mut Rig) -> Result {
-    start_server()?;
-    let result = leases_on_ipvlan(rig).await;
+    start_server(None)?;
+    let result = leases_on_ipvlan(rig, "dv0").await;
     stop_server();
     result
 }
 
-async fn leases_on_ipvlan(rig: &mut Rig) -> Result {
+/// The same over `parent=dv0.42`: the plugin makes the 802.1Q link, the
+/// server answers on VLAN 42 only (untagged frames reach no server).
+pub(crate) async fn dhcp_ipvlan_l2_vlan(rig: &mut Rig) -> Result {
+    start_server(Some(42))?;
+    let result = leases_on_ipvlan(rig, "dv0.42").await;
+    stop_server();
+    result
+}
+
+async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
     let nid = rig.id("n");
     let req: CreateNetworkRequest = serde_json::from_value(json!({
         "NetworkID": nid,
-        "Options": {"com.docker.network.generic": {"parent": "dv0", "dhcp": "on"}},
+        "Options": {"com.docker.network.generic": {"parent": parent, "dhcp": "on"}},
         "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
         "IPv6Data": []
     }))
@@ -129,11 +150,11 @@ async fn leases_on_ipvlan(rig: &mut Rig) -> Result {
         .map_err(|e| e.to_string())?;
     let parent_mac = rig
         .nl
-        .get("dv0")
+        .get(parent)
         .await
         .unwrap()
         .and_then(|l| l.mac)
-        .ok_or("dv0 has no MAC")?;
+        .ok_or(format!("{parent} has no MAC"))?;
     let parent_mac = parent_mac
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -118,6 +118,10 @@ async fn main() -> std::process::ExitCode {
         "dhcp_ipvlan_l2_endpoints_lease_from_dnsmasq_and_release",
         dhcp::dhcp_ipvlan_l2(&mut rig)
     );
+    case!(
+        "dhcp_ipvlan_l2_over_an_8021q_parent_leases_on_the_vlan_and_releases",
+        dhcp::dhcp_ipvlan_l2_vlan(&mut rig)
+    );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {
