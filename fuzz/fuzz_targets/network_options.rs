@@ -60,6 +60,14 @@ fn check(generic: &BTreeMap<String, String>) {
                     OptionError::BadParentName { name, .. } => text.contains(&format!("{name:?}")),
                     OptionError::Loopback(_) => text.contains(" lo "),
                     OptionError::Mtu(m) => text.contains(&format!("{m:?}")),
+                    OptionError::HostLinkValue(v) => text.contains(&format!("{v:?}")),
+                    OptionError::HostLinkMode { kind, .. } => {
+                        text.contains("host_link") && text.contains(kind.as_str())
+                    }
+                    OptionError::HostLinkAddressWithDhcp(a) => {
+                        text.contains(&format!("host_link={a}")) && text.contains("dhcp=on")
+                    }
+                    OptionError::DhcpOnL3(mode) => text.contains(mode),
                 };
                 assert!(named, "{e:?} renders as {text:?}");
             }
