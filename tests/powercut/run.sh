@@ -47,7 +47,7 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
 
 # one run per file system and check, the file systems in parallel
 run_all() { # mode
-  local mode=$1 fs work pids=() names=() rc=0 i
+  local mode=$1 fs work pids=() names=() rc=0 i log
   for fs in $FSES; do
     work=target/powercut/$fs
     mkdir -p "$work"
@@ -63,11 +63,27 @@ run_all() { # mode
   done
   for i in "${!pids[@]}"; do
     if ! wait "${pids[$i]}"; then
-      echo "powercut: $mode ${names[$i]} FAILED (target/powercut/${names[$i]}/$([[ $mode == cuts ]] && echo summary || echo replay).log)" >&2
+      log=target/powercut/${names[$i]}/$([[ $mode == cuts ]] && echo summary || echo replay).log
+      echo "powercut: $mode ${names[$i]} FAILED ($log)" >&2
+      FAILED+=("$mode ${names[$i]}:$log")
       rc=1
     fi
   done
   return $rc
+}
+# what failed, again at the very end: a CI log may show only its last lines,
+# and the two file systems' lines interleave above
+FAILED=()
+report_failures() {
+  local f
+  for f in "${FAILED[@]}"; do
+    echo "powercut: ---- ${f%%:*}: how it failed (${f#*:}) ----"
+    sed -n '/powercut: FAIL:/,$p' "${f#*:}" | head -n 100
+  done
+  for f in "${FAILED[@]}"; do
+    echo "powercut: ${f%%:*} FAILED: $(grep -m1 'powercut: FAIL:' "${f#*:}" | cut -c1-400)"
+  done
+  echo "powercut: seed $SEED (POWERCUT_SEED=$SEED repeats the plan; the moments of the cuts are the machine's)"
 }
 rc=0
 for mode in $MODES; do
@@ -78,4 +94,5 @@ for mode in $MODES; do
   esac
   run_all "$mode" || rc=1
 done
+((rc == 0)) || report_failures >&2
 exit $rc

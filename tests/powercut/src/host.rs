@@ -4,13 +4,12 @@
 //! the power at the planned moment (SIGKILL to qemu, or the guest's own
 //! sysrq reset), and carries the acknowledged state from boot to boot.
 
+use crate::ack_lines::AckLines;
 use crate::channel::{Cut, Line, PLAN_PATH, PLUGIN_PATH, Plan, SLOW_DISK_IOPS};
 use crate::model::{Model, Outcome, Rng};
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Modules the guest needs: the dummy parents the driver creates, the link
@@ -132,7 +131,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let _ = std::fs::remove_file(&fifo);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
-    let lines = read_lines(&fifo)?;
+    let mut lines = AckLines::open(&fifo)?;
     let history_path = o.setup.work.join("history.log");
     let mut history = std::fs::File::create(&history_path).map_err(|e| e.to_string())?;
 
@@ -199,7 +198,9 @@ pub fn run(o: &Opts) -> Result<(), String> {
             if plan.slow_disk { ", slow disk" } else { "" },
             model.in_flight
         ));
-        let seen = boot_once(o, &guest, &disk, &fifo, &lines, &plan, &mut model, &mut log);
+        let seen = boot_once(
+            o, &guest, &disk, &fifo, &mut lines, &plan, &mut model, &mut log,
+        );
         let seen = match seen {
             Ok(s) => s,
             Err(e) => {
@@ -280,13 +281,17 @@ fn boot_once(
     guest: &Path,
     disk: &Path,
     fifo: &Path,
-    lines: &mpsc::Receiver<String>,
+    lines: &mut AckLines,
     plan: &Plan,
     model: &mut Model,
     log: &mut dyn FnMut(String),
 ) -> Result<Seen, String> {
     // lines left from an earlier boot would be misread as this one's
-    while lines.try_recv().is_ok() {}
+    if let Some(cut_off) = lines.new_boot() {
+        log(format!(
+            "the last boot's line cut off by its end: {cut_off:?}"
+        ));
+    }
     let plan_path = o.setup.work.join("plan.json");
     std::fs::write(
         &plan_path,
@@ -333,12 +338,8 @@ fn boot_once(
         finding: None,
     };
     let status = loop {
-        match lines.recv_timeout(Duration::from_millis(5)) {
-            Ok(text) => b.handle(&text, plan, model, log, &pidfile)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err("the channel reader stopped".into());
-            }
+        if let Some(text) = lines.next(Duration::from_millis(5))? {
+            b.handle(&text, plan, model, log, &pidfile)?;
         }
         if let (Cut::HostAfterStart { ms }, Some(at)) = (&plan.cut, b.started)
             && !b.killed
@@ -353,7 +354,7 @@ fn boot_once(
     };
     log(format!("run.sh ended: {status}"));
     // everything the guest sent before it died is in the FIFO
-    while let Ok(text) = lines.recv_timeout(DRAIN_QUIET) {
+    while let Some(text) = lines.next(DRAIN_QUIET)? {
         b.handle(&text, plan, model, log, &pidfile)?;
     }
     let BootState {
@@ -497,31 +498,6 @@ fn cut_power(pidfile: &Path) -> Result<(), String> {
         nix::sys::signal::Signal::SIGKILL,
     )
     .map_err(|e| format!("kill -9 {pid} (qemu): {e}"))
-}
-
-/// A thread reading the FIFO line by line. It is opened read-write, so
-/// that opening never blocks and qemu's closes are no end of file: one
-/// reader serves every boot.
-fn read_lines(fifo: &Path) -> Result<mpsc::Receiver<String>, String> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(fifo)
-        .map_err(|e| format!("opening {}: {e}", fifo.display()))?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(f).lines() {
-            let Ok(line) = line else { break };
-            let line = line.trim_end_matches('\r').to_string();
-            if line.is_empty() {
-                continue;
-            }
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
 }
 
 /// An image of `DISK_BYTES` formatted with `fs` (fails loudly without mkfs).

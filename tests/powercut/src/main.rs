@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ack_lines;
 mod channel;
 mod dm;
 mod guest;
