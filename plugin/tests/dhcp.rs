@@ -110,7 +110,10 @@ fn dhcp_endpoints_lease_renew_across_kill_9_and_release() {
             &body::ipv4_data("10.70.0.0/24", "10.70.0.1/24"),
         ),
     );
-    assert!(r.assert_error(500).contains("--ipam-driver null"));
+    let err = r.assert_error(500);
+    for needle in ["--ipam-driver null", "--subnet", "10.70.0.0/24"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
     let r = p.post(
         "/NetworkDriver.CreateNetwork",
         &body::create_network(

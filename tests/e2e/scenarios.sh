@@ -1081,6 +1081,9 @@ scenario_dhcp_leases() {
   local p ns N=40 n=10.$E.40 a1 a2 m1 mark
   p=$(new_parent)
   ns=$(dhcp_server "$p" "$N")
+  # with a subnet (an IPAM that assigns addresses) the plugin refuses, saying the form
+  fails_with "with --ipam-driver null and without --subnet" mknet dlsub --subnet "$n.0/24" \
+    -o parent="$p" -o kind=macvlan -o dhcp=on
   mark=$(log_mark)
   mkdhcpnet dl "$p"
   ctr d1 --network dl

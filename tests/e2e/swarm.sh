@@ -33,6 +33,14 @@
 #     --ip-range, a --config-from swarm network, 9 replicas with distinct
 #     addresses from their node's range, pinging across nodes; a swarm network
 #     without --config-from is refused, the task's error saying what to do.
+#   DHCP (SCOPE=local): dnsmasq on the cluster's segment; per-node
+#     --config-only networks with --ipam-driver null -o dhcp=on and a
+#     --config-from swarm network; 6 replicas on 3 nodes each get a lease from
+#     the server (in its lease file, distinct client-ids), obtained by the
+#     plugin of the node the task runs on; the router as default route; tasks
+#     ping across nodes; every node's plugin renews; scale-down and service rm
+#     give the leases back. (A swarm network with --ipam-driver null is refused
+#     by the manager itself: "error during lookup of plugin null".)
 #
 #   teardown: the cluster stopped; no daemon, namespace or registry left.
 #
@@ -56,6 +64,7 @@ SCENARIOS=(
   global_network_rm_leaves_nothing
   local_scope_config_only_networks_with_disjoint_ranges
   local_scope_without_config_from_is_refused_saying_what_to_do
+  local_scope_dhcp_each_node_leases_for_its_own_tasks
 )
 SW=irs-sw
 REGADDR=10.210.0.254
@@ -88,6 +97,7 @@ stop_cluster() {
   done
   for n in 1 2 3; do "$RIG/dockerd-stop.sh" "sw$n" >/dev/null 2>&1 || true; done
   "$RIG/registry-stop.sh" "$REGPORT" >/dev/null 2>&1 || true
+  dhcp_server_stop
   for n in 1 2 3; do ip netns del "irs-n$n" 2>/dev/null || true; done
   ip netns del "$SW" 2>/dev/null || true
 }
@@ -462,6 +472,97 @@ scenario_local_scope_without_config_from_is_refused_saying_what_to_do() {
   d 1 service rm bare
   d 1 network rm swbare
   no_plugin_links
+}
+
+# --- addresses from the LAN's DHCP server, in Swarm ------------------------------
+
+# The LAN's DHCP server: Debian's dnsmasq in a namespace of its own (irs-dhcp)
+# on the cluster's segment (a veth into irs-sw's bridge), serving
+# $DHCP_NET.100-150/24 with router $DHCP_NET.254, leases of 2 minutes
+# (dnsmasq's minimum) and T1 of 5 s, so that every node renews within a scenario.
+DHCP_NS=irs-dhcp DHCP_NET=10.214.0
+dhcp_server_start() {
+  dhcp_server_stop
+  command -v dnsmasq >/dev/null || fail "no dnsmasq (apt-get install dnsmasq-base)"
+  x ip netns add "$DHCP_NS"
+  ip link add dh0 netns "$SW" type veth peer name lan0 netns "$DHCP_NS"
+  ip -n "$SW" link set dh0 master br0 up
+  ip -n "$DHCP_NS" link set lan0 up
+  ip -n "$DHCP_NS" addr add "$DHCP_NET.1/24" dev lan0
+  ip netns exec "$DHCP_NS" dnsmasq --conf-file=/dev/null --port=0 --user=root --bind-interfaces \
+    --interface=lan0 --dhcp-range="$DHCP_NET.100,$DHCP_NET.150,255.255.255.0,2m" \
+    --dhcp-option=3,"$DHCP_NET.254" --dhcp-option=option:T1,5 --dhcp-option=option:T2,110 \
+    --dhcp-authoritative --no-ping --log-dhcp --log-facility="$E2E_WORK/dnsmasq.log" \
+    --dhcp-leasefile="$E2E_WORK/dnsmasq.leases" --pid-file="$E2E_WORK/dnsmasq.pid"
+  wait_for 60 test -s "$E2E_WORK/dnsmasq.pid" || fail "dnsmasq did not start: $(cat "$E2E_WORK/dnsmasq.log" 2>/dev/null)"
+}
+# dhcp_server_stop: the server and its namespace gone (nothing if not there)
+dhcp_server_stop() {
+  [[ -s $E2E_WORK/dnsmasq.pid ]] && kill "$(cat "$E2E_WORK/dnsmasq.pid")" 2>/dev/null
+  rm -f "$E2E_WORK/dnsmasq.pid"
+  ip netns del "$DHCP_NS" 2>/dev/null || true
+}
+# server_leases: "ADDRESS CLIENT-ID" of every lease in the server's file
+server_leases() { awk '{print $3, $5}' "$E2E_WORK/dnsmasq.leases" 2>/dev/null | sort; }
+n_server_leases() { (($(server_leases | wc -l) == $1)); }
+# renewed_on N MARK: node N's plugin logged a lease renewal after line MARK of its log
+renewed_on() { tail -n +"$(($2 + 1))" "$RIG_LOG/sw$1.log" | grep -q 'DHCP lease extended'; }
+
+# Each node's plugin leases for the tasks on its node, from the LAN's server: a
+# Swarm network with --ipam-driver null is refused by the manager (it knows no
+# IPAM plugin "null"), so the form is the node-local one of docs/swarm.md, a
+# --config-only network per node with --ipam-driver null -o dhcp=on, under
+# SCOPE=local.
+scenario_local_scope_dhcp_each_node_leases_for_its_own_tasks() {
+  local n c ip mark=() ids
+  local out rc=0
+  # the cluster-wide form is refused by the manager before any plugin call
+  out=$(d 1 network create -d "$REF" --ipam-driver null --scope swarm -o parent=eth0 -o dhcp=on swnull 2>&1) || rc=$?
+  echo "$out" | sed 's/^/  | /'
+  ((rc != 0)) || fail "the manager took a Swarm network with --ipam-driver null"
+  [[ $out == *"plugin null"* ]] || fail "the manager refused --ipam-driver null otherwise than docs/swarm.md says: $out"
+  scope_everywhere local
+  dhcp_server_start
+  for n in 1 2 3; do mark[n]=$(wc -l <"$RIG_LOG/sw$n.log"); done
+  for n in 1 2 3; do
+    d "$n" network create --config-only --ipam-driver null -o parent=eth0 -o kind=macvlan -o dhcp=on swdcfg
+  done
+  d 1 network create -d "$REF" --scope swarm --attachable --config-from swdcfg swdhcp
+  # at most 2 a node (see local_scope_config_only_networks_with_disjoint_ranges)
+  d 1 service create -d --name dh --replicas 6 --replicas-max-per-node 2 --network swdhcp --no-resolve-image \
+    --endpoint-mode dnsrr "$BB" sleep 3600
+  wait_replicas dh 6
+  check_distinct dh swdhcp 6 "$DHCP_NET." 100 150
+  wait_for 60 n_server_leases 6 || fail "the server holds $(server_leases | wc -l) leases, want 6: $(server_leases | paste -sd' ')"
+  ids=$(server_leases | awk '{print $2}' | sort -u | wc -l)
+  ((ids == 6)) || fail "$ids distinct client-ids in the server's lease file, want 6"
+  server_leases | sed 's/^/  | /'
+  while read -r n c ip; do
+    server_leases | grep -q "^$ip " || fail "$ip (node $n) is not in the server's lease file"
+    tail -n +"$((mark[n] + 1))" "$RIG_LOG/sw$n.log" | grep 'DHCP lease obtained' | grep -qE "address=${ip//./\\.}([^0-9]|$)" ||
+      fail "node $n's plugin did not log obtaining the lease of its task's $ip"
+  done <"$SDIR/ips"
+  echo "ok: 6 tasks, 6 leases of the server under 6 client-ids, each obtained by the plugin of the task's node"
+  read -r n c _ <"$SDIR/ips"
+  d "$n" exec "$c" ip route | grep -q "default via $DHCP_NET.254 dev eth0" ||
+    fail "no default route via the server's router $DHCP_NET.254: $(d "$n" exec "$c" ip route)"
+  ping_across "$SDIR/ips"
+  for n in 1 2 3; do
+    wait_for 60 renewed_on "$n" "${mark[n]}" || fail "node $n's plugin renewed no lease within 60 s (T1 is 5 s)"
+  done
+  echo "ok: every node's plugin renews its leases"
+  d 1 service scale -d dh=3
+  wait_tasks_settle dh 3
+  wait_for 60 n_server_leases 3 || fail "after scaling to 3 the server holds $(server_leases | wc -l) leases, want 3"
+  d 1 service rm dh
+  wait_tasks_settle dh 0
+  wait_for 60 n_server_leases 0 || fail "after service rm the server still holds $(server_leases | paste -sd' ')"
+  echo "ok: scale-down and service rm gave the leases back"
+  d 1 network rm swdhcp
+  for n in 1 2 3; do wait_for 60 none_left net_on "$n" swdhcp || fail "waited 60 s for swdhcp to go from node $n"; done
+  for n in 1 2 3; do d "$n" network rm swdcfg; done
+  no_plugin_links
+  dhcp_server_stop
 }
 
 # --- setup and teardown of a cluster ------------------------------------------

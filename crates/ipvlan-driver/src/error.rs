@@ -252,7 +252,7 @@ pub enum DriverError {
     Corrupt(String),
     /// A `dhcp=on` network whose addresses the engine's IPAM would assign.
     #[error(
-        "network {network}: dhcp=on takes addresses from the LAN's DHCP server; create the network with --ipam-driver null (got IPv4 pools {pools})"
+        "network {network}: dhcp=on takes addresses from the LAN's DHCP server; create the network with --ipam-driver null and without --subnet, --gateway or --ip-range, since the server gives the subnet and router (got IPv4 pools {pools})"
     )]
     DhcpNeedsNullIpam {
         /// The network.
