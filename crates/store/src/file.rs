@@ -10,6 +10,8 @@
 //! logs are created only after it is complete, so it holds nothing
 //! acknowledged: it is deleted and created again. (Two processes starting
 //! at once on one new state dir could race here; one plugin runs per host.)
+//! The same header next to a log of the file is damage, not a cut: the file
+//! was complete once, so it is refused and left as it is, never deleted.
 //!
 //! Directory entries are durable too: the state file's directory and that
 //! directory's parent are synced at every open (a cut after `mkdir` or a
@@ -18,21 +20,33 @@
 use redb::Database;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// redb's magic number is the first 9 bytes of a complete file.
 const MAGIC_LEN: usize = 9;
 
 /// Opens (creating if needed) the redb file at `path` with a page cache of
 /// `cache_bytes`, after creating its directory and removing a file a power
-/// cut left half-made.
-pub(crate) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, String> {
+/// cut left half-made. `logs` are the file's write-ahead logs: if one
+/// exists, the file was complete once.
+pub(crate) fn open_database(
+    path: &Path,
+    cache_bytes: usize,
+    logs: &[PathBuf],
+) -> Result<Database, String> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     if half_made(path).map_err(|e| e.to_string())? {
+        if let Some(log) = logs.iter().find(|l| l.exists()) {
+            return Err(format!(
+                "{} has no redb header, but its log {} exists, so the file was complete once and is damaged, not cut off during its creation; it is left as it is: restore it from a backup, or move it and its .wal files aside to start with an empty state",
+                path.display(),
+                log.display()
+            ));
+        }
         tracing::warn!(
             path = %path.display(),
             "the state file was cut off during its creation (it never held a change); creating it again"
@@ -107,6 +121,25 @@ mod tests {
         drop(s);
         let s = Store::open(&path, 1, &["t"]).unwrap();
         assert_eq!(s.load("t").unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn a_file_with_logs_whose_header_is_gone_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = Store::open(&path, 1, &["t"]).unwrap();
+        s.submit(vec![put("a", "1")]).wait().unwrap();
+        drop(s);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..super::MAGIC_LEN].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Store::open(&path, 1, &["t"]).err().unwrap().to_string();
+        assert!(err.contains("damaged") && err.contains(".wal"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "a damaged file is left as it is"
+        );
     }
 
     #[test]

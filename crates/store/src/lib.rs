@@ -167,7 +167,8 @@ impl Store {
         // when they load it, so redb's cache serves writes alone. Its 1 GiB
         // default made the file's pages resident twice (here and in the
         // kernel's page cache): RSS grew ~40 B per stored address.
-        let db = file::open_database(path, CACHE_BYTES).map_err(|e| io(&e))?;
+        let db = file::open_database(path, CACHE_BYTES, &[log_path(path, 0), log_path(path, 1)])
+            .map_err(|e| io(&e))?;
         restrict_permissions(path).map_err(|e| io(&e))?;
         let txn = db.begin_write().map_err(|e| io(&e))?;
         {

@@ -5,11 +5,17 @@
 //! server through their links, renew them (answers unicast to the slave
 //! reach the plugin's packet socket on the parent), and give the leases
 //! back when deleted. The same over an 802.1Q parent (`parent=dv0.N`, made
-//! by the plugin), the server on the VLAN's end in its namespace.
+//! by the plugin), the server on the VLAN's end in its namespace. And a host
+//! link on a DHCP network (ipvlan l2, flag bridge): its address leased under
+//! its own client identifier, the host reaching a leased container through
+//! it and back, both leases given back with the network.
 
+use crate::host_link::host_pings;
 use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
+use ipvlan_driver::host_link_name;
 use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest};
 use serde_json::json;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -235,4 +241,101 @@ async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
         leases()
     );
     rig.delete_network(&nid).await
+}
+
+/// dnsmasq's text of a client identifier: its bytes in hex, colon-separated.
+fn client_id_text(id: &[u8]) -> String {
+    id.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub(crate) async fn dhcp_ipvlan_l2_host_link(rig: &mut Rig) -> Result {
+    start_server(None)?;
+    let result = host_link_on_dhcp(rig).await;
+    stop_server();
+    result
+}
+
+async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
+    let nid = rig.id("n");
+    let req: CreateNetworkRequest = serde_json::from_value(json!({
+        "NetworkID": nid,
+        "Options": {"com.docker.network.generic": {
+            "parent": "dv0", "dhcp": "on", "host_link": "on", "ipvlan_flag": "bridge"}},
+        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
+        "IPv6Data": []
+    }))
+    .unwrap();
+    rig.driver()
+        .create_network(&req)
+        .await
+        .map_err(|e| e.to_string())?;
+    // the host link's lease, under the identifier of the network's host link
+    // (its name cut to 64 bytes, as every client identifier of the plugin)
+    let name = format!("host-link:{nid}");
+    let host_id = client_id_text(&[b"\0ipvlan-rs:".as_slice(), &name.as_bytes()[..64]].concat());
+    let host_lease = leases().into_iter().find(|(_, _, id)| *id == host_id);
+    let (host_addr, _, _) = host_lease.ok_or(format!(
+        "no lease under the host link's client id {host_id}: {:?}",
+        leases()
+    ))?;
+    let hl = host_link_name(&nid);
+    let link = rig.nl.get(&hl).await.unwrap().ok_or(format!("no {hl}"))?;
+    let want: Ipv4Addr = host_addr.parse().map_err(|e| format!("{host_addr}: {e}"))?;
+    check!(
+        rig.nl.has_address(link.index, want).await.unwrap_or(false),
+        "{hl} does not carry its leased {host_addr}"
+    );
+
+    let eid = rig.id("e");
+    let req: CreateEndpointRequest = serde_json::from_value(json!({
+        "NetworkID": nid, "EndpointID": eid,
+        "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
+    }))
+    .unwrap();
+    let address = rig
+        .driver()
+        .create_endpoint(&req)
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|i| i.address)
+        .ok_or("no leased address")?;
+    check!(
+        address.addr().to_string() != host_addr,
+        "the container got the host link's {host_addr}"
+    );
+    let join: JoinRequest =
+        serde_json::from_value(json!({"NetworkID": nid, "EndpointID": eid, "SandboxKey": ""}))
+            .unwrap();
+    rig.driver().join(&join).await.map_err(|e| e.to_string())?;
+    let link = rig.link_of(&nid, &eid).await?;
+    into_container(&link, "dch", &address.to_string())?;
+    let to = address.addr().to_string();
+    check!(
+        host_pings(&to, "10"),
+        "the host cannot ping the container's leased {to} through {hl}"
+    );
+    ping_from("dch", &host_addr, "a leased container to the host link")?;
+    check!(
+        leases().len() == 2,
+        "two leases (host link, container) expected: {:?}",
+        leases()
+    );
+
+    let _ = ip("netns del dch");
+    rig.driver()
+        .delete_endpoint(&endpoint_request(&nid, &eid))
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver().flush_deletions().await;
+    rig.delete_network(&nid).await?;
+    check!(!rig.exists(&hl).await, "{hl} left after DeleteNetwork");
+    check!(
+        eventually(|| leases().is_empty()),
+        "leases left after DeleteNetwork: {:?}",
+        leases()
+    );
+    Ok(())
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 
 /// Whether one ping from the VM's own namespace to `to` answers within
 /// `wait` seconds (a guard for a lost reply, not a measurement).
-fn host_pings(to: &str, wait: &str) -> bool {
+pub(crate) fn host_pings(to: &str, wait: &str) -> bool {
     Command::new("ping")
         .args(["-c", "1", "-W", wait, to])
         .output()

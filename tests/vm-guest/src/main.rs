@@ -122,6 +122,10 @@ async fn main() -> std::process::ExitCode {
         "dhcp_ipvlan_l2_over_an_8021q_parent_leases_on_the_vlan_and_releases",
         dhcp::dhcp_ipvlan_l2_vlan(&mut rig)
     );
+    case!(
+        "dhcp_ipvlan_l2_host_link_leases_its_address_and_reaches_a_leased_container",
+        dhcp::dhcp_ipvlan_l2_host_link(&mut rig)
+    );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {
