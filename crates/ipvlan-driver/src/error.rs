@@ -52,9 +52,7 @@ pub enum DriverError {
         source: Box<LinkError>,
     },
     /// An 802.1Q link for the VLAN exists on the base under another name.
-    #[error(
-        "cannot create 802.1Q link {name}: VLAN {vid} on {base} already exists under another name; give that link as the parent"
-    )]
+    #[error("cannot create 802.1Q link {name}: VLAN {vid} on {base} already exists {holder}")]
     VlanExists {
         /// The link that was to be created.
         name: String,
@@ -62,10 +60,12 @@ pub enum DriverError {
         base: String,
         /// The VLAN ID.
         vid: u16,
+        /// Which link has the VLAN, and what to give instead.
+        holder: String,
     },
     /// `-o mtu=` above what the parent carries.
     #[error(
-        "mtu {mtu} exceeds parent {parent}'s {limit}; give -o mtu={limit} or less, or raise the parent's MTU first"
+        "mtu {mtu} exceeds parent {parent}'s {limit}; give -o com.docker.network.driver.mtu={limit} or less, or raise the parent's MTU first"
     )]
     MtuAboveParent {
         /// The MTU asked for.

@@ -125,7 +125,12 @@ impl Driver {
             let hint = if e.errno() == Some(16) {
                 " (EBUSY: the parent carries links of another kind, e.g. macvlan beside ipvlan)"
             } else if e.is_unsupported() {
-                " (EOPNOTSUPP: the kernel lacks this link kind; try modprobe ipvlan or -o kind=macvlan)"
+                match network.options.kind {
+                    LinkKind::IpVlan { .. } => {
+                        " (EOPNOTSUPP: the kernel lacks ipvlan links; try modprobe ipvlan or -o kind=macvlan)"
+                    }
+                    _ => " (EOPNOTSUPP: the kernel lacks macvlan links; try modprobe macvlan)",
+                }
             } else {
                 ""
             };

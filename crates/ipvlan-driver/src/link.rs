@@ -9,8 +9,8 @@ use crate::options::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoIpVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode,
+    InfoData, InfoIpVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage, MacVlanMode,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -117,6 +117,8 @@ pub struct Link {
     pub group: Option<u32>,
     /// The MAC address, for links that have an Ethernet one.
     pub mac: Option<[u8; 6]>,
+    /// The VLAN ID of an 802.1Q link.
+    pub vlan_id: Option<u16>,
 }
 
 impl Link {
@@ -133,6 +135,7 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: None,
             mac: None,
+            vlan_id: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -155,6 +158,13 @@ impl Link {
                                             IpVlanMode::L3S => Some(IpvlanMode::L3s),
                                             _ => None,
                                         };
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::Vlan(data)) => {
+                                for d in data {
+                                    if let InfoVlan::Id(id) = d {
+                                        link.vlan_id = Some(*id);
                                     }
                                 }
                             }

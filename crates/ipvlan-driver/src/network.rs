@@ -98,17 +98,20 @@ impl Driver {
                 })?,
             CreatedParent::Vlan { base, vid } => {
                 let base_link = self.vlan_base(base, name).await?;
-                self.netlink
+                let created = self
+                    .netlink
                     .create_vlan(name, base_link.index, *vid, &alias, self.link_group)
-                    .await
-                    .map_err(|e| {
-                        if e.is_exists() {
-                            DriverError::VlanExists {
-                                name: name.to_string(),
-                                base: base.clone(),
-                                vid: *vid,
-                            }
-                        } else if e.is_unsupported() {
+                    .await;
+                if created.as_ref().is_err_and(crate::link::LinkError::is_exists) {
+                    return Err(DriverError::VlanExists {
+                        name: name.to_string(),
+                        base: base.clone(),
+                        vid: *vid,
+                        holder: self.vlan_holder(base_link.index, *vid).await,
+                    });
+                }
+                created.map_err(|e| {
+                        if e.is_unsupported() {
                             DriverError::ParentKindUnsupported {
                                 kind: "802.1Q",
                                 name: name.to_string(),
@@ -124,6 +127,19 @@ impl Driver {
         }
         self.counters.parent_created();
         Ok(())
+    }
+
+    /// Which link has VLAN `vid` on the device `base`, and that it is the
+    /// parent to give, for the error that refuses a second one.
+    async fn vlan_holder(&self, base: u32, vid: u16) -> String {
+        let links = self.netlink.list().await.unwrap_or_default();
+        match links
+            .into_iter()
+            .find(|l| l.parent == Some(base) && l.vlan_id == Some(vid))
+        {
+            Some(l) => format!("as {0}; give -o parent={0} instead", l.name),
+            None => "under another name; give that link as the parent".to_string(),
+        }
     }
 
     /// Refuses a network whose kind of container link this kernel cannot
