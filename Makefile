@@ -173,11 +173,14 @@ soak: build
 ## each prints ratios against a baseline of the same run and records its
 ## report in BENCHMARKS.md. BENCH=ipam runs one of them; `docker` starts
 ## private dockerds of the test rig (as root); `instructions` runs the
-## plugin under valgrind's callgrind (installed if missing).
-BENCH ?= ipam lifecycle store instructions footprint docker
+## plugin under valgrind's callgrind (installed if missing); `dhcp` runs
+## dnsmasq beyond a veth parent (installed if missing).
+BENCH ?= ipam lifecycle store instructions footprint docker dhcp
 bench: build
 	case " $(BENCH) " in *" instructions "*) command -v callgrind_control >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends valgrind; } ;; esac
+	case " $(BENCH) " in *" dhcp "*) command -v dnsmasq >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends dnsmasq-base; } ;; esac
 	cargo build --release --locked -p ipvlan-rs-bench
 	for b in $(BENCH); do target/release/ipvlan-rs-bench --plugin $(BINARY) --record BENCHMARKS.md $$b || exit 1; done
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# make audit: cargo audit of Cargo.lock against the RustSec advisory database.
+# make audit: cargo audit of Cargo.lock and fuzz/Cargo.lock (the fuzz targets'
+# own workspace) against the RustSec advisory database.
 #   AUDIT_DB=DIR   a local copy of the database (a clone of $LIVE), used as it
 #                  is (--no-fetch)
 #   (unset)        the live database, which cargo audit fetches, if this
@@ -41,4 +42,9 @@ bring the directory here, and run:
 MSG
   exit 2
 fi
-exec cargo audit "${args[@]}"
+rc=0
+for lock in Cargo.lock fuzz/Cargo.lock; do
+  echo "audit: $lock"
+  cargo audit --file "$lock" "${args[@]}" || rc=1
+done
+exit $rc

@@ -303,6 +303,16 @@ fn replay_docker_29_capture() {
     all_ok("--gw-priority 5", "/NetworkDriver.Join");
     // the MAC of --mac-address in the endpoint settings (API >= 1.44)
     all_ok("--mac-address", "/NetworkDriver.CreateEndpoint");
+    for e in of("--mac-address", "/NetworkDriver.CreateEndpoint") {
+        // the engine set the MAC: an answer with another one is refused by
+        // the engine ("cannot be modified")
+        let reply: serde_json::Value = serde_json::from_str(&e.reply).unwrap();
+        let mac = reply["Interface"]["MacAddress"].as_str().unwrap_or("");
+        assert!(
+            mac.is_empty() || mac == "02:42:0a:63:00:32",
+            "CreateEndpoint answered MAC {mac} for --mac-address 02:42:0a:63:00:32"
+        );
+    }
     // a Swarm network that reached this SCOPE=local plugin stripped of its
     // options: refused, saying what to do
     for e in of(

@@ -408,13 +408,14 @@ scenario_network_rm() {
 # containers keep their addresses, a pinned address is still held, a new container
 # gets an address no running one has, and the network is removed cleanly.
 scenario_reinstall_keeps_state() {
-  local p n=10.$E.29 mark id before after level
+  local p n=10.$E.29 mark id before after level a1addr
   p=$(new_parent)
   mark=$(log_mark)
   mknet ri --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan
   ctr a1 --network ri
   ctr a2 --network ri --ip "$n.50"
   before=$(net_addrs ri)
+  a1addr=$(addr4 a1)
   id=$(docker plugin inspect -f '{{.Id}}' "$P")
   level=$(docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$P" | grep '^LOG_LEVEL=')
   # what `make create enable` runs, on the suite's bundle: `make create` would
@@ -425,6 +426,8 @@ scenario_reinstall_keeps_state() {
   docker plugin inspect -f '{{.Id}}' "$P" >>"$E2E_WORK/plugin-ids"
   eq "$(docker plugin inspect -f '{{.Enabled}}' "$P")" true "plugin enabled after make create enable"
   eq "$(docker plugin inspect -f '{{range .Settings.Env}}{{println .}}{{end}}' "$P" | grep '^LOG_LEVEL=')" "$level" "LOG_LEVEL carried over"
+  eq "$(addr4 a1)" "$a1addr" "a1's address after the reinstall"
+  eq "$(addr4 a2)" "$n.50/24" "a2's pinned address after the reinstall"
   pings a1 a2
   no_plugin_errors "$mark"
   fails_with "already in use" docker run --rm --network ri --ip "$n.50" "$BB" true

@@ -142,7 +142,7 @@ pub enum DriverError {
     /// `SCOPE=local`: the manager passed on none of its options, so it
     /// would be made here as some other network than the one asked for.
     #[error(
-        "network {network} is a Swarm network, but this plugin runs with SCOPE=local, so the Swarm manager passed on none of its options (-o parent, -o kind, --subnet, --ipam-driver) to this node; remove the network and either run `docker plugin disable org/ipvlan-rs:latest && docker plugin set org/ipvlan-rs:latest SCOPE=global && docker plugin enable org/ipvlan-rs:latest` on every node (use your plugin's name) before creating it again, or create it with --config-from a --config-only network made on every node (docs/swarm.md)"
+        "network {network} is a Swarm network, but this plugin runs with SCOPE=local, so the Swarm manager passed on none of its options (-o parent, -o kind, --subnet, --ipam-driver) to this node; remove the network and either run `docker plugin disable org/ipvlan-rs:latest && docker plugin set org/ipvlan-rs:latest SCOPE=global && docker plugin enable org/ipvlan-rs:latest` on every node (use your plugin's name) before creating it again, or create it with --config-from a --config-only network made on every node with -o parent=... or --ipam-driver set to this plugin (docs/swarm.md)"
     )]
     SwarmNetworkWithoutOptions {
         /// The network.

@@ -52,6 +52,16 @@ fn leases() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// When the server's lease of `address` ends (epoch seconds).
+fn expiry_of(address: &str) -> Option<u64> {
+    std::fs::read_to_string(LEASES)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(2) == Some(&address))
+        .and_then(|f| f.first()?.parse().ok())
+}
+
 /// dnsmasq in namespace `dhcps` on the far end of the parent `dv0`, on VLAN
 /// `vlan` of it when given (then its interface is `dv0p.VLAN`).
 fn start_server(vlan: Option<u16>) -> Result {
@@ -207,7 +217,24 @@ async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
             "10.77.0.1",
             "ipvlan l2 to the DHCP server",
         )?;
-        addresses.push(address.addr().to_string());
+        // a renewal: unicast to the server, whose ACK comes back unicast to
+        // the container's address and the parent's MAC, which the ipvlan
+        // slave takes; the plugin's socket on the parent must see it too
+        let a = address.addr().to_string();
+        let before = expiry_of(&a).ok_or(format!("no lease of {a}"))?;
+        // the server's expiry has a resolution of a second: renew until it
+        // moves (every 200 ms, a guard of 60 s)
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut renewed = Ok(None);
+        while expiry_of(&a).is_none_or(|e| e <= before) && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            renewed = rig.driver().renew_lease_now(&eid).await;
+        }
+        check!(
+            expiry_of(&a).is_some_and(|e| e > before),
+            "renewing {a} on ipvlan l2 did not move the server's expiry past {before} (last renewal: {renewed:?})"
+        );
+        addresses.push(a);
         eids.push(eid);
     }
     check!(

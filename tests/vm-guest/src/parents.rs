@@ -85,7 +85,7 @@ pub(crate) async fn vlan_ids_name_one_link(rig: &mut Rig) -> Result {
         .await
         .unwrap_err();
     check!(
-        err.contains("VLAN 30") && err.contains("vn0") && err.contains("another name"),
+        err.contains("VLAN 30") && err.contains("vn0") && err.contains("-o parent=uservlan"),
         "a user's VLAN under another name: {err}"
     );
     check!(!rig.exists("vn0.30").await, "vn0.30 left");
