@@ -34,10 +34,7 @@ pub(crate) fn open_database(
     cache_bytes: usize,
     logs: &[PathBuf],
 ) -> Result<Database, String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     if half_made(path).map_err(|e| e.to_string())? {
         if let Some(log) = logs.iter().find(|l| l.exists()) {
@@ -82,6 +79,15 @@ fn half_made(path: &Path) -> io::Result<bool> {
     }
     // an empty file is redb's own "new" case; a short one is not redb's
     Ok(got == MAGIC_LEN && magic.iter().all(|b| *b == 0))
+}
+
+/// The directory that holds the file at `path` (a bare file name's parent
+/// is "", the working directory).
+pub(crate) fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// fsync a directory, making the entries created in it durable.
@@ -169,11 +175,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/s.redb");
         let s = Store::open(&path, 1, &["t"]).unwrap();
-        s.submit(vec![Op::Delete {
-            table: "t",
-            key: b"x".to_vec(),
-        }])
+        s.submit(vec![
+            put("x", "1"),
+            Op::Delete {
+                table: "t",
+                key: b"x".to_vec(),
+            },
+            put("y", "2"),
+        ])
         .wait()
         .unwrap();
+        drop(s);
+        assert!(path.is_file(), "no state file in the nested dirs");
+        let s = Store::open(&path, 1, &["t"]).unwrap();
+        assert_eq!(s.load("t").unwrap(), vec![(b"y".to_vec(), b"2".to_vec())]);
     }
 }

@@ -232,9 +232,7 @@ impl Log {
         self.filled = FIRST_RECORD;
         self.write_header(epoch)?;
         self.file.sync_all()?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+        crate::file::sync_dir(crate::file::dir_of(&self.path))?;
         Ok(())
     }
 
