@@ -95,6 +95,11 @@ test: lint test-unit test-unit-arm64 test-vm test-vm-arm64 test-powercut test-fu
 
 test-unit:
 	tests/require-root.sh
+	@need=; command -v dnsmasq >/dev/null || need="$$need dnsmasq-base"; \
+	  command -v dhcpd >/dev/null || need="$$need isc-dhcp-server"; \
+	  command -v busybox >/dev/null || need="$$need busybox-static"; \
+	  [ -z "$$need" ] || { echo "test-unit: installing$$need (DHCP servers, ping)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need; }
 	cargo test --workspace --locked
 
 ## test-repeat: the unit, conformance, kernel and crash suites N times in a row

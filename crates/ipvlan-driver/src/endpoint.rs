@@ -77,6 +77,8 @@ impl Driver {
             .await?;
         match self.create_endpoint_record(req, Some(&lease)).await {
             Ok(record) => Ok(Some(leased_interface(&record))),
+            // the lease is another endpoint's too: releasing it would end that one's
+            Err(e @ DriverError::DhcpAddressShared { .. }) => Err(e),
             Err(e) => {
                 // nothing is stored: the address goes back to the server
                 self.release_lease(&network.parent, &lease).await;
@@ -132,6 +134,9 @@ impl Driver {
                 "{} networks do not publish ports; -p is ignored",
                 network.options.kind.name()
             );
+        }
+        if let Some(l) = lease {
+            crate::lease::check_address_unshared(&state.leases, eid, l, &network.parent)?;
         }
         let own_mac = own_mac(&network.options.kind);
         // a leased macvlan endpoint's link must carry the lease's MAC: a

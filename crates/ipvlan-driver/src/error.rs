@@ -269,6 +269,24 @@ pub enum DriverError {
         #[source]
         source: dhcp::DhcpError,
     },
+    /// The server leased an address another lease of this plugin holds: it
+    /// tells clients apart by MAC alone. Nothing is released (a release
+    /// would end the holder's lease at such a server).
+    #[error(
+        "network {network}: the DHCP server {server} on {parent} leased {address}, which {holder} already holds: the server tells clients apart by MAC address alone and ignores their client identifiers (option 61), so links that share the parent's MAC (ipvlan endpoints, an ipvlan host link) would share one address; use -o kind=macvlan (each container gets its own MAC) or a DHCP server that honours client identifiers (dnsmasq, ISC dhcpd and Kea do; busybox udhcpd does not)"
+    )]
+    DhcpAddressShared {
+        /// The network.
+        network: String,
+        /// The server's identifier.
+        server: std::net::Ipv4Addr,
+        /// The parent the exchange ran on.
+        parent: String,
+        /// The address it leased twice.
+        address: std::net::Ipv4Addr,
+        /// Which lease holds it ("endpoint ID" or "the host link of network ID").
+        holder: String,
+    },
     /// An endpoint without a DHCP lease.
     #[error("endpoint {0} has no DHCP lease")]
     NoLease(String),

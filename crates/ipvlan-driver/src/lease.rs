@@ -60,6 +60,34 @@ pub(crate) fn own_mac(kind: &LinkKind) -> bool {
     matches!(kind, LinkKind::MacVlan { .. }) && !kind.is_passthru()
 }
 
+/// Refuses `record` if another lease of this plugin (`leases`, by key)
+/// holds its address. Servers that key leases by MAC alone (busybox
+/// udhcpd) answer two ipvlan endpoints, which share the parent's MAC,
+/// with one address: the first to be recorded keeps it.
+pub(crate) fn check_address_unshared(
+    leases: &HashMap<String, LeaseRecord>,
+    key: &str,
+    record: &LeaseRecord,
+    parent: &str,
+) -> Result<(), DriverError> {
+    let holder = leases
+        .iter()
+        .find(|(k, l)| k.as_str() != key && !l.lost && l.lease.address == record.lease.address);
+    match holder {
+        None => Ok(()),
+        Some((k, l)) => Err(DriverError::DhcpAddressShared {
+            network: record.network.clone(),
+            server: record.lease.server,
+            parent: parent.to_string(),
+            address: record.lease.address,
+            holder: match k.strip_prefix("host-link:") {
+                Some(_) => format!("the host link of network {}", l.network),
+                None => format!("endpoint {k}"),
+            },
+        }),
+    }
+}
+
 impl Driver {
     /// The parent as the DHCP client needs it, brought up if it is down
     /// (as Join would).
@@ -346,4 +374,62 @@ pub(crate) fn lease_address(lease: &dhcp::Lease) -> Option<ipnet::IpNet> {
 /// The lease's router as the endpoint's gateway.
 pub(crate) fn lease_gateway(lease: &dhcp::Lease) -> Option<std::net::IpAddr> {
     lease.router.map(|r: Ipv4Addr| r.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_link::host_link_lease_key;
+
+    fn record(network: &str, endpoint: &str, address: [u8; 4], lost: bool) -> LeaseRecord {
+        LeaseRecord {
+            endpoint: endpoint.into(),
+            network: network.into(),
+            client_id: client_id(endpoint),
+            hardware: [2, 0, 0, 0, 0, 1],
+            hostname: None,
+            lease: dhcp::Lease {
+                address: Ipv4Addr::from(address),
+                prefix_len: 24,
+                router: None,
+                server: Ipv4Addr::new(10, 0, 0, 1),
+                server_mac: [2, 0, 0, 0, 0, 9],
+                lease_secs: 120,
+                renew_secs: 60,
+                rebind_secs: 105,
+                granted_at: 1,
+            },
+            lost,
+        }
+    }
+
+    #[test]
+    fn an_address_another_lease_holds_is_refused_naming_the_holder() {
+        let mut leases = HashMap::new();
+        leases.insert("e1".to_string(), record("n", "e1", [10, 0, 0, 5], false));
+        let hl = host_link_lease_key("n");
+        leases.insert(hl.clone(), record("n", &hl, [10, 0, 0, 6], false));
+        leases.insert("gone".to_string(), record("n", "gone", [10, 0, 0, 7], true));
+        // the endpoint's own lease (a repeated create), a free address and
+        // one only a lost lease had are fine
+        for (key, a) in [
+            ("e1", [10, 0, 0, 5]),
+            ("e2", [10, 0, 0, 8]),
+            ("e2", [10, 0, 0, 7]),
+        ] {
+            check_address_unshared(&leases, key, &record("n", key, a, false), "eth0").unwrap();
+        }
+        for (a, holder) in [
+            ([10, 0, 0, 5], "endpoint e1"),
+            ([10, 0, 0, 6], "the host link of network n"),
+        ] {
+            let err = check_address_unshared(&leases, "e2", &record("n", "e2", a, false), "eth0")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(holder) && err.contains("eth0") && err.contains("kind=macvlan"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -8,7 +8,10 @@
 //! by the plugin), the server on the VLAN's end in its namespace. And a host
 //! link on a DHCP network (ipvlan l2, flag bridge): its address leased under
 //! its own client identifier, the host reaching a leased container through
-//! it and back, both leases given back with the network.
+//! it and back, both leases given back with the network. And busybox's
+//! udhcpd, which keys leases by MAC alone: the second ipvlan endpoint
+//! (the parent's MAC again) is refused naming the first, whose lease stays
+//! good (no release was sent for it).
 
 use crate::host_link::host_pings;
 use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
@@ -365,4 +368,115 @@ async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
         leases()
     );
     Ok(())
+}
+
+/// udhcpd in namespace `dhcps` beyond `dv0`, serving 10.77.0.100-150.
+fn start_udhcpd() -> Result {
+    ip("link add dv0 type veth peer name dv0p")?;
+    ip("netns add dhcps")?;
+    ip("link set dv0p netns dhcps")?;
+    ip("-n dhcps link set dv0p up")?;
+    ip("-n dhcps addr add 10.77.0.1/24 dev dv0p")?;
+    ip("link set dv0 up")?;
+    std::fs::write(
+        "/tmp/udhcpd.conf",
+        format!(
+            "start 10.77.0.100\nend 10.77.0.150\ninterface dv0p\n\
+             lease_file /tmp/udhcpd.leases\npidfile {PID}\n\
+             option subnet 255.255.255.0\noption router 10.77.0.1\noption lease 120\n"
+        ),
+    )
+    .map_err(|e| format!("/tmp/udhcpd.conf: {e}"))?;
+    Command::new("/usr/local/sbin/ip")
+        .args([
+            "netns",
+            "exec",
+            "dhcps",
+            "/bin/busybox",
+            "udhcpd",
+            "/tmp/udhcpd.conf",
+        ])
+        .status()
+        .map_err(|e| format!("starting udhcpd: {e}"))?;
+    check!(
+        eventually(|| Path::new(PID).exists()),
+        "udhcpd wrote no pid file"
+    );
+    Ok(())
+}
+
+pub(crate) async fn dhcp_ipvlan_mac_keyed_server(rig: &mut Rig) -> Result {
+    start_udhcpd()?;
+    let result = second_endpoint_refused(rig).await;
+    stop_server();
+    result
+}
+
+async fn second_endpoint_refused(rig: &mut Rig) -> Result {
+    let nid = rig.id("n");
+    let req: CreateNetworkRequest = serde_json::from_value(json!({
+        "NetworkID": nid,
+        "Options": {"com.docker.network.generic": {"parent": "dv0", "dhcp": "on"}},
+        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
+        "IPv6Data": []
+    }))
+    .unwrap();
+    rig.driver()
+        .create_network(&req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let create = |eid: &str| -> CreateEndpointRequest {
+        serde_json::from_value(json!({
+            "NetworkID": nid, "EndpointID": eid,
+            "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
+        }))
+        .unwrap()
+    };
+    let (e1, e2) = (rig.id("e"), rig.id("e"));
+    let first = rig
+        .driver()
+        .create_endpoint(&create(&e1))
+        .await
+        .map_err(|e| format!("the first endpoint: {e}"))?
+        .and_then(|i| i.address)
+        .ok_or("no leased address")?;
+    let err = match rig.driver().create_endpoint(&create(&e2)).await {
+        Ok(i) => {
+            return Err(format!(
+                "the second endpoint was given {:?} (the first has {first})",
+                i.and_then(|i| i.address)
+            ));
+        }
+        Err(e) => e.to_string(),
+    };
+    check!(
+        err.contains(&first.addr().to_string())
+            && err.contains(&format!("endpoint {e1}"))
+            && err.contains("kind=macvlan"),
+        "the refusal does not name the address, the holder and what to do: {err}"
+    );
+    // the first lease was not given back: the server still renews it (its
+    // answer goes to the address, which the container's link carries)
+    let join: JoinRequest =
+        serde_json::from_value(json!({"NetworkID": nid, "EndpointID": e1, "SandboxKey": ""}))
+            .unwrap();
+    rig.driver().join(&join).await.map_err(|e| e.to_string())?;
+    let link = rig.link_of(&nid, &e1).await?;
+    into_container(&link, "dcu", &first.to_string())?;
+    let renewed = rig
+        .driver()
+        .renew_lease_now(&e1)
+        .await
+        .map_err(|e| format!("renewing the first endpoint's lease after the refusal: {e}"))?;
+    check!(
+        renewed.is_some(),
+        "the first endpoint's lease did not renew after the refusal"
+    );
+    let _ = ip("netns del dcu");
+    rig.driver()
+        .delete_endpoint(&endpoint_request(&nid, &e1))
+        .await
+        .map_err(|e| e.to_string())?;
+    rig.driver().flush_deletions().await;
+    rig.delete_network(&nid).await
 }

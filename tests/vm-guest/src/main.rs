@@ -126,6 +126,10 @@ async fn main() -> std::process::ExitCode {
         "dhcp_ipvlan_l2_host_link_leases_its_address_and_reaches_a_leased_container",
         dhcp::dhcp_ipvlan_l2_host_link(&mut rig)
     );
+    case!(
+        "dhcp_ipvlan_with_a_server_keying_leases_by_mac_refuses_a_shared_address",
+        dhcp::dhcp_ipvlan_mac_keyed_server(&mut rig)
+    );
     if failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {
