@@ -18,7 +18,9 @@
 //!   allocation looks the same up to AllocateNetwork) never frees the
 //!   first one's addresses.
 //! - A network the pool's record never named, allocated while the restore
-//!   is unconfirmed, is taken for a new network on a subnet in use (a user
+//!   is unconfirmed and the record names other networks (pools leased
+//!   before network IDs were recorded name none), is taken for a new
+//!   network on a subnet in use (a user
 //!   `docker network create` with `--gateway`, which makes no address-less
 //!   request): the window closes, so a `--ip` of an address the pool holds
 //!   is refused at once. A restore allocates all its networks before any
