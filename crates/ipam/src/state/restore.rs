@@ -17,6 +17,15 @@
 //!   restore sweeps, so a second network on the same subnet (whose
 //!   allocation looks the same up to AllocateNetwork) never frees the
 //!   first one's addresses.
+//! - A network the pool's record never named, allocated while the restore
+//!   is unconfirmed and the record names other networks (pools leased
+//!   before network IDs were recorded name none), is taken for a new
+//!   network on a subnet in use (a user
+//!   `docker network create` with `--gateway`, which makes no address-less
+//!   request): the window closes, so a `--ip` of an address the pool holds
+//!   is refused at once. A restore allocates all its networks before any
+//!   re-claim, so the pool's next lease within [`RECLAIM_QUIET`] (another
+//!   network of the same restore) opens it again with what was claimed.
 //! - The sweep runs at the pool's first new (address-less) allocation,
 //!   when swarmkit has made every restore claim, and frees only addresses
 //!   not claimed through the pool since the restore began.
@@ -37,8 +46,11 @@ pub(super) const RECLAIM_QUIET: Duration = Duration::from_secs(120);
 /// the plugin runs).
 #[derive(Debug)]
 pub(super) struct Restore {
-    /// The last sign of the restore (the lease, a claim).
+    /// The last sign of the restore (the lease, a claim, a new network).
     since: Instant,
+    /// A network the pool never counted was allocated before any it
+    /// counted: no re-claim is taken until the pool is leased again.
+    closed: bool,
     /// A network whose lease this copy counted was allocated again.
     pub(super) confirmed: bool,
     /// Addresses claimed through the pool since the restore began.
@@ -51,6 +63,7 @@ impl Restore {
     pub(super) fn new(now: Instant) -> Restore {
         Restore {
             since: now,
+            closed: false,
             confirmed: false,
             claimed: BTreeSet::new(),
             networks: BTreeSet::new(),
@@ -59,7 +72,20 @@ impl Restore {
 
     /// Whether a claim of an address the pool holds is taken as a re-claim.
     pub(super) fn window_open(&self, now: Instant) -> bool {
+        !self.closed && self.recent(now)
+    }
+
+    fn recent(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.since) <= RECLAIM_QUIET
+    }
+
+    /// AllocateNetwork named a network the pool never counted while the
+    /// restore is unconfirmed: most likely a new network on a subnet in
+    /// use, so claims of held addresses are refused from now on. What was
+    /// claimed and named is kept for a further lease of the same restore.
+    pub(super) fn new_network(&mut self, now: Instant) {
+        self.closed = true;
+        self.since = now;
     }
 
     /// A claim through the pool: remembered, and a sign that the restore
@@ -72,11 +98,13 @@ impl Restore {
     }
 
     /// The pool is leased again while this restore is recorded: a further
-    /// network of the same restore if the window is open (keep what was
-    /// claimed), else a new restore.
+    /// network of the same restore if its last sign is recent (keep what
+    /// was claimed and named, and take re-claims again), else a new
+    /// restore.
     pub(super) fn leased_again(&mut self, now: Instant) {
-        if self.window_open(now) {
+        if self.recent(now) {
             self.since = now;
+            self.closed = false;
         } else {
             *self = Restore::new(now);
         }
