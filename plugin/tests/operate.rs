@@ -10,7 +10,7 @@
 mod common;
 mod kernel_rig;
 
-use common::ops::{metrics, scrape, status, value};
+use common::ops::{has, metrics, scrape, status, value};
 use common::{Plugin, Reply, body, ip};
 use ipvlan_driver::{
     EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink, Subnet,
@@ -276,6 +276,18 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     let rig = Rig::new("om");
     let p = rig.start(&[("LINK_REUSE_MS", "0")]);
     let before = metrics(&p);
+    // before any call: every call of both APIs, each outcome, at zero
+    for call in protocol::Call::ALL {
+        let call = call.path().trim_start_matches('/');
+        for outcome in ["ok", "error"] {
+            let labels = [("call", call), ("outcome", outcome)];
+            assert!(
+                has(&before, "ipvlan_rs_calls_total", &labels),
+                "no {labels:?} before the first call"
+            );
+            assert_eq!(value(&before, "ipvlan_rs_calls_total", &labels), 0.0);
+        }
+    }
     let pool = request_pool(&p, "10.70.0.0/24");
     for _ in 0..2 {
         ok(p.post("/IpamDriver.RequestAddress", &body::request_address(&pool)));
@@ -310,8 +322,8 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     assert_eq!(moved(calls, &[join_call, ("outcome", "error")]), 1.0);
     assert_eq!(
         moved(
-            "ipvlan_rs_calls_total",
-            &[("call", "NetworkDriver.CreateEndpoint")]
+            calls,
+            &[("call", "NetworkDriver.CreateEndpoint"), ("outcome", "ok")]
         ),
         2.0
     );
@@ -347,7 +359,7 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     for ep in [EP1, EP2] {
         ok(endpoint_call(&p, "DeleteEndpoint", NET, ep));
     }
-    let deleted = |s: &prometheus_parse::Scrape| {
+    let deleted = |s: &common::ops::Scrape| {
         value(s, "ipvlan_rs_container_links_deleted_total", &[])
             - value(&before, "ipvlan_rs_container_links_deleted_total", &[])
     };
@@ -411,7 +423,8 @@ fn metrics_addr_empty_opens_no_tcp_listener_and_set_serves_metrics_alone() {
     assert_eq!(scraped.status, 200, "{}", scraped.body);
     let s = scrape(&scraped.body);
     assert!(
-        s.samples
+        s.parsed
+            .samples
             .iter()
             .any(|x| x.metric == "ipvlan_rs_reaper_queue"),
         "{}",
