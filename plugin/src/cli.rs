@@ -230,6 +230,13 @@ pub fn render(status: &Status) -> String {
                 n.mode.clone(),
                 n.parent.clone(),
                 parent_state.into(),
+                match n.parent_carrier {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "-",
+                }
+                .into(),
+                or_dash(n.parent_oper_state.clone()),
                 created,
                 if n.internal { "yes" } else { "no" }.into(),
                 if n.dhcp { "on" } else { "off" }.into(),
@@ -252,6 +259,8 @@ pub fn render(status: &Status) -> String {
             "MODE",
             "PARENT",
             "PARENT STATE",
+            "CARRIER",
+            "OPER STATE",
             "CREATED PARENT",
             "INTERNAL",
             "DHCP",
@@ -388,6 +397,19 @@ pub fn render(status: &Status) -> String {
             short(&m.network)
         );
     }
+    for l in &d.drift.endpoints_on_a_lost_parent {
+        let now = match l.index_now {
+            Some(index) => format!("re-created, index {} now {index}", l.index_then),
+            None => format!("index {}, gone", l.index_then),
+        };
+        let _ = writeln!(
+            out,
+            "lost link of endpoint {} (network {}): its parent {} ({now}) took it along; the container has no link on this network until it is restarted or reconnected",
+            short(&l.endpoint),
+            short(&l.network),
+            l.parent
+        );
+    }
     for m in &d.drift.missing_host_links {
         let _ = writeln!(
             out,
@@ -437,7 +459,7 @@ pub async fn status(args: &StatusArgs) -> Result<(), Box<dyn std::error::Error>>
 mod tests {
     use super::*;
     use ipam::{IpamStatus, PoolStatus, SpaceStatus};
-    use ipvlan_driver::{Drift, DriverStatus, MissingParent};
+    use ipvlan_driver::{Drift, DriverStatus, EndpointOnLostParent, MissingParent};
 
     #[test]
     fn utc_text_reads_as_a_calendar_date() {
@@ -459,6 +481,13 @@ mod tests {
                         network: "n".repeat(64),
                         parent: "eth0.10".into(),
                         created: true,
+                    }],
+                    endpoints_on_a_lost_parent: vec![EndpointOnLostParent {
+                        endpoint: "e".repeat(64),
+                        network: "n".repeat(64),
+                        parent: "eth0.10".into(),
+                        index_then: 7,
+                        index_now: Some(9),
                     }],
                     ..Drift::default()
                 },
@@ -490,5 +519,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1208925819614629174706175"), "{text}");
+        assert!(
+            text.contains("lost link of endpoint eeeeeeeeeeee (network nnnnnnnnnnnn): its parent eth0.10 (re-created, index 7 now 9) took it along"),
+            "{text}"
+        );
     }
 }

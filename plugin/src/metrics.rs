@@ -29,6 +29,19 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PREFIX: &str = "ipvlan_rs";
 
 type CallLabels = [(&'static str, &'static str); 2];
+
+/// A call's outcomes, as `calls_total` labels them: ok first.
+const OUTCOMES: [&str; 2] = ["ok", "error"];
+
+/// A call as the metrics name it: its path without the slash
+/// (`NetworkDriver.Join`).
+fn call_name(call: protocol::Call) -> &'static str {
+    call.path().trim_start_matches('/')
+}
+
+fn call_labels(call: protocol::Call, outcome: &'static str) -> CallLabels {
+    [("call", call_name(call)), ("outcome", outcome)]
+}
 type NameLabel = [(&'static str, &'static str); 1];
 
 /// 50 us to ~7 s: a call answered from memory to one waiting on a slow disk.
@@ -57,6 +70,13 @@ impl Metrics {
     pub fn new(ipam: Arc<Ipam>, driver: Arc<Driver>) -> Metrics {
         let mut registry = Registry::with_prefix(PREFIX);
         let calls = Family::<CallLabels, Counter>::default();
+        // every pair at zero from the start: a scrape before the first
+        // call shows the series, and rate() has a start to count from
+        for call in protocol::Call::ALL {
+            for outcome in OUTCOMES {
+                drop(calls.get_or_create(&call_labels(*call, outcome)));
+            }
+        }
         registry.register(
             "calls",
             "Protocol calls answered, by call and outcome (ok, error)",
@@ -107,13 +127,11 @@ impl Metrics {
     }
 
     /// Counts one answered call.
-    pub fn call(&self, call: &'static str, ok: bool, elapsed: Duration) {
-        let outcome = if ok { "ok" } else { "error" };
-        self.calls
-            .get_or_create(&[("call", call), ("outcome", outcome)])
-            .inc();
+    pub fn call(&self, call: protocol::Call, ok: bool, elapsed: Duration) {
+        let outcome = OUTCOMES[usize::from(!ok)];
+        self.calls.get_or_create(&call_labels(call, outcome)).inc();
         self.call_seconds
-            .get_or_create(&[("call", call)])
+            .get_or_create(&[("call", call_name(call))])
             .observe(elapsed.as_secs_f64());
     }
 

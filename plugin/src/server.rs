@@ -185,8 +185,7 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, body: B
             ok = result.is_ok(),
             "answered"
         );
-        app.metrics
-            .call(call.path().trim_start_matches('/'), result.is_ok(), elapsed);
+        app.metrics.call(call, result.is_ok(), elapsed);
         match result {
             Ok(response) => response,
             Err(e) => {

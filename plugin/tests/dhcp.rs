@@ -281,7 +281,7 @@ fn status_shows_the_lease_the_server_holds_and_metrics_count_the_exchanges() {
     let (rig, server) = lan("kds", "10.77.0.160", "10.77.0.180");
     let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
     create_dhcp_network(&p);
-    let exchanges = |s: &prometheus_parse::Scrape, kind: &str, outcome: &str| {
+    let exchanges = |s: &common::ops::Scrape, kind: &str, outcome: &str| {
         value(
             s,
             "ipvlan_rs_dhcp_exchanges_total",

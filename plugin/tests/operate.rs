@@ -1,19 +1,23 @@
 //! The operator's view through the real binary, in a network namespace
 //! with veth parents: `GET /status` (and `ipvlan-rs status`) after a
-//! scripted scenario, drift made behind the plugin's back and cleared by a
-//! restart, `/metrics` parsed as Prometheus text with counters that move
-//! by the calls made, and `METRICS_ADDR` (no TCP listener unless set; set,
-//! only `/metrics` is served there).
+//! scripted scenario, drift made behind the plugin's back (a joined
+//! endpoint's link, in a container namespace, lost with its parent
+//! included) and what a restart clears of it, a parent up without a
+//! carrier, `/metrics` parsed as Prometheus text with counters that move
+//! by the calls made (every call's series there from the start), and
+//! `METRICS_ADDR` (no TCP listener unless set; set, only `/metrics` is
+//! served there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod kernel_rig;
 
-use common::ops::{metrics, scrape, status, value};
+use common::ops::{has, metrics, scrape, status, value};
 use common::{Plugin, Reply, body, ip};
 use ipvlan_driver::{
-    EndpointStatus, MissingLink, MissingParent, NetworkStatus, OrphanLink, Subnet,
+    Drift, EndpointOnLostParent, EndpointStatus, MissingLink, MissingParent, NetworkStatus,
+    OrphanLink, Subnet,
 };
 use ipvlan_rs::status::Status;
 use kernel_rig::{
@@ -22,6 +26,69 @@ use kernel_rig::{
 
 const NET2: &str = "8d2e3b0f1c4e5d6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
 const EP3: &str = "a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2";
+const EP4: &str = "b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3";
+const EP5: &str = "c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4";
+
+/// The ifindex of `link` in the rig's namespace.
+fn index_of(rig: &Rig, link: &str) -> u32 {
+    rig.ns.link_index(link).unwrap().parse().unwrap()
+}
+
+/// Moves `link` from the rig's namespace into `container`'s, as the
+/// engine does with a joined endpoint's link.
+fn into_container(rig: &Rig, container: &common::NetNs, link: &str) {
+    ip(&[
+        "-n",
+        &rig.ns.name,
+        "link",
+        "set",
+        link,
+        "netns",
+        &container.name,
+    ])
+    .unwrap();
+}
+
+/// `GET /status` once the parents' operational states are `want` (in
+/// network order): the kernel's link watcher sets a state after the
+/// carrier changes, not with it.
+fn status_once_parents_are(p: &Plugin, want: &[&str]) -> Status {
+    let mut last = status(p);
+    let states = |s: &Status| -> Vec<Option<String>> {
+        s.driver
+            .networks
+            .iter()
+            .map(|n| n.parent_oper_state.clone())
+            .collect()
+    };
+    let want: Vec<Option<String>> = want.iter().map(|w| Some(w.to_string())).collect();
+    let settled = common::eventually(common::GUARD, || {
+        last = status(p);
+        states(&last) == want
+    });
+    assert!(
+        settled,
+        "parents' states {:?}, want {want:?}",
+        states(&last)
+    );
+    last
+}
+
+/// `ipvlan-rs status` (the tables) on `p`'s socket.
+fn status_text(p: &Plugin) -> String {
+    let out = std::process::Command::new(common::binary())
+        .args(["status", "--socket"])
+        .arg(&p.socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
 
 /// The MAC `ip link` shows for `link`.
 fn mac_of(rig: &Rig, link: &str) -> String {
@@ -43,7 +110,7 @@ fn ok(r: Reply) -> serde_json::Value {
 }
 
 #[test]
-fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_it() {
+fn status_shows_what_exists_drift_behind_the_plugins_back_and_what_a_restart_clears() {
     let rig = Rig::new("os");
     rig.ns.add_veth_parent("hp1").unwrap();
     let mut p = rig.start(&[]);
@@ -79,8 +146,14 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     ok(create_endpoint(&p, NET2, EP3, "10.71.0.2/24", ""));
     let l3 = join(&p, NET2, EP3);
     ok(endpoint_call(&p, "Leave", NET2, EP3));
+    // and joined into a container: its link leaves the host namespace
+    let container = common::NetNs::new("oc").unwrap();
+    ok(create_endpoint(&p, NET2, EP4, "10.71.0.3/24", ""));
+    let l4 = join(&p, NET2, EP4);
+    into_container(&rig, &container, &l4);
+    let hp1_then = index_of(&rig, "hp1");
 
-    let s = status(&p);
+    let s = status_once_parents_are(&p, &["up", "up"]);
     let subnet = |pool: &str, gateway: &str| Subnet {
         pool: pool.parse().unwrap(),
         gateway: Some(gateway.parse().unwrap()),
@@ -91,6 +164,8 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
         mode: mode.into(),
         parent: parent.into(),
         parent_up: Some(true),
+        parent_carrier: Some(true),
+        parent_oper_state: Some("up".into()),
         created_parent: None,
         internal: false,
         mtu: None,
@@ -110,7 +185,7 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
                 "private",
                 "hp1",
                 subnet("10.71.0.0/24", "10.71.0.1"),
-                1
+                2
             ),
         ]
     );
@@ -150,6 +225,8 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
                 Some(false),
                 true
             ),
+            // a macvlan link's MAC is its own, out of sight in the container
+            endpoint(EP4, NET2, &l4, "10.71.0.3/24", None, Some(true), false),
         ]
     );
     let pools: Vec<_> = s
@@ -162,10 +239,44 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     assert_eq!(pools, [(pool.as_str(), "local", 3, 251)]);
     assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
 
-    // behind the plugin's back: a left endpoint's link and a parent go, a
-    // link of the plugin's group appears
+    // a parent up with no carrier: its veth peer is down
+    ip(&["-n", &rig.ns.name, "link", "set", "hp1p", "down"]).unwrap();
+    let s = status_once_parents_are(&p, &["up", "lowerlayerdown"]);
+    let hp1 = &s.driver.networks[1];
+    assert_eq!(
+        (
+            hp1.parent_up,
+            hp1.parent_carrier,
+            hp1.parent_oper_state.as_deref()
+        ),
+        (Some(true), Some(false), Some("lowerlayerdown")),
+        "{hp1:?}"
+    );
+    let text = status_text(&p);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with(&NET2[..12]))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(
+        row.windows(4)
+            .any(|w| w == ["hp1", "up", "NO", "lowerlayerdown"]),
+        "{text}"
+    );
+    ip(&["-n", &rig.ns.name, "link", "set", "hp1p", "up"]).unwrap();
+
+    // behind the plugin's back: a left endpoint's link and a parent go
+    // (the kernel deletes the parent's links with it, the one in the
+    // container too), a link of the plugin's group appears
     ip(&["-n", &rig.ns.name, "link", "del", &l3]).unwrap();
     ip(&["-n", &rig.ns.name, "link", "del", "hp1"]).unwrap();
+    assert!(
+        !ip(&["-n", &container.name, "-o", "link", "show"])
+            .unwrap()
+            .contains(&l4),
+        "{l4} outlived its parent"
+    );
     let group = s.driver.link_group.to_string();
     ip(&[
         "-n",
@@ -214,24 +325,32 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
             created: false
         }]
     );
+    let lost = |endpoint: &str, index_now| EndpointOnLostParent {
+        endpoint: endpoint.into(),
+        network: NET2.into(),
+        parent: "hp1".into(),
+        index_then: hp1_then,
+        index_now,
+    };
+    // the joined endpoint's link is out of the plugin's sight, but went
+    // with its parent
+    assert_eq!(
+        s.driver.drift.endpoints_on_a_lost_parent,
+        [lost(EP3, None), lost(EP4, None)]
+    );
     assert_eq!(s.driver.networks[1].parent_up, None);
 
     // the same through the subcommand's tables
-    let out = std::process::Command::new(common::binary())
-        .args(["status", "--socket"])
-        .arg(&p.socket)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = status_text(&p);
     for expected in [
         "orphan container link ivr0000deadbeef",
         &format!("missing link {l3} of endpoint {}", &EP3[..12]),
         &format!("missing parent hp1 of network {}", &NET2[..12]),
+        &format!(
+            "lost link of endpoint {} (network {}): its parent hp1 (index {hp1_then}, gone)",
+            &EP4[..12],
+            &NET2[..12]
+        ),
         &format!("{}  macvlan  bridge", &NET[..12]),
         &pool,
     ] {
@@ -245,12 +364,40 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
     let shown: Status = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(shown.driver.drift, s.driver.drift);
 
-    // the user brings their interface back; a restart reconciles the rest
+    // the user brings their interface back (a new one: another index);
+    // the links that went with the old one stay lost, and a new endpoint
+    // joins on the new one
     rig.ns.add_veth_parent("hp1").unwrap();
+    let hp1_now = index_of(&rig, "hp1");
+    assert_ne!(hp1_now, hp1_then);
+    ok(create_endpoint(&p, NET2, EP5, "10.71.0.4/24", ""));
+    let l5 = join(&p, NET2, EP5);
+    into_container(&rig, &container, &l5);
+    let s = status(&p);
+    assert_eq!(
+        s.driver.drift.endpoints_on_a_lost_parent,
+        [lost(EP3, Some(hp1_now)), lost(EP4, Some(hp1_now))]
+    );
+    let text = status_text(&p);
+    let expected = format!(
+        "lost link of endpoint {} (network {}): its parent hp1 (re-created, index {hp1_then} now {hp1_now})",
+        &EP4[..12],
+        &NET2[..12]
+    );
+    assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
+
+    // a restart reconciles the rest; what the lost links' endpoints
+    // recorded survives it
     p.stop().unwrap();
     let p = rig.start(&[]);
     let s = status(&p);
-    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
+    assert_eq!(
+        s.driver.drift,
+        Drift {
+            endpoints_on_a_lost_parent: vec![lost(EP3, Some(hp1_now)), lost(EP4, Some(hp1_now))],
+            ..Drift::default()
+        }
+    );
     assert!(rig.ns.link_details("ivr0000deadbeef").is_none());
     // joins are kept in memory only: after a restart an endpoint is known
     // not joined when its link is in the host, unknown otherwise
@@ -265,10 +412,19 @@ fn status_shows_what_exists_drift_behind_the_plugins_back_and_a_restart_clears_i
         [
             (EP1, Some(false), true),
             (EP2, None, false),
-            (EP3, None, false)
+            (EP3, None, false),
+            (EP4, None, false),
+            (EP5, None, false),
         ]
     );
     assert_eq!(s.ipam.pools[0].allocated, 3);
+    // the engine deletes the endpoints of the containers that lost their
+    // links (when they stop or restart): then nothing is lost
+    for ep in [EP3, EP4] {
+        ok(endpoint_call(&p, "DeleteEndpoint", NET2, ep));
+    }
+    let s = status(&p);
+    assert!(s.driver.drift.is_empty(), "{:?}", s.driver.drift);
 }
 
 #[test]
@@ -276,6 +432,18 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     let rig = Rig::new("om");
     let p = rig.start(&[("LINK_REUSE_MS", "0")]);
     let before = metrics(&p);
+    // before any call: every call of both APIs, each outcome, at zero
+    for call in protocol::Call::ALL {
+        let call = call.path().trim_start_matches('/');
+        for outcome in ["ok", "error"] {
+            let labels = [("call", call), ("outcome", outcome)];
+            assert!(
+                has(&before, "ipvlan_rs_calls_total", &labels),
+                "no {labels:?} before the first call"
+            );
+            assert_eq!(value(&before, "ipvlan_rs_calls_total", &labels), 0.0);
+        }
+    }
     let pool = request_pool(&p, "10.70.0.0/24");
     for _ in 0..2 {
         ok(p.post("/IpamDriver.RequestAddress", &body::request_address(&pool)));
@@ -310,8 +478,8 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     assert_eq!(moved(calls, &[join_call, ("outcome", "error")]), 1.0);
     assert_eq!(
         moved(
-            "ipvlan_rs_calls_total",
-            &[("call", "NetworkDriver.CreateEndpoint")]
+            calls,
+            &[("call", "NetworkDriver.CreateEndpoint"), ("outcome", "ok")]
         ),
         2.0
     );
@@ -347,7 +515,7 @@ fn metrics_parse_as_prometheus_text_and_move_by_the_calls_made() {
     for ep in [EP1, EP2] {
         ok(endpoint_call(&p, "DeleteEndpoint", NET, ep));
     }
-    let deleted = |s: &prometheus_parse::Scrape| {
+    let deleted = |s: &common::ops::Scrape| {
         value(s, "ipvlan_rs_container_links_deleted_total", &[])
             - value(&before, "ipvlan_rs_container_links_deleted_total", &[])
     };
@@ -411,7 +579,8 @@ fn metrics_addr_empty_opens_no_tcp_listener_and_set_serves_metrics_alone() {
     assert_eq!(scraped.status, 200, "{}", scraped.body);
     let s = scrape(&scraped.body);
     assert!(
-        s.samples
+        s.parsed
+            .samples
             .iter()
             .any(|x| x.metric == "ipvlan_rs_reaper_queue"),
         "{}",

@@ -139,6 +139,7 @@ impl Driver {
             crate::lease::check_address_unshared(&state.leases, eid, l, &network.parent)?;
         }
         let own_mac = own_mac(&network.options.kind);
+        let network_parent_index = network.parent_index;
         // a leased macvlan endpoint's link must carry the lease's MAC: a
         // spare would come with another
         let spare = match state.endpoints.get(eid) {
@@ -165,6 +166,11 @@ impl Driver {
             address_ipv6: req.interface.address_ipv6,
             mac: lease.filter(|_| own_mac).map(|l| l.hardware),
             gateway: lease.and_then(|l| lease_gateway(&l.lease)),
+            // a repeated create keeps what a Join may have corrected
+            parent_index: match state.endpoints.get(eid) {
+                Some(existing) => existing.parent_index,
+                None => network_parent_index,
+            },
         };
         match state.endpoints.get(eid) {
             // a repeated create: answered once the first copy is durable

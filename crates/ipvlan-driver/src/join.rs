@@ -4,7 +4,8 @@
 use crate::link::{Link, LinkError, LinkShape};
 use crate::names::random_mac;
 use crate::options::LinkKind;
-use crate::records::{EndpointRecord, NetworkRecord, Subnet};
+use crate::records::{ENDPOINTS, EndpointRecord, NETWORKS, NetworkRecord, Subnet};
+use crate::state::put;
 use crate::status::Phase;
 use crate::{Driver, DriverError, spare};
 use ipnet::IpNet;
@@ -94,6 +95,8 @@ impl Driver {
         // only to the container's address
         self.route_to_endpoint(network, endpoint).await?;
         let parent = self.parent_up(network).await?;
+        self.note_parent_index(network, endpoint, parent.index)
+            .await?;
         if let Some(spare) = claimed
             && endpoint.link == spare.name
             && self.reuse(&spare, network, &parent).await?
@@ -176,6 +179,62 @@ impl Driver {
             self.netlink.set_up(parent.index).await?;
         }
         Ok(parent)
+    }
+
+    /// Records that `endpoint`'s link is made on the parent with `index`
+    /// and that its network's parent has that index, where the records say
+    /// otherwise: the parent was re-created since they were written (a
+    /// commit only then). The operator's view tells the links that died
+    /// with an earlier parent by it.
+    async fn note_parent_index(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        index: u32,
+    ) -> Result<(), DriverError> {
+        if network.parent_index == Some(index) && endpoint.parent_index == Some(index) {
+            return Ok(());
+        }
+        let mut state = self.state.lock().await;
+        let stale = |i: Option<u32>| i != Some(index);
+        let network_now = state
+            .networks
+            .get(&network.id)
+            .filter(|n| stale(n.parent_index))
+            .map(|n| NetworkRecord {
+                parent_index: Some(index),
+                ..n.clone()
+            });
+        let endpoint_now = state
+            .endpoints
+            .get(&endpoint.id)
+            .filter(|e| stale(e.parent_index))
+            .map(|e| EndpointRecord {
+                parent_index: Some(index),
+                ..e.clone()
+            });
+        let mut ops = Vec::new();
+        if let Some(n) = &network_now {
+            ops.push(put(NETWORKS, &n.id, n)?);
+        }
+        if let Some(e) = &endpoint_now {
+            ops.push(put(ENDPOINTS, &e.id, e)?);
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // as in create_endpoint: applied under the lock, awaited without
+        let commit = self.store.submit(ops);
+        if let Some(n) = network_now {
+            tracing::info!(network = %n.id, parent = %n.parent, was = ?network.parent_index, index, "the parent has a new interface index (re-created): recorded");
+            state.networks.insert(n.id.clone(), n);
+        }
+        if let Some(e) = endpoint_now {
+            // its link name stays: the index of names needs no change
+            state.endpoints.insert(e.id.clone(), e);
+        }
+        drop(state);
+        Ok(commit.durable().await?)
     }
 
     /// Notes where endpoint `eid` is in its life, if it still exists (for
@@ -316,6 +375,7 @@ mod tests {
                 gateway: Some("fd00::1".parse().unwrap()),
             }],
             host_link: None,
+            parent_index: None,
         }
     }
 
@@ -328,6 +388,7 @@ mod tests {
             address_ipv6: v6.map(|a| a.parse().unwrap()),
             mac: None,
             gateway: None,
+            parent_index: None,
         }
     }
 

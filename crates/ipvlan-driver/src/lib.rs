@@ -92,8 +92,8 @@ pub use reaper::REAP_GROUP;
 pub use records::{CreatedParent, EndpointRecord, HostLink, LeaseRecord, NetworkRecord, Subnet};
 pub use state::SCHEMA;
 pub use status::{
-    Drift, DriverStatus, EndpointStatus, HostLinkStatus, LeaseStatus, MissingHostLink, MissingLink,
-    MissingParent, NetworkStatus, OrphanLink,
+    Drift, DriverStatus, EndpointOnLostParent, EndpointStatus, HostLinkStatus, LeaseStatus,
+    MissingHostLink, MissingLink, MissingParent, NetworkStatus, OrphanLink,
 };
 
 use std::sync::Arc;

@@ -111,6 +111,13 @@ pub struct Link {
     pub loopback: bool,
     /// Whether the link is administratively up.
     pub up: bool,
+    /// Whether it has a carrier (`IFF_LOWER_UP`: a cable, a veth peer that
+    /// is up); a link can be up without one.
+    pub carrier: bool,
+    /// Its operational state (IFLA_OPERSTATE, RFC 2863) in lower case, as
+    /// `ip link` shows it: `up`, `down`, `lowerlayerdown`, `dormant`,
+    /// `unknown` (a dummy link's, always)...
+    pub oper_state: Option<String>,
     /// MTU.
     pub mtu: Option<u32>,
     /// Link group (`ip link set ... group N`; 0 is "default").
@@ -133,6 +140,8 @@ impl Link {
             group: None,
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             up: msg.header.flags.contains(LinkFlags::Up),
+            carrier: msg.header.flags.contains(LinkFlags::LowerUp),
+            oper_state: None,
             mtu: None,
             mac: None,
             vlan_id: None,
@@ -145,6 +154,9 @@ impl Link {
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = Some(*m),
                 LinkAttribute::Group(g) => link.group = Some(*g),
+                LinkAttribute::OperState(state) => {
+                    link.oper_state = Some(state.to_string().to_lowercase());
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {

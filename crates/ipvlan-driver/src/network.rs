@@ -269,6 +269,7 @@ impl Driver {
                 .collect(),
             ipv6: req.ipv6_data.iter().map(Subnet::from_ipam).collect(),
             host_link: None,
+            parent_index: None,
         };
         if let Some(existing) = state.networks.get(id) {
             // the engine re-creates Swarm networks with the same ID
@@ -308,6 +309,7 @@ impl Driver {
                     tracing::info!(network = id, parent = %record.parent, device = %link.name, "parent named by an alternative name; the network uses the device's name");
                 }
                 record.parent = link.name.clone();
+                record.parent_index = Some(link.index);
                 check_mtu(record.options.mtu, &record.parent, &link, None)?;
                 self.check_parent_sharing(&state, &record)?;
                 self.check_kind(&record).await?;
@@ -336,6 +338,14 @@ impl Driver {
                     .await?;
                 tracing::info!(network = id, parent = %record.parent, kind = ?created, "created parent link");
                 record.created_parent = Some(created);
+                // not worth undoing the network for: the first Join fills it in
+                record.parent_index = match self.netlink.get(&record.parent).await {
+                    Ok(link) => link.map(|l| l.index),
+                    Err(e) => {
+                        tracing::warn!(network = id, parent = %record.parent, error = %e, "could not read the created parent's index");
+                        None
+                    }
+                };
             }
         }
         let host_key = host_link_lease_key(id);

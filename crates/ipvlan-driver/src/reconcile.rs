@@ -85,6 +85,7 @@ impl Driver {
         for (id, device) in renamed {
             self.rename_parent(&mut state, &id, device).await?;
         }
+        self.note_parent_indexes(&mut state).await?;
         for l in &links {
             if let Some(orphan) = self.orphan(&state, l) {
                 tracing::info!(link = %l.name, kind = ?l.kind, "removing link that belongs to no endpoint or network");
@@ -165,6 +166,41 @@ impl Driver {
             Ok(Some(link)) if link.name != net.parent => Some(link.name),
             _ => None,
         }
+    }
+
+    /// Records each present parent's interface index where it is not the
+    /// recorded one (a parent re-created above or while the plugin was
+    /// down, or a record of an older release), in one commit. Endpoints
+    /// keep theirs: their links went with the earlier parent, and the
+    /// operator's view lists them.
+    async fn note_parent_indexes(&self, state: &mut State) -> Result<(), DriverError> {
+        let links = self.netlink.list().await?;
+        let index_of: HashMap<&str, u32> =
+            links.iter().map(|l| (l.name.as_str(), l.index)).collect();
+        let changed: Vec<NetworkRecord> = state
+            .networks
+            .values()
+            .filter_map(|n| {
+                let now = *index_of.get(n.parent.as_str())?;
+                (n.parent_index != Some(now)).then(|| NetworkRecord {
+                    parent_index: Some(now),
+                    ..n.clone()
+                })
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ops = changed
+            .iter()
+            .map(|n| put(NETWORKS, &n.id, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store.submit(ops).durable().await?;
+        for n in changed {
+            tracing::info!(network = %n.id, parent = %n.parent, index = ?n.parent_index, "recorded the parent's interface index");
+            state.networks.insert(n.id.clone(), n);
+        }
+        Ok(())
     }
 
     /// Records that network `id`'s parent is the device `device` now.

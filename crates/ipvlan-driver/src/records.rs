@@ -70,6 +70,12 @@ pub struct NetworkRecord {
     /// The host link, when `-o host_link` asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_link: Option<HostLink>,
+    /// The parent's interface index as the driver last saw it (at
+    /// CreateNetwork, at start, or at a Join that found the parent
+    /// re-created): the one new endpoints' links are expected on. `None`
+    /// in records of older releases until the next start fills it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_index: Option<u32>,
 }
 
 /// A network's host link (`ivh` + the network ID's prefix): a link of the
@@ -120,6 +126,15 @@ pub struct EndpointRecord {
     /// lease's router) rather than its subnet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
+    /// The interface index of the parent its link is made on: the
+    /// network's at CreateEndpoint, corrected by a Join that found the
+    /// parent re-created. The kernel deletes a parent's ipvlan and macvlan
+    /// links with it, in whatever namespace they are, so a parent of that
+    /// name with another index (or none) means the link is gone, even from
+    /// a container (see `status`). `None` in records of older releases:
+    /// the network's is taken instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_index: Option<u32>,
 }
 
 /// A DHCP lease of an endpoint or of a host link, as stored.

@@ -11,7 +11,11 @@
 //! endpoint is joined is kept in memory only (a durable record would add a
 //! commit to every `docker run`), so for endpoints loaded at start it is
 //! known only when their link is in the host namespace (then they are not
-//! in a container).
+//! in a container). What it can see of a container's link: each endpoint
+//! records the interface index of the parent its link is made on, and the
+//! kernel deletes a parent's ipvlan and macvlan links with it, in every
+//! namespace; a parent gone or re-created (another index) means the link
+//! is gone ([`Drift::endpoints_on_a_lost_parent`]).
 
 use crate::records::{CreatedParent, LeaseRecord, Subnet};
 use crate::{Driver, DriverError, Link};
@@ -58,9 +62,18 @@ pub struct NetworkStatus {
     pub mode: String,
     /// The parent interface's name.
     pub parent: String,
-    /// Whether the parent is up; `None` when it is not in the host
-    /// namespace (see [`Drift::missing_parents`]).
+    /// Whether the parent is administratively up; `None` when it is not
+    /// in the host namespace (see [`Drift::missing_parents`]).
     pub parent_up: Option<bool>,
+    /// Whether the parent has a carrier (`IFF_LOWER_UP`): an up parent
+    /// without one (cable out, switch port down) carries nothing.
+    #[serde(default)]
+    pub parent_carrier: Option<bool>,
+    /// The parent's operational state (RFC 2863, as `ip link` shows it,
+    /// in lower case): `up`, `down`, `lowerlayerdown`, `dormant`,
+    /// `unknown` (a dummy's, always)...
+    #[serde(default)]
+    pub parent_oper_state: Option<String>,
     /// Set when this driver created the parent (802.1Q or dummy).
     pub created_parent: Option<CreatedParent>,
     /// No external connectivity.
@@ -175,7 +188,8 @@ impl LeaseStatus {
 
 /// Where the kernel and the records disagree. After a restart, reconcile
 /// deletes `orphan_links` and re-creates the created parents among
-/// `missing_parents`.
+/// `missing_parents` (their endpoints' links are not re-created: they
+/// stay in `endpoints_on_a_lost_parent`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     /// Links of this instance's group that belong to no endpoint, spare or
@@ -187,6 +201,14 @@ pub struct Drift {
     pub missing_links: Vec<MissingLink>,
     /// Networks whose parent is not in the host namespace.
     pub missing_parents: Vec<MissingParent>,
+    /// Endpoints whose link was made on a parent that is gone, or that was
+    /// re-created since (another interface index): the kernel deleted the
+    /// link with it, even from a container. Listed are endpoints joined,
+    /// left, or loaded at start, whose link is not in the host namespace;
+    /// a restart does not clear them, the engine deleting the endpoint
+    /// (the container stopped, restarted or disconnected) does.
+    #[serde(default)]
+    pub endpoints_on_a_lost_parent: Vec<EndpointOnLostParent>,
     /// Networks whose host link is not in the host namespace (the next
     /// start re-creates it).
     #[serde(default)]
@@ -208,6 +230,7 @@ impl Drift {
         self.orphan_links.is_empty()
             && self.missing_links.is_empty()
             && self.missing_parents.is_empty()
+            && self.endpoints_on_a_lost_parent.is_empty()
             && self.missing_host_links.is_empty()
     }
 }
@@ -232,6 +255,21 @@ pub struct MissingLink {
     pub network: String,
     /// The link's name.
     pub link: String,
+}
+
+/// An endpoint whose link went with its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointOnLostParent {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Its network.
+    pub network: String,
+    /// The parent's name.
+    pub parent: String,
+    /// The parent's interface index when the link was made on it.
+    pub index_then: u32,
+    /// The index of the interface of that name now; `None`: there is none.
+    pub index_now: Option<u32>,
 }
 
 /// A network whose parent is missing.
@@ -265,6 +303,7 @@ impl Driver {
             .networks
             .values()
             .map(|n| {
+                let parent = by_name.get(n.parent.as_str()).copied();
                 let kind = n.options.kind.name();
                 let full = n.options.kind.to_string();
                 NetworkStatus {
@@ -272,7 +311,9 @@ impl Driver {
                     kind: kind.to_string(),
                     mode: full.strip_prefix(kind).unwrap_or(&full).trim().to_string(),
                     parent: n.parent.clone(),
-                    parent_up: by_name.get(n.parent.as_str()).map(|l| l.up),
+                    parent_up: parent.map(|l| l.up),
+                    parent_carrier: parent.map(|l| l.carrier),
+                    parent_oper_state: parent.and_then(|l| l.oper_state.clone()),
                     created_parent: n.created_parent.clone(),
                     internal: n.internal,
                     mtu: n.options.mtu,
@@ -324,6 +365,24 @@ impl Driver {
                     link: e.link.clone(),
                 });
             }
+            // a link was made (joined or left), or may have been (loaded at
+            // start), and is not in the host: it is wherever the engine put
+            // it unless its parent went
+            let link_made = phase != Some(Phase::Created);
+            if let Some(n) = network.filter(|_| link_made && in_host.is_none())
+                && let Some(then) = e.parent_index.or(n.parent_index)
+            {
+                let now = by_name.get(n.parent.as_str()).map(|p| p.index);
+                if now != Some(then) {
+                    drift.endpoints_on_a_lost_parent.push(EndpointOnLostParent {
+                        endpoint: e.id.clone(),
+                        network: e.network_id.clone(),
+                        parent: n.parent.clone(),
+                        index_then: then,
+                        index_now: now,
+                    });
+                }
+            }
             endpoints.push(EndpointStatus {
                 id: e.id.clone(),
                 network: e.network_id.clone(),
@@ -339,6 +398,9 @@ impl Driver {
         endpoints.sort_by(|a, b| (&a.network, &a.id).cmp(&(&b.network, &b.id)));
         drift
             .missing_links
+            .sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
+        drift
+            .endpoints_on_a_lost_parent
             .sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
 
         for n in &networks {

@@ -154,7 +154,9 @@ pub(crate) async fn batched_deletes(rig: &mut Rig) -> Result {
 /// The operator's view where every kind of parent exists: an ipvlan network on
 /// a created 802.1Q parent and one on a created dummy parent show as such, with a
 /// joined endpoint; both parents deleted behind the driver's back are drift
-/// (created: a restart re-creates them), and after reconcile there is none.
+/// (created: a restart re-creates them), and so is the joined endpoint whose
+/// link the kernel deleted with its parent; after reconcile only that endpoint
+/// is (a re-created parent does not bring back the links it took along).
 pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result {
     rig.dummy("st0").await?;
     let vlan = rig.id("n");
@@ -193,7 +195,10 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
         d.parent == dummy
             && d.created_parent == Some(ipvlan_driver::CreatedParent::Dummy)
             && d.internal
-            && d.endpoints == 0,
+            && d.endpoints == 0
+            // a dummy link has a carrier and no operational state to tell
+            && d.parent_carrier == Some(true)
+            && d.parent_oper_state.as_deref() == Some("unknown"),
         "dummy network shown as {d:?}"
     );
     let parent_mac = rig.nl.get("st0.9").await.unwrap().and_then(|l| l.mac);
@@ -208,7 +213,10 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
     );
     check!(status.drift.is_empty(), "drift {:?}", status.drift);
 
-    // both created parents go behind the driver's back
+    // both created parents go behind the driver's back, and the joined
+    // endpoint's link with its parent
+    let index_then = rig.nl.get("st0.9").await.unwrap().map(|l| l.index);
+    let link = rig.link_of(&vlan, &eid).await?;
     ip("link del st0.9")?;
     ip(&format!("link del {dummy}"))?;
     let drift = rig.status().await?.drift;
@@ -224,14 +232,40 @@ pub(crate) async fn status_and_drift_of_created_parents(rig: &mut Rig) -> Result
         missing == want,
         "missing parents {missing:?}, want {want:?}"
     );
+    check!(!rig.exists(&link).await, "{link} outlived its parent");
+    let lost = |index_now| {
+        index_then.map(|index_then| ipvlan_driver::EndpointOnLostParent {
+            endpoint: eid.clone(),
+            network: vlan.clone(),
+            parent: "st0.9".into(),
+            index_then,
+            index_now,
+        })
+    };
+    // a joined endpoint's link is no missing link (it would be in its
+    // container), but one lost with its parent
     check!(
-        drift.orphan_links.is_empty() && drift.missing_links.is_empty(),
+        index_then.is_some()
+            && drift.orphan_links.is_empty()
+            && drift.missing_links.is_empty()
+            && drift.endpoints_on_a_lost_parent == Vec::from_iter(lost(None)),
         "drift {drift:?}"
     );
     rig.reopen();
     rig.driver().reconcile().await.map_err(|e| e.to_string())?;
+    // the parent is back (another index), the link it took along is not
+    let index_now = rig.nl.get("st0.9").await.unwrap().map(|l| l.index);
     let drift = rig.status().await?.drift;
-    check!(drift.is_empty(), "drift after reconcile {drift:?}");
+    check!(
+        index_now.is_some()
+            && index_now != index_then
+            && drift
+                == ipvlan_driver::Drift {
+                    endpoints_on_a_lost_parent: Vec::from_iter(lost(index_now)),
+                    ..ipvlan_driver::Drift::default()
+                },
+        "drift after reconcile {drift:?} (st0.9 index {index_then:?}, now {index_now:?})"
+    );
     rig.delete_endpoint(&vlan, &eid).await?;
     rig.delete_network(&vlan).await?;
     rig.delete_network(&internal).await?;
