@@ -22,47 +22,21 @@ fn lan(first: &str, last: &str, extra: &[&str]) -> Lan {
     let near = NetNs::new("dhcpc").unwrap();
     near.add_veth_parent("dp0").unwrap();
     let server = DhcpServer::start(&near, "dp0p", first, last, "2m", extra).unwrap();
-    let line = ip(&["-n", &near.name, "-o", "link", "show", "dev", "dp0"]).unwrap();
-    let index = line.split(':').next().unwrap().trim().parse().unwrap();
-    let mac = line
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap();
+    let (index, mac) = near.link_index_and_mac("dp0").unwrap();
     Lan {
         parent: Parent {
             name: "dp0".into(),
             index,
-            mac: parse_mac(mac),
+            mac,
         },
         near,
         server,
     }
 }
 
-fn parse_mac(text: &str) -> [u8; 6] {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
-    bytes.try_into().unwrap()
-}
-
-/// Runs `f` on a runtime whose thread lives in `ns` (packet sockets are
-/// opened in the namespace of the thread that opens them).
-fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl Future<Output = T> + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    })
-    .join()
-    .unwrap()
+/// Runs `f` on a runtime whose thread lives in `ns`.
+fn block_on<T: Send>(ns: &NetNs, f: impl Future<Output = T> + Send) -> T {
+    ns.block_on(f).unwrap()
 }
 
 /// Endpoint `n`'s identity: its own MAC (macvlan) or the parent's (ipvlan).
@@ -90,7 +64,7 @@ fn leases_are_taken_renewed_rebound_and_released() {
         endpoint(3, [0x02, 0x42, 0xac, 0, 0, 3]),
     ];
     let settings = Settings::default();
-    let first = in_ns(&lan.near, {
+    let first = block_on(&lan.near, {
         let (parent, clients) = (parent.clone(), clients.clone());
         async move {
             let mut first = Vec::new();
@@ -106,7 +80,7 @@ fn leases_are_taken_renewed_rebound_and_released() {
         let address = format!("{}/32", lease.address);
         ip(&["-n", &lan.near.name, "addr", "add", &address, "dev", "dp0"]).unwrap();
     }
-    let (renewed, rebound) = in_ns(&lan.near, {
+    let (renewed, rebound) = block_on(&lan.near, {
         let (parent, clients, first) = (parent.clone(), clients.clone(), first.clone());
         async move {
             // a second apart, so that the server's expiry moves
@@ -155,7 +129,7 @@ fn leases_are_taken_renewed_rebound_and_released() {
         "{before:?}"
     );
     // release: gone from the server's file
-    in_ns(&lan.near, {
+    block_on(&lan.near, {
         let (parent, client) = (parent.clone(), clients[1].clone());
         let lease = first[1].clone();
         async move {
@@ -181,7 +155,7 @@ fn a_silent_server_is_an_error_naming_the_parent_within_the_bound() {
         ..Settings::default()
     };
     let started = Instant::now();
-    let err = in_ns(&lan.near, async move {
+    let err = block_on(&lan.near, async move {
         dhcp::acquire(&parent, &endpoint(1, parent.mac), &settings)
             .await
             .unwrap_err()
@@ -213,7 +187,7 @@ fn a_server_naks_an_address_of_another_network() {
         rebind_secs: 105,
         granted_at: 0,
     };
-    let err = in_ns(&lan.near, async move {
+    let err = block_on(&lan.near, async move {
         dhcp::reboot(
             &parent,
             &endpoint(1, parent.mac),
@@ -246,7 +220,7 @@ fn an_address_another_host_answers_arp_for_is_declined() {
         timeout: Duration::from_secs(3),
         ..Settings::default()
     };
-    let err = in_ns(&lan.near, async move {
+    let err = block_on(&lan.near, async move {
         dhcp::acquire(&parent, &endpoint(1, parent.mac), &settings)
             .await
             .unwrap_err()
@@ -262,7 +236,7 @@ fn an_address_another_host_answers_arp_for_is_declined() {
 fn twenty_five_exchanges_at_once_get_distinct_leases() {
     let lan = lan("10.77.0.10", "10.77.0.99", &["--no-ping"]);
     let parent = lan.parent.clone();
-    let leases = in_ns(&lan.near, async move {
+    let leases = block_on(&lan.near, async move {
         let settings = Settings {
             timeout: Duration::from_secs(20),
             ..Settings::default()

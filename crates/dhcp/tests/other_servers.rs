@@ -127,38 +127,16 @@ fn which(bin: &str) -> Option<PathBuf> {
 }
 
 fn parent_of(near: &NetNs, name: &str) -> Parent {
-    let line = ip(&["-n", &near.name, "-o", "link", "show", "dev", name]).unwrap();
-    let index = line.split(':').next().unwrap().trim().parse().unwrap();
-    let mac = line
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap();
-    let mac: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
+    let (index, mac) = near.link_index_and_mac(name).unwrap();
     Parent {
         name: name.into(),
         index,
-        mac: mac.try_into().unwrap(),
+        mac,
     }
 }
 
-/// Runs `f` on a runtime whose thread lives in `ns`.
-fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl Future<Output = T> + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    })
-    .join()
-    .unwrap()
+fn block_on<T: Send>(ns: &NetNs, f: impl Future<Output = T> + Send) -> T {
+    ns.block_on(f).unwrap()
 }
 
 fn endpoint(n: u8, hardware: [u8; 6]) -> ClientId {
@@ -187,7 +165,7 @@ fn exchange_with(kind: &'static str, share_mac: bool) -> (Vec<Lease>, Server) {
         endpoint(3, [0x02, 0x42, 0xac, 0, 0, 3]),
     ];
     let settings = Settings::default();
-    let first: Vec<Lease> = in_ns(&near, {
+    let first: Vec<Lease> = block_on(&near, {
         let (parent, clients) = (parent.clone(), clients.clone());
         async move {
             let mut first = Vec::new();
@@ -219,7 +197,7 @@ fn exchange_with(kind: &'static str, share_mac: bool) -> (Vec<Lease>, Server) {
         let address = format!("{}/32", lease.address);
         ip(&["-n", &near.name, "addr", "add", &address, "dev", "op0"]).unwrap();
     }
-    let (renewed, rebound) = in_ns(&near, {
+    let (renewed, rebound) = block_on(&near, {
         let (parent, clients, first) = (parent.clone(), clients.clone(), first.clone());
         async move {
             tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -233,7 +211,7 @@ fn exchange_with(kind: &'static str, share_mac: bool) -> (Vec<Lease>, Server) {
     assert_eq!(renewed.address, first[0].address, "{kind}");
     assert_eq!(rebound.address, first[2].address, "{kind}");
     assert!(renewed.granted_at > first[0].granted_at, "{kind}");
-    in_ns(&near, {
+    block_on(&near, {
         let (parent, client, lease) = (parent.clone(), clients[1].clone(), first[1].clone());
         async move { dhcp::release(&parent, &client, &lease, &settings).await }
     })
@@ -285,7 +263,7 @@ fn busybox_udhcpd_leases_renews_and_releases_by_mac() {
     near.add_veth_parent("op0").unwrap();
     let _server = Server::start(&near, "op0p", "udhcpd");
     let parent = parent_of(&near, "op0");
-    let (a, b) = in_ns(&near, async move {
+    let (a, b) = block_on(&near, async move {
         let settings = Settings::default();
         let a = dhcp::acquire(&parent, &endpoint(1, parent.mac), &settings).await;
         let b = dhcp::acquire(&parent, &endpoint(2, parent.mac), &settings).await;

@@ -136,6 +136,38 @@ impl NetNs {
         })
     }
 
+    /// Runs the future `f` to its end on a runtime of its own whose thread
+    /// is inside the namespace (packet sockets open in the namespace of the
+    /// thread that opens them).
+    pub fn block_on<F: std::future::Future + Send>(&self, f: F) -> Result<F::Output>
+    where
+        F::Output: Send,
+    {
+        self.run_in(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(f))
+                .map_err(|e| Error::with("starting a runtime".to_string(), e))
+        })?
+    }
+
+    /// The ifindex and MAC address of the Ethernet link `name`, or None.
+    pub fn link_index_and_mac(&self, name: &str) -> Option<(u32, [u8; 6])> {
+        let line = ip(&["-n", &self.name, "-o", "link", "show", "dev", name]).ok()?;
+        let index = line.split(':').next()?.trim().parse().ok()?;
+        let mac = line
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)?;
+        let bytes: Vec<u8> = mac
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        Some((index, bytes.try_into().ok()?))
+    }
+
     /// `ip -d link show` of one link, or None.
     pub fn link_details(&self, name: &str) -> Option<String> {
         ip(&["-n", &self.name, "-d", "link", "show", "dev", name]).ok()

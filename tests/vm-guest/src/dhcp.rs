@@ -16,7 +16,9 @@
 use crate::host_link::host_pings;
 use crate::rig::{Result, Rig, endpoint_request, into_container, ip, ping_from};
 use ipvlan_driver::host_link_name;
-use protocol::network::{CreateEndpointRequest, CreateNetworkRequest, JoinRequest};
+use protocol::network::{
+    CreateEndpointRequest, CreateNetworkRequest, EndpointInterface, JoinRequest,
+};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -138,6 +140,39 @@ fn stop_server() {
     let _ = ip("link del dv0");
 }
 
+/// A `dhcp=on` network of the documented form (the null IPAM's only pool)
+/// with generic options `opts`; its ID.
+async fn dhcp_network(rig: &mut Rig, opts: serde_json::Value) -> Result<String> {
+    let nid = rig.id("n");
+    let req: CreateNetworkRequest = serde_json::from_value(json!({
+        "NetworkID": nid,
+        "Options": {"com.docker.network.generic": opts},
+        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
+        "IPv6Data": []
+    }))
+    .unwrap();
+    rig.driver()
+        .create_network(&req)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(nid)
+}
+
+/// CreateEndpoint without an address, as the engine sends it under the
+/// null IPAM: the leased interface, or the driver's refusal.
+async fn create_leased(rig: &Rig, nid: &str, eid: &str) -> Result<EndpointInterface> {
+    let req: CreateEndpointRequest = serde_json::from_value(json!({
+        "NetworkID": nid, "EndpointID": eid,
+        "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
+    }))
+    .unwrap();
+    rig.driver()
+        .create_endpoint(&req)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "CreateEndpoint answered no interface".to_string())
+}
+
 pub(crate) async fn dhcp_ipvlan_l2(rig: &mut Rig) -> Result {
     start_server(None)?;
     let result = leases_on_ipvlan(rig, "dv0").await;
@@ -155,18 +190,7 @@ pub(crate) async fn dhcp_ipvlan_l2_vlan(rig: &mut Rig) -> Result {
 }
 
 async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
-    let nid = rig.id("n");
-    let req: CreateNetworkRequest = serde_json::from_value(json!({
-        "NetworkID": nid,
-        "Options": {"com.docker.network.generic": {"parent": parent, "dhcp": "on"}},
-        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
-        "IPv6Data": []
-    }))
-    .unwrap();
-    rig.driver()
-        .create_network(&req)
-        .await
-        .map_err(|e| e.to_string())?;
+    let nid = dhcp_network(rig, json!({"parent": parent, "dhcp": "on"})).await?;
     let parent_mac = rig
         .nl
         .get(parent)
@@ -183,17 +207,7 @@ async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
     let mut eids = Vec::new();
     for i in 0..2 {
         let eid = rig.id("e");
-        let req: CreateEndpointRequest = serde_json::from_value(json!({
-            "NetworkID": nid, "EndpointID": eid,
-            "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
-        }))
-        .unwrap();
-        let interface = rig
-            .driver()
-            .create_endpoint(&req)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("CreateEndpoint answered no interface")?;
+        let interface = create_leased(rig, &nid, &eid).await?;
         let address = interface.address.ok_or("no leased address")?;
         check!(
             interface.mac_address.is_none(),
@@ -289,19 +303,11 @@ pub(crate) async fn dhcp_ipvlan_l2_host_link(rig: &mut Rig) -> Result {
 }
 
 async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
-    let nid = rig.id("n");
-    let req: CreateNetworkRequest = serde_json::from_value(json!({
-        "NetworkID": nid,
-        "Options": {"com.docker.network.generic": {
-            "parent": "dv0", "dhcp": "on", "host_link": "on", "ipvlan_flag": "bridge"}},
-        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
-        "IPv6Data": []
-    }))
-    .unwrap();
-    rig.driver()
-        .create_network(&req)
-        .await
-        .map_err(|e| e.to_string())?;
+    let nid = dhcp_network(
+        rig,
+        json!({"parent": "dv0", "dhcp": "on", "host_link": "on", "ipvlan_flag": "bridge"}),
+    )
+    .await?;
     // the host link's lease, under the identifier of the network's host link
     // (its name cut to 64 bytes, as every client identifier of the plugin)
     let name = format!("host-link:{nid}");
@@ -320,17 +326,9 @@ async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
     );
 
     let eid = rig.id("e");
-    let req: CreateEndpointRequest = serde_json::from_value(json!({
-        "NetworkID": nid, "EndpointID": eid,
-        "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
-    }))
-    .unwrap();
-    let address = rig
-        .driver()
-        .create_endpoint(&req)
-        .await
-        .map_err(|e| e.to_string())?
-        .and_then(|i| i.address)
+    let address = create_leased(rig, &nid, &eid)
+        .await?
+        .address
         .ok_or("no leased address")?;
     check!(
         address.addr().to_string() != host_addr,
@@ -413,41 +411,21 @@ pub(crate) async fn dhcp_ipvlan_mac_keyed_server(rig: &mut Rig) -> Result {
 }
 
 async fn second_endpoint_refused(rig: &mut Rig) -> Result {
-    let nid = rig.id("n");
-    let req: CreateNetworkRequest = serde_json::from_value(json!({
-        "NetworkID": nid,
-        "Options": {"com.docker.network.generic": {"parent": "dv0", "dhcp": "on"}},
-        "IPv4Data": [{"AddressSpace": "null", "Pool": "0.0.0.0/0"}],
-        "IPv6Data": []
-    }))
-    .unwrap();
-    rig.driver()
-        .create_network(&req)
-        .await
-        .map_err(|e| e.to_string())?;
-    let create = |eid: &str| -> CreateEndpointRequest {
-        serde_json::from_value(json!({
-            "NetworkID": nid, "EndpointID": eid,
-            "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": ""}
-        }))
-        .unwrap()
-    };
+    let nid = dhcp_network(rig, json!({"parent": "dv0", "dhcp": "on"})).await?;
     let (e1, e2) = (rig.id("e"), rig.id("e"));
-    let first = rig
-        .driver()
-        .create_endpoint(&create(&e1))
+    let first = create_leased(rig, &nid, &e1)
         .await
         .map_err(|e| format!("the first endpoint: {e}"))?
-        .and_then(|i| i.address)
+        .address
         .ok_or("no leased address")?;
-    let err = match rig.driver().create_endpoint(&create(&e2)).await {
+    let err = match create_leased(rig, &nid, &e2).await {
         Ok(i) => {
             return Err(format!(
                 "the second endpoint was given {:?} (the first has {first})",
-                i.and_then(|i| i.address)
+                i.address
             ));
         }
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
     check!(
         err.contains(&first.addr().to_string())
