@@ -8,14 +8,45 @@ use crate::socket::PacketSocket;
 use crate::{ClientId, DhcpError, Mac, Parent, Settings, mac_text};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
-/// A fresh transaction ID (std's per-call random hasher keys are enough:
-/// xids only need to differ between exchanges).
-fn random_xid() -> u32 {
+/// 64 random bits (std's per-call random hasher keys are enough: xids
+/// only need to differ between exchanges, jitter between clients).
+fn random_u64() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(u64::from(std::process::id()));
-    hasher.finish() as u32
+    hasher.finish()
+}
+
+/// A fresh transaction ID.
+fn random_xid() -> u32 {
+    random_u64() as u32
+}
+
+/// A random factor in [-1, 1] for [`retransmit_wait`].
+fn random_jitter() -> f64 {
+    // 53 bits: exactly representable, so the factor spans the range evenly
+    (random_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// Longest wait between retransmissions (RFC 2131 4.1: 64 s).
+const RETRANSMIT_MAX: Duration = Duration::from_secs(64);
+
+/// How long to wait for an answer to send number `attempt` (0 for the
+/// first) before sending again: RFC 2131 4.1's randomized exponential
+/// backoff, `base` doubled per attempt up to [`RETRANSMIT_MAX`], moved by
+/// `jitter` (in [-1, 1]) times half of `base` (with the default 1 s:
+/// 1, 2, 4, 8 s each +-0.5 s). Clients that start together drift apart
+/// instead of retransmitting in lockstep. The caller clamps the wait to
+/// the exchange's deadline.
+fn retransmit_wait(base: Duration, attempt: u32, jitter: f64) -> Duration {
+    let doubled = base
+        .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .unwrap_or(RETRANSMIT_MAX)
+        .min(RETRANSMIT_MAX.max(base));
+    let shift = base.as_secs_f64() / 2.0 * jitter.clamp(-1.0, 1.0);
+    Duration::from_secs_f64((doubled.as_secs_f64() + shift).max(0.0))
 }
 
 /// One exchange: a socket, a client, a deadline.
@@ -79,19 +110,23 @@ impl<'a> Exchange<'a> {
             .map_err(|e| self_socket_error(self.parent, e))
     }
 
-    /// Sends `kind` and waits for a reply `accept` takes, sending again
-    /// every `retransmit`, until the exchange's deadline (`Ok(None)`).
+    /// Sends `kind` of transaction `xid` and waits for a reply `accept`
+    /// takes, sending again after [`retransmit_wait`], until the
+    /// exchange's deadline (`Ok(None)`).
     async fn transact<T>(
         &self,
         kind: Request,
+        xid: u32,
         src_ip: Ipv4Addr,
         dst: (Mac, Ipv4Addr),
         accept: impl Fn(Grant, bool) -> Option<T>,
     ) -> Result<Option<(Outcome<T>, Mac)>, DhcpError> {
-        let xid = random_xid();
+        let mut attempt = 0;
         while Instant::now() < self.deadline {
             self.send(kind, xid, src_ip, dst).await?;
-            let until = (Instant::now() + self.settings.retransmit).min(self.deadline);
+            let wait = retransmit_wait(self.settings.retransmit, attempt, random_jitter());
+            attempt = attempt.saturating_add(1);
+            let until = (Instant::now() + wait).min(self.deadline);
             let wait = async {
                 loop {
                     let frame = self
@@ -186,8 +221,10 @@ pub async fn acquire(
     let zero = Ipv4Addr::UNSPECIFIED;
     let mut declined: Option<DhcpError> = None;
     loop {
+        // RFC 2131 4.4.1: the REQUEST answering an OFFER keeps its xid
+        let xid = random_xid();
         let offer = ex
-            .transact(Request::Discover, zero, ANYWHERE, |g, ack| {
+            .transact(Request::Discover, xid, zero, ANYWHERE, |g, ack| {
                 (!ack).then_some(g)
             })
             .await?;
@@ -200,7 +237,7 @@ pub async fn acquire(
             server: offer.server,
         };
         let answer = ex
-            .transact(select, zero, ANYWHERE, |g, ack| {
+            .transact(select, xid, zero, ANYWHERE, |g, ack| {
                 (ack && g.address == offer.address).then_some(g)
             })
             .await?;
@@ -260,7 +297,7 @@ async fn extend(
         Extension::Reboot => (Request::Reboot { address }, Ipv4Addr::UNSPECIFIED, ANYWHERE),
     };
     let answer = ex
-        .transact(kind, src_ip, dst, |g, ack| {
+        .transact(kind, random_xid(), src_ip, dst, |g, ack| {
             (ack && g.address == address).then_some(g)
         })
         .await?;
@@ -323,4 +360,47 @@ pub async fn release(
         (lease.server_mac, lease.server),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmissions_back_off_exponentially_with_jitter() {
+        let base = Duration::from_secs(1);
+        let secs = |attempt, jitter| retransmit_wait(base, attempt, jitter).as_secs_f64();
+        // 1, 2, 4, 8 ... s, each moved by up to half a second either way
+        for (attempt, nominal) in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0)] {
+            assert_eq!(secs(attempt, 0.0), nominal, "attempt {attempt}");
+            assert_eq!(secs(attempt, -1.0), nominal - 0.5, "attempt {attempt}");
+            assert_eq!(secs(attempt, 1.0), nominal + 0.5, "attempt {attempt}");
+        }
+        // capped at 64 s, however many attempts
+        for attempt in [6, 7, 31, 32, 1000] {
+            assert_eq!(secs(attempt, 0.0), 64.0, "attempt {attempt}");
+        }
+        // out-of-range jitter is clamped, never a negative wait
+        assert_eq!(secs(0, -7.0), 0.5);
+        assert_eq!(retransmit_wait(Duration::ZERO, 3, -1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn clients_starting_together_draw_different_jitter() {
+        let draws: Vec<f64> = (0..30).map(|_| random_jitter()).collect();
+        assert!(draws.iter().all(|j| (-1.0..=1.0).contains(j)), "{draws:?}");
+        let distinct: std::collections::HashSet<u64> = draws.iter().map(|j| j.to_bits()).collect();
+        assert!(distinct.len() > 25, "{draws:?}");
+        // and so 30 exchanges started at once spread their second sends
+        let waits: Vec<Duration> = draws
+            .iter()
+            .map(|&j| retransmit_wait(Duration::from_secs(1), 0, j))
+            .collect();
+        let earliest = waits.iter().min().unwrap();
+        let latest = waits.iter().max().unwrap();
+        assert!(
+            *latest - *earliest > Duration::from_millis(300),
+            "{waits:?}"
+        );
+    }
 }

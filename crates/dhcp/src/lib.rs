@@ -17,7 +17,8 @@
 //! `ETH_P_IP` socket bound to the same parent saw none of the slave's.
 //!
 //! Invariants:
-//! - Each exchange has its own socket and a random transaction ID; a reply
+//! - Each exchange has its own socket and a random transaction ID (a
+//!   REQUEST answering an OFFER keeps the OFFER's, RFC 2131 4.4.1); a reply
 //!   counts only if it is a well-formed Ethernet/IPv4/UDP 67->68 frame
 //!   whose DHCP message carries our xid and hardware address, our client
 //!   identifier when it carries one, and (for OFFER/ACK) an address the
@@ -68,7 +69,10 @@ pub struct ClientId {
 pub struct Settings {
     /// How long one exchange may take before the server counts as silent.
     pub timeout: Duration,
-    /// How often an unanswered message is sent again within `timeout`.
+    /// How long to wait for an answer to a first message before sending it
+    /// again within `timeout`; each further wait doubles, and each moves
+    /// randomly by up to half of this (RFC 2131 4.1), so that clients
+    /// started together do not retransmit in lockstep.
     pub retransmit: Duration,
     /// How long to wait for an answer to the ARP probe of a granted
     /// address before taking it (zero: no probe).

@@ -171,6 +171,40 @@ fn leases_are_taken_renewed_rebound_and_released() {
         .unwrap();
 }
 
+/// The xids of the server's log lines of `what` (`DHCPDISCOVER`...) from
+/// `mac` (dnsmasq's --log-dhcp puts the xid, in decimal, before the kind).
+fn logged_xids(log: &str, what: &str, mac: [u8; 6]) -> Vec<u32> {
+    let mac = client_id_text(&mac);
+    log.lines()
+        .filter(|l| l.contains(&format!(" {what}(")) && l.contains(&mac))
+        .filter_map(|l| {
+            let before = l.split(&format!(" {what}(")).next()?;
+            before.split_whitespace().last()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_request_answering_an_offer_keeps_its_xid() {
+    let lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
+    let parent = lan.parent.clone();
+    let client = endpoint(7, [0x02, 0x42, 0xac, 0, 0, 7]);
+    let hardware = client.hardware;
+    in_ns(&lan.near, async move {
+        dhcp::acquire(&parent, &client, &Settings::default())
+            .await
+            .unwrap()
+    });
+    let log = lan.server.log();
+    let discovers = logged_xids(&log, "DHCPDISCOVER", hardware);
+    let requests = logged_xids(&log, "DHCPREQUEST", hardware);
+    assert!(!discovers.is_empty() && !requests.is_empty(), "{log}");
+    assert!(
+        requests.iter().all(|x| discovers.contains(x)),
+        "REQUEST xids {requests:?}, DISCOVER xids {discovers:?}\n{log}"
+    );
+}
+
 #[test]
 fn a_silent_server_is_an_error_naming_the_parent_within_the_bound() {
     let mut lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
