@@ -2,7 +2,7 @@
 //! (no I/O; the wire format is dhcproto's).
 
 use crate::{ClientId, DhcpError, Mac};
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, DhcpOptions, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -85,6 +85,16 @@ pub(crate) enum Request {
 /// The option that ends the option list.
 const END: u8 = 255;
 
+/// Option 57: the longest DHCP message we take. Replies are not
+/// reassembled from fragments, so one must fit a 1500-byte IP datagram
+/// (less the IP and UDP headers); servers put what does not fit in the
+/// `file` and `sname` fields (option 52), which [`check_reply`] reads.
+const MAX_MESSAGE_SIZE: u16 = 1500 - 20 - 8;
+
+/// Where the `sname` and `file` fields sit in a DHCP message (RFC 2131 2).
+const SNAME: std::ops::Range<usize> = 44..108;
+const FILE: std::ops::Range<usize> = 108..236;
+
 /// The options we ask servers for.
 const WANTED: [OptionCode; 5] = [
     OptionCode::SubnetMask,
@@ -132,6 +142,7 @@ pub(crate) fn encode_request(
     }
     if !matches!(kind, Request::Release { .. } | Request::Decline { .. }) {
         opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
+        opts.insert(DhcpOption::MaxMessageSize(MAX_MESSAGE_SIZE));
         if let Some(name) = &client.hostname {
             opts.insert(DhcpOption::Hostname(name.clone()));
         }
@@ -232,7 +243,7 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
     if msg.chaddr().get(..6) != Some(&client.hardware[..]) {
         return None;
     }
-    let opts = msg.opts();
+    let opts = &all_options(&msg, payload)?;
     // RFC 6842: servers echo it; a foreign one is another endpoint's reply
     if let Some(DhcpOption::ClientIdentifier(id)) = opts.get(OptionCode::ClientIdentifier)
         && id != &client.client_id
@@ -252,7 +263,7 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
             },
         }),
         kind @ (MessageType::Offer | MessageType::Ack) => {
-            let grant = grant_of(&msg, server?)?;
+            let grant = grant_of(msg.yiaddr(), opts, server?)?;
             Some(match kind {
                 MessageType::Offer => Reply::Offer(grant),
                 _ => Reply::Ack(grant),
@@ -262,10 +273,34 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
     }
 }
 
-/// The grant of an OFFER or ACK, if its address, mask and router agree.
-fn grant_of(msg: &Message, server: Ipv4Addr) -> Option<Grant> {
-    let opts = msg.opts();
-    let address = msg.yiaddr();
+/// The options of `msg` (decoded from `payload`) with those a server put
+/// in its `file` and `sname` fields, as option 52 says (RFC 2132 9.3):
+/// dhcproto reads the options field only, and an overloaded reply would
+/// lose the rest. The options field's own win over the fields' (RFC 2131
+/// 4.1 reads it first, then `file`, then `sname`).
+fn all_options(msg: &Message, payload: &[u8]) -> Option<DhcpOptions> {
+    let mut opts = msg.opts().clone();
+    let overload = match opts.get(OptionCode::OptionOverload) {
+        Some(DhcpOption::OptionOverload(which)) => *which,
+        _ => return Some(opts),
+    };
+    // 1: file holds options, 2: sname does, 3: both
+    for (bit, field) in [(1, FILE), (2, SNAME)] {
+        if overload & bit == 0 {
+            continue;
+        }
+        let extra = DhcpOptions::decode(&mut Decoder::new(payload.get(field)?)).ok()?;
+        for (code, option) in extra.iter() {
+            if opts.get(*code).is_none() {
+                opts.insert(option.clone());
+            }
+        }
+    }
+    Some(opts)
+}
+
+/// The grant of an OFFER or ACK of `address`, if its mask and router agree.
+fn grant_of(address: Ipv4Addr, opts: &DhcpOptions, server: Ipv4Addr) -> Option<Grant> {
     // without a mask the container's prefix would be a guess
     let prefix_len = match opts.get(OptionCode::SubnetMask) {
         Some(DhcpOption::SubnetMask(mask)) => prefix_of(*mask)?,
@@ -522,6 +557,84 @@ mod tests {
         let msg = Message::decode(&mut Decoder::new(&release)).unwrap();
         assert_eq!(msg.opts().msg_type(), Some(MessageType::Release));
         assert_eq!(msg.opts().get(OptionCode::Hostname), None);
+    }
+
+    /// `options` encoded as an option area, END included.
+    fn option_bytes(options: Vec<DhcpOption>) -> Vec<u8> {
+        let opts: DhcpOptions = options.into_iter().collect();
+        opts.to_vec().unwrap()
+    }
+
+    #[test]
+    fn options_in_overloaded_file_and_sname_fields_are_read() {
+        // the options field keeps the type, the server and option 52; the
+        // mask and lease time are in `file`, the router in `sname`
+        let mut bytes = reply(MessageType::Ack, |m| {
+            let opts = m.opts_mut();
+            for code in [
+                OptionCode::SubnetMask,
+                OptionCode::Router,
+                OptionCode::AddressLeaseTime,
+            ] {
+                opts.remove(code);
+            }
+            opts.insert(DhcpOption::OptionOverload(3));
+        });
+        let file = option_bytes(vec![
+            DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)),
+            DhcpOption::AddressLeaseTime(3600),
+        ]);
+        let sname = option_bytes(vec![DhcpOption::Router(vec![Ipv4Addr::new(
+            192, 168, 0, 1,
+        )])]);
+        bytes[FILE.start..FILE.start + file.len()].copy_from_slice(&file);
+        bytes[SNAME.start..SNAME.start + sname.len()].copy_from_slice(&sname);
+        let Some(Reply::Ack(grant)) = check_reply(&bytes, XID, &client()) else {
+            panic!("overloaded ACK refused")
+        };
+        assert_eq!(grant.prefix_len, 16);
+        assert_eq!(grant.lease_secs, 3600);
+        assert_eq!(grant.router, Some(Ipv4Addr::new(192, 168, 0, 1)));
+
+        // option 52 saying `file` only: `sname` is a name, not options
+        let mut file_only = bytes.clone();
+        let overload_at = file_only.windows(3).rposition(|w| w == [52, 1, 3]).unwrap();
+        file_only[overload_at + 2] = 1;
+        let Some(Reply::Ack(grant)) = check_reply(&file_only, XID, &client()) else {
+            panic!("file-overloaded ACK refused")
+        };
+        assert_eq!(grant.router, None);
+
+        // the options field's own values win over the fields'
+        let mut both = reply(MessageType::Ack, |m| {
+            m.opts_mut().insert(DhcpOption::OptionOverload(1));
+        });
+        both[FILE.start..FILE.start + file.len()].copy_from_slice(&file);
+        let Some(Reply::Ack(grant)) = check_reply(&both, XID, &client()) else {
+            panic!("ACK refused")
+        };
+        assert_eq!((grant.prefix_len, grant.lease_secs), (24, 120));
+    }
+
+    #[test]
+    fn discover_and_request_announce_the_largest_message_we_take() {
+        let c = client();
+        let address = Ipv4Addr::new(192, 168, 7, 57);
+        let server = Ipv4Addr::new(192, 168, 7, 1);
+        for kind in [
+            Request::Discover,
+            Request::Select { address, server },
+            Request::Extend { address },
+            Request::Reboot { address },
+        ] {
+            let bytes = encode_request(kind, XID, &c, true).unwrap();
+            let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+            assert_eq!(
+                msg.opts().get(OptionCode::MaxMessageSize),
+                Some(&DhcpOption::MaxMessageSize(1472)),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
