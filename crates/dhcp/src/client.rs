@@ -139,7 +139,12 @@ impl<'a> Exchange<'a> {
                     };
                     let outcome = match check_reply(payload, xid, self.client) {
                         Some(Reply::Offer(g)) => accept(g, false).map(Outcome::Done),
-                        Some(Reply::Ack(g)) => accept(g, true).map(Outcome::Done),
+                        Some(Reply::Ack(g)) => {
+                            if g.mask_from_class {
+                                tracing::warn!(parent = %self.parent.name, address = %g.address, server = %g.server, prefix = g.prefix_len, "the DHCP server sent no subnet mask; taking the address's classful prefix /{}", g.prefix_len);
+                            }
+                            accept(g, true).map(Outcome::Done)
+                        }
                         Some(Reply::Nak { server, message }) => {
                             Some(Outcome::Nak { server, message })
                         }

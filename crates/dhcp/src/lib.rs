@@ -22,7 +22,8 @@
 //!   counts only if it is a well-formed Ethernet/IPv4/UDP 67->68 frame
 //!   whose DHCP message carries our xid and hardware address, our client
 //!   identifier when it carries one, and (for OFFER/ACK) an address the
-//!   subnet mask makes sense of. Anything else is ignored, never an error.
+//!   subnet mask makes sense of (without a mask, the address's classful
+//!   prefix, with a warning). Anything else is ignored, never an error.
 //! - Every exchange ends within its [`Settings::timeout`]; a silent server
 //!   is [`DhcpError::NoServer`], naming the parent.
 //! - Exchanges are independent: any number run at once.

@@ -168,6 +168,9 @@ pub(crate) struct Grant {
     pub(crate) lease_secs: u32,
     pub(crate) renew_secs: Option<u32>,
     pub(crate) rebind_secs: Option<u32>,
+    /// The server sent no subnet mask: `prefix_len` is the address's
+    /// classful default (worth a warning when the grant is taken).
+    pub(crate) mask_from_class: bool,
 }
 
 impl Grant {
@@ -301,10 +304,11 @@ fn all_options(msg: &Message, payload: &[u8]) -> Option<DhcpOptions> {
 
 /// The grant of an OFFER or ACK of `address`, if its mask and router agree.
 fn grant_of(address: Ipv4Addr, opts: &DhcpOptions, server: Ipv4Addr) -> Option<Grant> {
-    // without a mask the container's prefix would be a guess
-    let prefix_len = match opts.get(OptionCode::SubnetMask) {
-        Some(DhcpOption::SubnetMask(mask)) => prefix_of(*mask)?,
-        _ => return None,
+    let (prefix_len, mask_from_class) = match opts.get(OptionCode::SubnetMask) {
+        Some(DhcpOption::SubnetMask(mask)) => (prefix_of(*mask)?, false),
+        // busybox udhcpd sends none unless configured to: take the
+        // address's class, as systemd-networkd does, rather than refuse
+        _ => (classful_prefix(address)?, true),
     };
     if !usable(address, prefix_len) {
         return None;
@@ -335,7 +339,19 @@ fn grant_of(address: Ipv4Addr, opts: &DhcpOptions, server: Ipv4Addr) -> Option<G
         lease_secs,
         renew_secs: secs(OptionCode::Renewal),
         rebind_secs: secs(OptionCode::Rebinding),
+        mask_from_class,
     })
+}
+
+/// The prefix of `address`'s class (RFC 791: A /8, B /16, C /24); `None`
+/// for classes D and E, which hosts are not given.
+fn classful_prefix(address: Ipv4Addr) -> Option<u8> {
+    match address.octets()[0] {
+        0..=127 => Some(8),
+        128..=191 => Some(16),
+        192..=223 => Some(24),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -485,9 +501,11 @@ mod tests {
                 }),
             ),
             (
-                "no mask",
+                "no mask, and a class E address",
                 reply(MessageType::Ack, |m| {
                     m.opts_mut().remove(OptionCode::SubnetMask);
+                    m.set_yiaddr(Ipv4Addr::new(240, 0, 0, 7));
+                    m.opts_mut().remove(OptionCode::Router);
                 }),
             ),
             (
@@ -635,6 +653,39 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn without_a_subnet_mask_the_address_class_gives_the_prefix() {
+        let no_mask = |address: Ipv4Addr, router: Ipv4Addr| {
+            let bytes = reply(MessageType::Ack, |m| {
+                m.set_yiaddr(address);
+                m.opts_mut().remove(OptionCode::SubnetMask);
+                m.opts_mut().insert(DhcpOption::Router(vec![router]));
+            });
+            match check_reply(&bytes, XID, &client()) {
+                Some(Reply::Ack(g)) => Some((g.prefix_len, g.mask_from_class)),
+                _ => None,
+            }
+        };
+        let a = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+        assert_eq!(no_mask(a(10, 1, 2, 3), a(10, 0, 0, 1)), Some((8, true)));
+        assert_eq!(
+            no_mask(a(172, 16, 5, 9), a(172, 16, 0, 1)),
+            Some((16, true))
+        );
+        assert_eq!(
+            no_mask(a(192, 168, 7, 57), a(192, 168, 7, 1)),
+            Some((24, true))
+        );
+        // the router must still be on-link under the guessed prefix
+        assert_eq!(no_mask(a(192, 168, 7, 57), a(192, 168, 8, 1)), None);
+        // with a mask, the mask
+        let Some(Reply::Ack(g)) = check_reply(&reply(MessageType::Ack, |_| {}), XID, &client())
+        else {
+            panic!("ACK refused")
+        };
+        assert_eq!((g.prefix_len, g.mask_from_class), (24, false));
     }
 
     #[test]
