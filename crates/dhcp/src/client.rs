@@ -3,7 +3,7 @@
 //! INIT-REBOOT) and releasing it.
 
 use crate::frame::{self, BROADCAST_MAC};
-use crate::message::{Grant, Lease, Reply, Request, check_reply, encode_request};
+use crate::message::{Grant, Lease, Reply, Request, check_reply, encode_request, now_secs};
 use crate::socket::PacketSocket;
 use crate::{ClientId, DhcpError, Mac, Parent, Settings, mac_text};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -65,6 +65,35 @@ enum Outcome<T> {
     Nak { server: Ipv4Addr, message: String },
 }
 
+/// A message to send, and whose refusal to hear.
+#[derive(Clone, Copy)]
+struct Ask {
+    kind: Request,
+    xid: u32,
+    src_ip: Ipv4Addr,
+    dst: (Mac, Ipv4Addr),
+    /// The only server whose DHCPNAK ends the wait (`None`: any server's).
+    nak_from: Option<Ipv4Addr>,
+}
+
+/// The reply that ended a wait.
+struct Answer<T> {
+    outcome: Outcome<T>,
+    /// The MAC it came from.
+    from: Mac,
+    /// When the message it answers was first sent (seconds since the
+    /// epoch): RFC 2131 4.4.1 counts the lease's times from there.
+    sent_at: u64,
+}
+
+/// Whether a DHCPNAK from `server` counts when only `nak_from`'s should.
+/// RENEWING asks one server: another's NAK (a rogue, a misconfigured
+/// neighbour) must not cost the container its lease. REBINDING and
+/// INIT-REBOOT ask every server, and any may refuse.
+fn nak_counts(nak_from: Option<Ipv4Addr>, server: Ipv4Addr) -> bool {
+    nak_from.is_none_or(|only| only == server)
+}
+
 impl<'a> Exchange<'a> {
     fn open(
         parent: &'a Parent,
@@ -110,18 +139,23 @@ impl<'a> Exchange<'a> {
             .map_err(|e| self_socket_error(self.parent, e))
     }
 
-    /// Sends `kind` of transaction `xid` and waits for a reply `accept`
-    /// takes, sending again after [`retransmit_wait`], until the
+    /// Sends `ask` and waits for a reply `accept` takes (or a NAK that
+    /// counts), sending again after [`retransmit_wait`], until the
     /// exchange's deadline (`Ok(None)`).
     async fn transact<T>(
         &self,
-        kind: Request,
-        xid: u32,
-        src_ip: Ipv4Addr,
-        dst: (Mac, Ipv4Addr),
+        ask: Ask,
         accept: impl Fn(Grant, bool) -> Option<T>,
-    ) -> Result<Option<(Outcome<T>, Mac)>, DhcpError> {
+    ) -> Result<Option<Answer<T>>, DhcpError> {
+        let Ask {
+            kind,
+            xid,
+            src_ip,
+            dst,
+            nak_from,
+        } = ask;
         let mut attempt = 0;
+        let sent_at = now_secs();
         while Instant::now() < self.deadline {
             self.send(kind, xid, src_ip, dst).await?;
             let wait = retransmit_wait(self.settings.retransmit, attempt, random_jitter());
@@ -140,18 +174,26 @@ impl<'a> Exchange<'a> {
                     let outcome = match check_reply(payload, xid, self.client) {
                         Some(Reply::Offer(g)) => accept(g, false).map(Outcome::Done),
                         Some(Reply::Ack(g)) => {
-                            if g.mask_from_class {
-                                tracing::warn!(parent = %self.parent.name, address = %g.address, server = %g.server, prefix = g.prefix_len, "the DHCP server sent no subnet mask; taking the address's classful prefix /{}", g.prefix_len);
+                            let classful =
+                                g.mask_from_class
+                                    .then_some((g.address, g.server, g.prefix_len));
+                            let taken = accept(g, true);
+                            if let (Some((address, server, prefix)), Some(_)) = (classful, &taken) {
+                                tracing::warn!(parent = %self.parent.name, %address, %server, prefix, "the DHCP server sent no subnet mask; taking the address's classful prefix /{prefix}");
                             }
-                            accept(g, true).map(Outcome::Done)
+                            taken.map(Outcome::Done)
                         }
                         Some(Reply::Nak { server, message }) => {
-                            Some(Outcome::Nak { server, message })
+                            nak_counts(nak_from, server).then_some(Outcome::Nak { server, message })
                         }
                         None => None,
                     };
                     if let Some(outcome) = outcome {
-                        return Ok::<_, DhcpError>((outcome, from));
+                        return Ok::<_, DhcpError>(Answer {
+                            outcome,
+                            from,
+                            sent_at,
+                        });
                     }
                 }
             };
@@ -228,27 +270,45 @@ pub async fn acquire(
     loop {
         // RFC 2131 4.4.1: the REQUEST answering an OFFER keeps its xid
         let xid = random_xid();
+        let discover = Ask {
+            kind: Request::Discover,
+            xid,
+            src_ip: zero,
+            dst: ANYWHERE,
+            nak_from: None,
+        };
         let offer = ex
-            .transact(Request::Discover, xid, zero, ANYWHERE, |g, ack| {
-                (!ack).then_some(g)
-            })
-            .await?;
-        let Some((Outcome::Done(offer), _)) = offer else {
+            .transact(discover, |g, ack| (!ack).then_some(g))
+            .await?
+            .map(|a| a.outcome);
+        let Some(Outcome::Done(offer)) = offer else {
             // a NAK never answers a DISCOVER; only silence gets here
             return Err(declined.unwrap_or_else(|| ex.no_server()));
         };
-        let select = Request::Select {
-            address: offer.address,
-            server: offer.server,
+        let select = Ask {
+            kind: Request::Select {
+                address: offer.address,
+                server: offer.server,
+            },
+            // only the server we chose answers (RFC 2131 4.3.2)
+            nak_from: Some(offer.server),
+            ..discover
         };
         let answer = ex
-            .transact(select, xid, zero, ANYWHERE, |g, ack| {
+            .transact(select, |g, ack| {
                 (ack && g.address == offer.address).then_some(g)
             })
             .await?;
-        let (grant, from) = match answer {
-            Some((Outcome::Done(grant), from)) => (grant, from),
-            Some((Outcome::Nak { server, message }, _)) => {
+        let (grant, from, sent_at) = match answer {
+            Some(Answer {
+                outcome: Outcome::Done(grant),
+                from,
+                sent_at,
+            }) => (grant, from, sent_at),
+            Some(Answer {
+                outcome: Outcome::Nak { server, message },
+                ..
+            }) => {
                 tracing::debug!(parent = %parent.name, address = %offer.address, %server, %message, "DHCPNAK to our request; starting over");
                 continue;
             }
@@ -268,7 +328,7 @@ pub async fn acquire(
             });
             continue;
         }
-        return Ok(grant.lease(from));
+        return Ok(grant.lease(from, sent_at));
     }
 }
 
@@ -281,6 +341,16 @@ enum Extension {
     Rebind,
     /// INIT-REBOOT: broadcast, without claiming the address as ours.
     Reboot,
+}
+
+impl Extension {
+    /// The only server whose DHCPNAK counts (`None`: any server's).
+    fn nak_from(self, lease: &Lease) -> Option<Ipv4Addr> {
+        match self {
+            Extension::Renew => Some(lease.server),
+            Extension::Rebind | Extension::Reboot => None,
+        }
+    }
 }
 
 async fn extend(
@@ -301,14 +371,26 @@ async fn extend(
         Extension::Rebind => (Request::Extend { address }, address, ANYWHERE),
         Extension::Reboot => (Request::Reboot { address }, Ipv4Addr::UNSPECIFIED, ANYWHERE),
     };
+    let ask = Ask {
+        kind,
+        xid: random_xid(),
+        src_ip,
+        dst,
+        nak_from: how.nak_from(lease),
+    };
     let answer = ex
-        .transact(kind, random_xid(), src_ip, dst, |g, ack| {
-            (ack && g.address == address).then_some(g)
-        })
+        .transact(ask, |g, ack| (ack && g.address == address).then_some(g))
         .await?;
     match answer {
-        Some((Outcome::Done(grant), from)) => Ok(grant.lease(from)),
-        Some((Outcome::Nak { server, message }, _)) => Err(ex.nak(address, server, message)),
+        Some(Answer {
+            outcome: Outcome::Done(grant),
+            from,
+            sent_at,
+        }) => Ok(grant.lease(from, sent_at)),
+        Some(Answer {
+            outcome: Outcome::Nak { server, message },
+            ..
+        }) => Err(ex.nak(address, server, message)),
         None => Err(ex.no_server()),
     }
 }
@@ -388,6 +470,30 @@ mod tests {
         // out-of-range jitter is clamped, never a negative wait
         assert_eq!(secs(0, -7.0), 0.5);
         assert_eq!(retransmit_wait(Duration::ZERO, 3, -1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn while_renewing_only_the_leases_server_may_refuse_it() {
+        let ours = Ipv4Addr::new(192, 168, 7, 1);
+        let rogue = Ipv4Addr::new(192, 168, 7, 66);
+        let lease = Lease {
+            address: Ipv4Addr::new(192, 168, 7, 57),
+            prefix_len: 24,
+            router: None,
+            server: ours,
+            server_mac: [2, 0, 0, 0, 0, 1],
+            lease_secs: 120,
+            renew_secs: 60,
+            rebind_secs: 105,
+            granted_at: 1000,
+        };
+        let counts = |how: Extension, from| nak_counts(how.nak_from(&lease), from);
+        assert!(counts(Extension::Renew, ours));
+        assert!(!counts(Extension::Renew, rogue));
+        // REBINDING and INIT-REBOOT ask every server: any may refuse
+        for how in [Extension::Rebind, Extension::Reboot] {
+            assert!(counts(how, ours) && counts(how, rogue));
+        }
     }
 
     #[test]

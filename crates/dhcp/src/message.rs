@@ -28,7 +28,8 @@ pub struct Lease {
     pub renew_secs: u32,
     /// T2: seconds after `granted_at` when rebinding starts.
     pub rebind_secs: u32,
-    /// When the server granted it (seconds since the Unix epoch).
+    /// When the REQUEST the server granted was first sent (seconds since
+    /// the Unix epoch; RFC 2131 4.4.1 counts the lease's times from there).
     pub granted_at: u64,
 }
 
@@ -174,8 +175,11 @@ pub(crate) struct Grant {
 }
 
 impl Grant {
-    /// The lease this ACK makes, granted now, by a server answering from `server_mac`.
-    pub(crate) fn lease(&self, server_mac: Mac) -> Lease {
+    /// The lease this ACK makes, by a server answering from `server_mac`,
+    /// to a REQUEST first sent at `sent_at` (seconds since the epoch): RFC
+    /// 2131 4.4.1 counts the lease from the request, not from the answer,
+    /// so that the client's idea of the end is never after the server's.
+    pub(crate) fn lease(&self, server_mac: Mac, sent_at: u64) -> Lease {
         let lease = self.lease_secs;
         // RFC 2131 4.4.5: T1 = 0.5, T2 = 0.875 of the lease by default
         let renew = self.renew_secs.unwrap_or(lease / 2).min(lease);
@@ -192,7 +196,7 @@ impl Grant {
             lease_secs: lease,
             renew_secs: renew,
             rebind_secs: rebind,
-            granted_at: now_secs(),
+            granted_at: sent_at,
         }
     }
 }
@@ -402,8 +406,12 @@ mod tests {
         assert_eq!(grant.address, Ipv4Addr::new(192, 168, 7, 57));
         assert_eq!(grant.prefix_len, 24);
         assert_eq!(grant.router, Some(Ipv4Addr::new(192, 168, 7, 254)));
-        let lease = grant.lease([2, 0, 0, 0, 0, 9]);
+        let lease = grant.lease([2, 0, 0, 0, 0, 9], 1_000_000);
         assert_eq!((lease.renew_secs, lease.rebind_secs), (60, 105));
+        // the times count from when the REQUEST went out
+        assert_eq!(lease.granted_at, 1_000_000);
+        assert_eq!(lease.renew_at(), Some(1_000_060));
+        assert_eq!(lease.expires_at(), Some(1_000_120));
         assert!(matches!(
             check_reply(&reply(MessageType::Ack, |_| {}), XID, &client()),
             Some(Reply::Ack(_))
