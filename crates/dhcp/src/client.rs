@@ -8,6 +8,7 @@ use crate::socket::PacketSocket;
 use crate::{ClientId, DhcpError, Mac, Parent, Settings, mac_text};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
@@ -271,7 +272,7 @@ pub async fn acquire(
         // RFC 2131 4.4.1: the REQUEST answering an OFFER keeps its xid
         let xid = random_xid();
         let discover = Ask {
-            kind: Request::Discover,
+            kind: Request::Discover { requested: None },
             xid,
             src_ip: zero,
             dst: ANYWHERE,
@@ -329,6 +330,86 @@ pub async fn acquire(
             continue;
         }
         return Ok(grant.lease(from, sent_at));
+    }
+}
+
+/// Asks again, from INIT, for the address of a lease that ran out or was
+/// refused while its container keeps using the address (the engine
+/// configured it; it cannot change): a DISCOVER naming it (option 50),
+/// only an OFFER of that very address taken, then REQUEST/ACK with the
+/// OFFER's xid. Non-authoritative servers (ISC dhcpd's default, dnsmasq
+/// without --dhcp-authoritative) stay silent at the INIT-REBOOT of a
+/// client they do not know, but answer this. No ARP probe: the container
+/// itself answers for the address. Fails with [`DhcpError::NotOffered`] if
+/// servers offered only other addresses, [`DhcpError::NoServer`] if none
+/// answered.
+pub async fn reclaim(
+    parent: &Parent,
+    client: &ClientId,
+    lease: &Lease,
+    settings: &Settings,
+) -> Result<Lease, DhcpError> {
+    let ex = Exchange::open(parent, client, settings)?;
+    let address = lease.address;
+    // the last other address offered (0: none; offers of 0.0.0.0 are refused)
+    let other_offer = AtomicU32::new(0);
+    let discover = Ask {
+        kind: Request::Discover {
+            requested: Some(address),
+        },
+        xid: random_xid(),
+        src_ip: Ipv4Addr::UNSPECIFIED,
+        dst: ANYWHERE,
+        nak_from: None,
+    };
+    let offer = ex
+        .transact(discover, |g, ack| {
+            if ack {
+                return None;
+            }
+            if g.address != address {
+                other_offer.store(g.address.into(), Ordering::Relaxed);
+                return None;
+            }
+            Some(g)
+        })
+        .await?;
+    let Some(Answer {
+        outcome: Outcome::Done(offer),
+        ..
+    }) = offer
+    else {
+        return Err(match other_offer.load(Ordering::Relaxed) {
+            0 => ex.no_server(),
+            offered => DhcpError::NotOffered {
+                parent: parent.name.clone(),
+                address,
+                offered: offered.into(),
+            },
+        });
+    };
+    let select = Ask {
+        kind: Request::Select {
+            address,
+            server: offer.server,
+        },
+        nak_from: Some(offer.server),
+        ..discover
+    };
+    let answer = ex
+        .transact(select, |g, ack| (ack && g.address == address).then_some(g))
+        .await?;
+    match answer {
+        Some(Answer {
+            outcome: Outcome::Done(grant),
+            from,
+            sent_at,
+        }) => Ok(grant.lease(from, sent_at)),
+        Some(Answer {
+            outcome: Outcome::Nak { server, message },
+            ..
+        }) => Err(ex.nak(address, server, message)),
+        None => Err(ex.no_server()),
     }
 }
 

@@ -33,7 +33,7 @@ mod frame;
 mod message;
 mod socket;
 
-pub use client::{acquire, rebind, reboot, release, renew};
+pub use client::{acquire, rebind, reboot, reclaim, release, renew};
 pub use message::Lease;
 
 use std::net::Ipv4Addr;
@@ -112,6 +112,18 @@ pub enum DhcpError {
         server: Ipv4Addr,
         /// The server's message, as ": text", or empty.
         message: String,
+    },
+    /// Asked for an address again, servers offered only others.
+    #[error(
+        "no DHCP server on {parent} offers {address} again (offered: {offered}); the address is no longer leased"
+    )]
+    NotOffered {
+        /// The parent interface.
+        parent: String,
+        /// The address asked for.
+        address: Ipv4Addr,
+        /// An address a server offered instead.
+        offered: Ipv4Addr,
     },
     /// Every address offered answered ARP: another host holds it.
     #[error(

@@ -59,7 +59,10 @@ pub(crate) fn now_secs() -> u64 {
 /// What a request is for; decides its addresses and options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {
-    Discover,
+    /// INIT: asking for any address, or preferably `requested` (option 50).
+    Discover {
+        requested: Option<Ipv4Addr>,
+    },
     /// SELECTING: the offer of `server` for `address`.
     Select {
         address: Ipv4Addr,
@@ -125,7 +128,7 @@ pub(crate) fn encode_request(
         msg.set_flags(Flags::default().set_broadcast());
     }
     let (mtype, requested, server) = match kind {
-        Request::Discover => (MessageType::Discover, None, None),
+        Request::Discover { requested } => (MessageType::Discover, requested, None),
         Request::Select { address, server } => (MessageType::Request, Some(address), Some(server)),
         Request::Extend { .. } => (MessageType::Request, None, None),
         Request::Reboot { address } => (MessageType::Request, Some(address), None),
@@ -559,7 +562,7 @@ mod tests {
     #[test]
     fn requests_carry_the_client_id_hostname_and_flags() {
         let c = client();
-        let bytes = encode_request(Request::Discover, XID, &c, true).unwrap();
+        let bytes = encode_request(Request::Discover { requested: None }, XID, &c, true).unwrap();
         let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
         assert_eq!(msg.xid(), XID);
         assert!(msg.flags().broadcast());
@@ -583,6 +586,16 @@ mod tests {
         let msg = Message::decode(&mut Decoder::new(&release)).unwrap();
         assert_eq!(msg.opts().msg_type(), Some(MessageType::Release));
         assert_eq!(msg.opts().get(OptionCode::Hostname), None);
+        // a DISCOVER for an address we still hold names it (option 50)
+        let requested = Some(address);
+        let bytes = encode_request(Request::Discover { requested }, XID, &c, true).unwrap();
+        let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+        assert_eq!(msg.opts().msg_type(), Some(MessageType::Discover));
+        assert_eq!(
+            msg.opts().get(OptionCode::RequestedIpAddress),
+            Some(&DhcpOption::RequestedIpAddress(address))
+        );
+        assert_eq!(msg.ciaddr(), Ipv4Addr::UNSPECIFIED);
     }
 
     /// `options` encoded as an option area, END included.
@@ -648,7 +661,7 @@ mod tests {
         let address = Ipv4Addr::new(192, 168, 7, 57);
         let server = Ipv4Addr::new(192, 168, 7, 1);
         for kind in [
-            Request::Discover,
+            Request::Discover { requested: None },
             Request::Select { address, server },
             Request::Extend { address },
             Request::Reboot { address },

@@ -206,6 +206,68 @@ fn the_request_answering_an_offer_keeps_its_xid() {
 }
 
 #[test]
+fn a_non_authoritative_server_that_forgot_a_lease_offers_its_address_again() {
+    let mut lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
+    let parent = lan.parent.clone();
+    let client = endpoint(8, [0x02, 0x42, 0xac, 0, 0, 8]);
+    let settings = Settings {
+        timeout: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let first = in_ns(&lan.near, {
+        let (parent, client) = (parent.clone(), client.clone());
+        async move { dhcp::acquire(&parent, &client, &settings).await.unwrap() }
+    });
+    // the server restarts without its lease file, not authoritative
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+    lan.server.set_authoritative(false);
+    lan.server.resume().unwrap();
+    let (rebooted, reclaimed) = in_ns(&lan.near, {
+        let (parent, client, first) = (parent.clone(), client.clone(), first.clone());
+        async move {
+            let rebooted = dhcp::reboot(&parent, &client, &first, &settings).await;
+            let reclaimed = dhcp::reclaim(&parent, &client, &first, &settings).await;
+            (rebooted, reclaimed)
+        }
+    });
+    // INIT-REBOOT of a client it does not know: silence
+    assert!(
+        matches!(rebooted, Err(DhcpError::NoServer { .. })),
+        "{rebooted:?}"
+    );
+    // a DISCOVER naming the address gets it back
+    let reclaimed = reclaimed.unwrap();
+    assert_eq!(reclaimed.address, first.address);
+    assert_eq!(reclaimed.prefix_len, 24);
+    assert!(reclaimed.granted_at >= first.granted_at);
+    let id = client_id_text(&client.client_id);
+    lan.server
+        .wait_leases("the reclaimed lease", |leases| {
+            leases
+                .iter()
+                .any(|l| l.client_id == id && l.address == first.address.to_string())
+        })
+        .unwrap();
+
+    // a server that now serves other addresses offers one of those:
+    // refused, and said so
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.200", "10.77.0.210", "2m");
+    lan.server.resume().unwrap();
+    let err = in_ns(&lan.near, async move {
+        dhcp::reclaim(&parent, &client, &first, &settings)
+            .await
+            .unwrap_err()
+    });
+    assert!(matches!(err, DhcpError::NotOffered { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&reclaimed.address.to_string()), "{text}");
+}
+
+#[test]
 fn a_silent_server_is_an_error_naming_the_parent_within_the_bound() {
     let mut lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
     lan.server.stop();
