@@ -277,6 +277,53 @@ fn a_lease_the_server_refused_while_the_plugin_was_down_is_logged_naming_it() {
 }
 
 #[test]
+fn a_lease_a_non_authoritative_server_forgot_while_the_plugin_was_down_is_regained() {
+    let (rig, mut server) = lan("kdr", "10.77.0.100", "10.77.0.150");
+    let mut p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
+    create_dhcp_network(&p);
+    let ep = docker_id(45);
+    let (address, _) = leased_endpoint(&p, &ep);
+    let link = join(&p, NET, &ep);
+    let _c = container(&rig, &link, &address);
+    // down: the plugin; meanwhile the server loses its lease file and comes
+    // back not authoritative (ISC dhcpd's default): it NAKs the unicast
+    // renewal of a client it does not know, and would ignore its INIT-REBOOT
+    p.kill9();
+    server.stop();
+    server.forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+    server.set_authoritative(false);
+    server.resume().unwrap();
+    let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
+    let ip = address.split('/').next().unwrap();
+    let wanted = format!("granted endpoint {ep} its address {ip} again");
+    common::eventually(common::GUARD, || p.log_text().contains(&wanted));
+    let log = p.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&wanted))
+        .unwrap_or_else(|| panic!("no line {wanted:?} in\n{log}\nserver:\n{}", server.log()));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(!log.contains("refused to extend"), "{log}");
+    // the server holds it again, for this endpoint, and renewals go on
+    server
+        .wait_leases("the regained lease", |leases| {
+            line_of(leases, &ep).is_some_and(|l| l.address == ip)
+        })
+        .unwrap();
+    let regained_at = log.find(&wanted).unwrap();
+    common::eventually(common::GUARD, || {
+        p.log_text()[regained_at..].contains("DHCP lease extended")
+    });
+    let log = p.log_text();
+    assert!(log[regained_at..].contains("DHCP lease extended"), "{log}");
+    let s = status(&p);
+    let e = s.driver.endpoints.iter().find(|e| e.id == ep).unwrap();
+    let lease = e.lease.as_ref().unwrap();
+    assert!(!lease.lost, "{lease:?}");
+    assert_eq!(lease.address.to_string(), ip);
+}
+
+#[test]
 fn status_shows_the_lease_the_server_holds_and_metrics_count_the_exchanges() {
     let (rig, server) = lan("kds", "10.77.0.160", "10.77.0.180");
     let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);

@@ -189,7 +189,8 @@ impl Driver {
     }
 
     /// Extends every lease at its T1 (RENEWING), T2 (REBINDING) or, once
-    /// run out, by INIT-REBOOT, for as long as the driver lives. Run it on
+    /// run out, by INIT-REBOOT (then from INIT, naming the address, if no
+    /// server answers), for as long as the driver lives. Run it on
     /// the plugin's runtime after start-up; due leases are extended
     /// concurrently.
     pub async fn run_renewals(self: Arc<Self>) {
@@ -227,7 +228,11 @@ impl Driver {
     }
 
     /// One extension of `record`; the time to try again if it went
-    /// unanswered.
+    /// unanswered. A lease the server refused (DHCPNAK), or one that ran
+    /// out and whose INIT-REBOOT nobody answered (non-authoritative
+    /// servers ignore clients they do not know), is asked for again from
+    /// INIT ([`dhcp::reclaim`]): the container keeps its address, so only
+    /// that address will do. If no server gives it back, the lease is lost.
     async fn extend_lease(&self, record: &LeaseRecord, parent: &str, now: u64) -> Option<u64> {
         let eid = record.endpoint.as_str();
         // not beside this endpoint's DeleteEndpoint, which releases it
@@ -235,30 +240,39 @@ impl Driver {
         let address = record.lease.address;
         let expired = record.expired(now);
         let rebinding = record.lease.rebind_at().is_some_and(|t2| now >= t2);
-        let result = match self.dhcp_parent(parent).await {
-            Ok(p) => {
-                let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
-                let (kind, result) = match (expired, rebinding) {
-                    (true, _) => (
-                        DhcpKind::Reboot,
-                        dhcp::reboot(&p, &client, lease, settings).await,
-                    ),
-                    (false, true) => (
-                        DhcpKind::Rebind,
-                        dhcp::rebind(&p, &client, lease, settings).await,
-                    ),
-                    (false, false) => (
-                        DhcpKind::Renew,
-                        dhcp::renew(&p, &client, lease, settings).await,
-                    ),
-                };
-                self.count_exchange(kind, &result);
-                result
-            }
+        let p = match self.dhcp_parent(parent).await {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(endpoint = eid, %address, error = %e, "cannot extend the DHCP lease now");
                 return Some(now + retry_delay(record, now));
             }
+        };
+        let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
+        let (kind, result) = match (expired, rebinding) {
+            (true, _) => (
+                DhcpKind::Reboot,
+                dhcp::reboot(&p, &client, lease, settings).await,
+            ),
+            (false, true) => (
+                DhcpKind::Rebind,
+                dhcp::rebind(&p, &client, lease, settings).await,
+            ),
+            (false, false) => (
+                DhcpKind::Renew,
+                dhcp::renew(&p, &client, lease, settings).await,
+            ),
+        };
+        self.count_exchange(kind, &result);
+        let refused = matches!(result, Err(DhcpError::Nak { .. }));
+        let unanswered = matches!(result, Err(DhcpError::NoServer { .. }));
+        let (result, reclaimed) = match result {
+            Err(e) if refused || (expired && unanswered) => {
+                tracing::warn!(endpoint = eid, %address, error = %e, "DHCP lease of endpoint {eid} not extended; asking the server to offer {address} again");
+                let again = dhcp::reclaim(&p, &client, lease, settings).await;
+                self.count_exchange(DhcpKind::Reclaim, &again);
+                (again, true)
+            }
+            other => (other, false),
         };
         match result {
             Ok(lease) => {
@@ -268,12 +282,30 @@ impl Driver {
                     ..record.clone()
                 };
                 if self.store_lease(renewed).await {
-                    tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease extended");
+                    match reclaimed {
+                        true => {
+                            tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease regained: the server granted endpoint {eid} its address {address} again")
+                        }
+                        false => {
+                            tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease extended")
+                        }
+                    }
                 }
                 None
             }
-            Err(e @ DhcpError::Nak { .. }) => {
-                tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}); its container keeps an address the server no longer holds for it");
+            // the server refused, or holds the address for nobody we can
+            // ask for: asking again would not change its mind
+            Err(e)
+                if refused || matches!(e, DhcpError::NotOffered { .. } | DhcpError::Nak { .. }) =>
+            {
+                match refused {
+                    true => {
+                        tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}) and did not grant the address again; its container keeps an address the server no longer holds for it")
+                    }
+                    false => {
+                        tracing::error!(endpoint = eid, %address, error = %e, "the DHCP lease of endpoint {eid} ({address}) has run out and no server grants the address again; its container keeps an address the server no longer holds for it")
+                    }
+                }
                 self.store_lease(LeaseRecord {
                     lost: true,
                     ..record.clone()
