@@ -379,3 +379,85 @@ pub(crate) fn lease_address(lease: &dhcp::Lease) -> Option<ipnet::IpNet> {
 pub(crate) fn lease_gateway(lease: &dhcp::Lease) -> Option<std::net::IpAddr> {
     lease.router.map(|r: Ipv4Addr| r.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The log lines `f` writes.
+    fn logged(f: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn record(endpoint: &str, address: [u8; 4], granted_at: u64, lost: bool) -> LeaseRecord {
+        LeaseRecord {
+            endpoint: endpoint.into(),
+            network: "net1".into(),
+            client_id: client_id(endpoint),
+            hardware: [2, 0, 0, 0, 0, 1],
+            hostname: None,
+            lease: dhcp::Lease {
+                address: address.into(),
+                prefix_len: 24,
+                router: None,
+                server: Ipv4Addr::new(10, 77, 0, 1),
+                server_mac: [2, 0, 0, 0, 0, 9],
+                lease_secs: 120,
+                renew_secs: 60,
+                rebind_secs: 105,
+                granted_at,
+            },
+            lost,
+        }
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_while_the_plugin_was_down_is_logged_naming_it() {
+        let now = now_secs();
+        let leases: HashMap<String, LeaseRecord> = [
+            // granted an hour ago, for two minutes: run out
+            record("ep-expired", [10, 77, 0, 57], now - 3600, false),
+            // granted just now: current
+            record("ep-current", [10, 77, 0, 58], now, false),
+            // run out, but already given up on: said before
+            record("ep-lost", [10, 77, 0, 59], now - 3600, true),
+        ]
+        .into_iter()
+        .map(|r| (r.endpoint.clone(), r))
+        .collect();
+        assert!(leases["ep-expired"].expired(now));
+        assert!(!leases["ep-current"].expired(now));
+        let log = logged(|| Driver::report_expired(&leases));
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        let line = lines[0];
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(
+            line.contains("the DHCP lease of endpoint ep-expired (10.77.0.57) ran out while the plugin was down"),
+            "{line}"
+        );
+        assert!(line.contains("network=net1"), "{line}");
+    }
+}
