@@ -205,6 +205,26 @@ impl<'a> Exchange<'a> {
         Ok(None)
     }
 
+    /// Sends the REQUEST `ask` for `address` and makes the lease of the
+    /// ACK granting it; a NAK that counts, or silence, is the error.
+    async fn request(&self, ask: Ask, address: Ipv4Addr) -> Result<Lease, DhcpError> {
+        let answer = self
+            .transact(ask, |g, ack| (ack && g.address == address).then_some(g))
+            .await?;
+        match answer {
+            Some(Answer {
+                outcome: Outcome::Done(grant),
+                from,
+                sent_at,
+            }) => Ok(grant.lease(from, sent_at)),
+            Some(Answer {
+                outcome: Outcome::Nak { server, message },
+                ..
+            }) => Err(self.nak(address, server, message)),
+            None => Err(self.no_server()),
+        }
+    }
+
     /// Who else answers ARP for `address` within the probe time, if anyone.
     async fn probe(&self, address: Ipv4Addr) -> Result<Option<Mac>, DhcpError> {
         if self.settings.arp_probe.is_zero() {
@@ -396,21 +416,7 @@ pub async fn reclaim(
         nak_from: Some(offer.server),
         ..discover
     };
-    let answer = ex
-        .transact(select, |g, ack| (ack && g.address == address).then_some(g))
-        .await?;
-    match answer {
-        Some(Answer {
-            outcome: Outcome::Done(grant),
-            from,
-            sent_at,
-        }) => Ok(grant.lease(from, sent_at)),
-        Some(Answer {
-            outcome: Outcome::Nak { server, message },
-            ..
-        }) => Err(ex.nak(address, server, message)),
-        None => Err(ex.no_server()),
-    }
+    ex.request(select, address).await
 }
 
 /// How an extension is sent.
@@ -459,21 +465,7 @@ async fn extend(
         dst,
         nak_from: how.nak_from(lease),
     };
-    let answer = ex
-        .transact(ask, |g, ack| (ack && g.address == address).then_some(g))
-        .await?;
-    match answer {
-        Some(Answer {
-            outcome: Outcome::Done(grant),
-            from,
-            sent_at,
-        }) => Ok(grant.lease(from, sent_at)),
-        Some(Answer {
-            outcome: Outcome::Nak { server, message },
-            ..
-        }) => Err(ex.nak(address, server, message)),
-        None => Err(ex.no_server()),
-    }
+    ex.request(ask, address).await
 }
 
 /// Extends `lease` at T1: a REQUEST unicast to the server that granted it.
