@@ -115,7 +115,7 @@ pub enum DhcpError {
     },
     /// Asked for an address again, servers offered only others.
     #[error(
-        "no DHCP server on {parent} offers {address} again (offered: {offered}); the address is no longer leased"
+        "no DHCP server on {parent} offers {address} again (offered: {offered}; a server that pings an address before offering it hears the container answer for it)"
     )]
     NotOffered {
         /// The parent interface.

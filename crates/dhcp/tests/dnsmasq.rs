@@ -268,6 +268,48 @@ fn a_non_authoritative_server_that_forgot_a_lease_offers_its_address_again() {
 }
 
 #[test]
+fn a_server_that_pings_an_address_before_offering_it_offers_another() {
+    // dnsmasq pings unless --no-ping, even the address a DISCOVER asks for
+    let mut lan = lan("10.77.0.100", "10.77.0.150", &[]);
+    let parent = lan.parent.clone();
+    let client = endpoint(9, [0x02, 0x42, 0xac, 0, 0, 9]);
+    // the server waits for its ping's answer before offering
+    let settings = Settings {
+        timeout: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    let first = in_ns(&lan.near, {
+        let (parent, client) = (parent.clone(), client.clone());
+        async move { dhcp::acquire(&parent, &client, &settings).await.unwrap() }
+    });
+    // the container keeps answering for its address (pings too: its
+    // prefix routes the answer); the server forgets it
+    let address = format!("{}/24", first.address);
+    ip(&["-n", &lan.near.name, "addr", "add", &address, "dev", "dp0"]).unwrap();
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+    lan.server.resume().unwrap();
+    let err = in_ns(&lan.near, {
+        let first = first.clone();
+        async move {
+            dhcp::reclaim(&parent, &client, &first, &settings)
+                .await
+                .unwrap_err()
+        }
+    });
+    let DhcpError::NotOffered { offered, .. } = &err else {
+        panic!("{err:?}\n{}", lan.server.log())
+    };
+    assert_ne!(*offered, first.address);
+    let text = err.to_string();
+    assert!(
+        text.contains(&first.address.to_string()) && text.contains("pings"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_silent_server_is_an_error_naming_the_parent_within_the_bound() {
     let mut lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
     lan.server.stop();
