@@ -24,6 +24,10 @@
 //!   identifier when it carries one, and (for OFFER/ACK) an address the
 //!   subnet mask makes sense of (without a mask, the address's classful
 //!   prefix, with a warning). Anything else is ignored, never an error.
+//! - A DHCPNAK ends an exchange only if its server may refuse: RENEWING
+//!   asks the lease's server alone, SELECTING the chosen one; REBINDING
+//!   and INIT-REBOOT any.
+//! - A lease's times count from when its REQUEST was first sent.
 //! - Every exchange ends within its [`Settings::timeout`]; a silent server
 //!   is [`DhcpError::NoServer`], naming the parent.
 //! - Exchanges are independent: any number run at once.

@@ -264,9 +264,8 @@ impl Driver {
         };
         self.count_exchange(kind, &result);
         let refused = matches!(result, Err(DhcpError::Nak { .. }));
-        let unanswered = matches!(result, Err(DhcpError::NoServer { .. }));
         let (result, reclaimed) = match result {
-            Err(e) if refused || (expired && unanswered) => {
+            Err(e) if reclaim_after(&e, expired) => {
                 tracing::warn!(endpoint = eid, %address, error = %e, "DHCP lease of endpoint {eid} not extended; asking the server to offer {address} again");
                 let again = dhcp::reclaim(&p, &client, lease, settings).await;
                 self.count_exchange(DhcpKind::Reclaim, &again);
@@ -295,9 +294,7 @@ impl Driver {
             }
             // the server refused, or holds the address for nobody we can
             // ask for: asking again would not change its mind
-            Err(e)
-                if refused || matches!(e, DhcpError::NotOffered { .. } | DhcpError::Nak { .. }) =>
-            {
+            Err(e) if gives_up(refused, &e) => {
                 match refused {
                     true => {
                         tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}) and did not grant the address again; its container keeps an address the server no longer holds for it")
@@ -354,6 +351,27 @@ impl Driver {
             }
         }
     }
+}
+
+/// Whether an extension that failed with `error` is followed by asking for
+/// the address from INIT ([`dhcp::reclaim`]): after a refusal, and after
+/// an INIT-REBOOT of a run-out lease that nobody answered (servers that are
+/// not authoritative ignore clients they have no lease for). Unanswered
+/// renewals of a current lease are only tried again later.
+fn reclaim_after(error: &DhcpError, expired: bool) -> bool {
+    match error {
+        DhcpError::Nak { .. } => true,
+        DhcpError::NoServer { .. } => expired,
+        _ => false,
+    }
+}
+
+/// Whether the lease is lost after its reclaim failed with `error`
+/// (`refused`: the extension before it was NAKed): a server said no, or
+/// offered only other addresses. Silence is tried again later, unless a
+/// server had just refused the lease.
+fn gives_up(refused: bool, error: &DhcpError) -> bool {
+    refused || matches!(error, DhcpError::NotOffered { .. } | DhcpError::Nak { .. })
 }
 
 /// How long to wait before trying an unanswered extension again: half the
@@ -431,6 +449,37 @@ mod tests {
             },
             lost,
         }
+    }
+
+    #[test]
+    fn refused_or_run_out_and_unanswered_leases_are_asked_for_from_init() {
+        let parent = || "hp0".to_string();
+        let address = Ipv4Addr::new(10, 77, 0, 57);
+        let nak = DhcpError::Nak {
+            parent: parent(),
+            address,
+            server: Ipv4Addr::new(10, 77, 0, 1),
+            message: String::new(),
+        };
+        let silence = DhcpError::NoServer {
+            parent: parent(),
+            waited: Duration::from_secs(5),
+        };
+        let other = DhcpError::NotOffered {
+            parent: parent(),
+            address,
+            offered: Ipv4Addr::new(10, 77, 0, 99),
+        };
+        // a NAK, current or run out: ask from INIT
+        assert!(reclaim_after(&nak, false) && reclaim_after(&nak, true));
+        // silence: only once the lease ran out (INIT-REBOOT unanswered)
+        assert!(reclaim_after(&silence, true));
+        assert!(!reclaim_after(&silence, false));
+        // the reclaim failed: lost if anyone said no or offered another
+        assert!(gives_up(false, &other) && gives_up(false, &nak));
+        assert!(gives_up(true, &silence));
+        // a run-out lease nobody answers at all: tried again later
+        assert!(!gives_up(false, &silence));
     }
 
     #[test]
