@@ -3,7 +3,9 @@
 //! INIT-REBOOT) and releasing it.
 
 use crate::frame::{self, BROADCAST_MAC};
-use crate::message::{Grant, Lease, Reply, Request, check_reply, encode_request, now_secs};
+use crate::message::{
+    Grant, Lease, Reply, Request, check_reply, encode_request, max_message_size, now_secs,
+};
 use crate::socket::PacketSocket;
 use crate::{ClientId, DhcpError, Mac, Parent, Settings, mac_text};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -131,7 +133,8 @@ impl<'a> Exchange<'a> {
         src_ip: Ipv4Addr,
         dst: (Mac, Ipv4Addr),
     ) -> Result<(), DhcpError> {
-        let payload = encode_request(kind, xid, self.client, true)?;
+        let max_size = max_message_size(self.parent.mtu);
+        let payload = encode_request(kind, xid, self.client, true, max_size)?;
         let frame = frame::udp_frame(self.client.hardware, dst.0, src_ip, dst.1, &payload)
             .ok_or_else(|| DhcpError::Encode("frame too long".into()))?;
         self.socket

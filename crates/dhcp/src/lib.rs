@@ -55,6 +55,8 @@ pub struct Parent {
     pub index: u32,
     /// Its MAC address.
     pub mac: Mac,
+    /// Its MTU, if known: bounds the replies we can take (option 57).
+    pub mtu: Option<u32>,
 }
 
 /// Who asks: one endpoint.

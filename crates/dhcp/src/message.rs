@@ -89,11 +89,16 @@ pub(crate) enum Request {
 /// The option that ends the option list.
 const END: u8 = 255;
 
-/// Option 57: the longest DHCP message we take. Replies are not
-/// reassembled from fragments, so one must fit a 1500-byte IP datagram
-/// (less the IP and UDP headers); servers put what does not fit in the
-/// `file` and `sname` fields (option 52), which [`check_reply`] reads.
-const MAX_MESSAGE_SIZE: u16 = 1500 - 20 - 8;
+/// Option 57 on a link of `mtu` (unknown: Ethernet's 1500): the longest
+/// DHCP message we take. Replies are not reassembled from fragments, so
+/// one must fit a single IP datagram, less the IP and UDP headers (1472 on
+/// Ethernet), but never below RFC 2132's least, 576. Servers put what does
+/// not fit in the `file` and `sname` fields (option 52), which
+/// [`check_reply`] reads.
+pub(crate) fn max_message_size(mtu: Option<u32>) -> u16 {
+    let datagram = mtu.unwrap_or(1500).saturating_sub(20 + 8);
+    u16::try_from(datagram).unwrap_or(u16::MAX).max(576)
+}
 
 /// Where the `sname` and `file` fields sit in a DHCP message (RFC 2131 2).
 const SNAME: std::ops::Range<usize> = 44..108;
@@ -110,12 +115,14 @@ const WANTED: [OptionCode; 5] = [
 
 /// Encodes the request `kind` of transaction `xid`. `broadcast` asks the
 /// server to broadcast its answer (RFC 2131 4.1): replies to an address
-/// not yet configured anywhere could not reach us otherwise.
+/// not yet configured anywhere could not reach us otherwise. `max_size`
+/// is option 57 ([`max_message_size`]).
 pub(crate) fn encode_request(
     kind: Request,
     xid: u32,
     client: &ClientId,
     broadcast: bool,
+    max_size: u16,
 ) -> Result<Vec<u8>, DhcpError> {
     let zero = Ipv4Addr::UNSPECIFIED;
     let ciaddr = match kind {
@@ -146,7 +153,7 @@ pub(crate) fn encode_request(
     }
     if !matches!(kind, Request::Release { .. } | Request::Decline { .. }) {
         opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
-        opts.insert(DhcpOption::MaxMessageSize(MAX_MESSAGE_SIZE));
+        opts.insert(DhcpOption::MaxMessageSize(max_size));
         if let Some(name) = &client.hostname {
             opts.insert(DhcpOption::Hostname(name.clone()));
         }
@@ -562,7 +569,8 @@ mod tests {
     #[test]
     fn requests_carry_the_client_id_hostname_and_flags() {
         let c = client();
-        let bytes = encode_request(Request::Discover { requested: None }, XID, &c, true).unwrap();
+        let bytes =
+            encode_request(Request::Discover { requested: None }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
         assert_eq!(msg.xid(), XID);
         assert!(msg.flags().broadcast());
@@ -576,19 +584,20 @@ mod tests {
             Some(&DhcpOption::Hostname("web-1".into()))
         );
         let address = Ipv4Addr::new(192, 168, 7, 57);
-        let renew = encode_request(Request::Extend { address }, XID, &c, true).unwrap();
+        let renew = encode_request(Request::Extend { address }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&renew)).unwrap();
         assert_eq!(msg.ciaddr(), address);
         // the answer goes to ciaddr: no broadcast needed
         assert!(!msg.flags().broadcast());
         let server = Ipv4Addr::new(192, 168, 7, 1);
-        let release = encode_request(Request::Release { address, server }, XID, &c, true).unwrap();
+        let release =
+            encode_request(Request::Release { address, server }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&release)).unwrap();
         assert_eq!(msg.opts().msg_type(), Some(MessageType::Release));
         assert_eq!(msg.opts().get(OptionCode::Hostname), None);
         // a DISCOVER for an address we still hold names it (option 50)
         let requested = Some(address);
-        let bytes = encode_request(Request::Discover { requested }, XID, &c, true).unwrap();
+        let bytes = encode_request(Request::Discover { requested }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
         assert_eq!(msg.opts().msg_type(), Some(MessageType::Discover));
         assert_eq!(
@@ -656,6 +665,18 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_message_we_take_fits_one_datagram_of_the_parent() {
+        assert_eq!(max_message_size(None), 1472);
+        assert_eq!(max_message_size(Some(1500)), 1472);
+        assert_eq!(max_message_size(Some(1400)), 1372);
+        assert_eq!(max_message_size(Some(9000)), 8972);
+        // never below the least RFC 2132 allows
+        assert_eq!(max_message_size(Some(576)), 576);
+        assert_eq!(max_message_size(Some(0)), 576);
+        assert_eq!(max_message_size(Some(u32::MAX)), u16::MAX);
+    }
+
+    #[test]
     fn discover_and_request_announce_the_largest_message_we_take() {
         let c = client();
         let address = Ipv4Addr::new(192, 168, 7, 57);
@@ -666,7 +687,7 @@ mod tests {
             Request::Extend { address },
             Request::Reboot { address },
         ] {
-            let bytes = encode_request(kind, XID, &c, true).unwrap();
+            let bytes = encode_request(kind, XID, &c, true, 1472).unwrap();
             let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
             assert_eq!(
                 msg.opts().get(OptionCode::MaxMessageSize),

@@ -34,6 +34,7 @@ fn lan(first: &str, last: &str, extra: &[&str]) -> Lan {
             name: "dp0".into(),
             index,
             mac: parse_mac(mac),
+            mtu: None,
         },
         near,
         server,

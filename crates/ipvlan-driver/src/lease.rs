@@ -79,6 +79,7 @@ impl Driver {
             name: link.name,
             index: link.index,
             mac,
+            mtu: link.mtu,
         })
     }
 
