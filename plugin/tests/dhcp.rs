@@ -246,34 +246,103 @@ fn twenty_dhcp_endpoints_at_once_get_distinct_leases() {
         .unwrap();
 }
 
-#[test]
-fn a_lease_the_server_refused_while_the_plugin_was_down_is_logged_naming_it() {
-    let (rig, mut server) = lan("kdn", "10.77.0.100", "10.77.0.150");
+/// What [`changed_while_down`] leaves: the rig, the server, the new
+/// plugin, the endpoint, its leased address (no prefix) and its container.
+struct AfterDowntime {
+    _rig: Rig,
+    server: DhcpServer,
+    p: Plugin,
+    ep: String,
+    ip: String,
+    _container: NetNs,
+}
+
+/// A leased endpoint (the `n`th) joined into a container; then, with the
+/// plugin killed and the server stopped, `meanwhile` changes the server;
+/// then the server and a new plugin start.
+fn changed_while_down(tag: &str, n: u64, meanwhile: impl FnOnce(&mut DhcpServer)) -> AfterDowntime {
+    let (rig, mut server) = lan(tag, "10.77.0.100", "10.77.0.150");
     let mut p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
     create_dhcp_network(&p);
-    let ep = docker_id(40);
+    let ep = docker_id(n);
     let (address, _) = leased_endpoint(&p, &ep);
     let link = join(&p, NET, &ep);
-    let _c = container(&rig, &link, &address);
-    // down: the plugin; meanwhile the server forgets its leases and now
-    // serves another range, so it refuses the renewal
+    let container = container(&rig, &link, &address);
     p.kill9();
     server.stop();
-    server.forget_and_serve("10.77.0.200", "10.77.0.210", "2m");
+    meanwhile(&mut server);
     server.resume().unwrap();
     let p = rig.start(&[("DHCP_TIMEOUT_MS", "2000")]);
-    let ip = address.split('/').next().unwrap();
-    let wanted = format!("refused to extend the lease of endpoint {ep} ({ip})");
-    common::eventually(common::GUARD, || p.log_text().contains(&wanted));
+    let ip = address.split('/').next().unwrap().to_string();
+    AfterDowntime {
+        _rig: rig,
+        server,
+        p,
+        ep,
+        ip,
+        _container: container,
+    }
+}
+
+/// The first log line of `p` containing `wanted`, waited for.
+fn log_line(p: &Plugin, wanted: &str) -> String {
+    common::eventually(common::GUARD, || p.log_text().contains(wanted));
     let log = p.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains(&wanted))
-        .unwrap_or_else(|| panic!("no line {wanted:?} in\n{log}"));
+    log.lines()
+        .find(|l| l.contains(wanted))
+        .unwrap_or_else(|| panic!("no line {wanted:?} in\n{log}"))
+        .to_string()
+}
+
+#[test]
+fn a_lease_the_server_refused_while_the_plugin_was_down_is_logged_naming_it() {
+    // the server forgets its leases and now serves another range, so it
+    // refuses the renewal, and offers no longer the address
+    let down = changed_while_down("kdn", 40, |server| {
+        server.forget_and_serve("10.77.0.200", "10.77.0.210", "2m");
+    });
+    let (p, ep, ip) = (&down.p, &down.ep, &down.ip);
+    let wanted = format!("refused to extend the lease of endpoint {ep} ({ip})");
+    let line = log_line(p, &wanted);
     assert!(line.contains("ERROR"), "{line}");
     // refused once: no more renewals of it
+    let log = p.log_text();
     let refusals = log.matches(&wanted).count();
     assert_eq!(refusals, 1, "{log}");
+}
+
+#[test]
+fn a_lease_a_non_authoritative_server_forgot_while_the_plugin_was_down_is_regained() {
+    // the server loses its lease file and comes back not authoritative
+    // (ISC dhcpd's default): it NAKs the unicast renewal of a client it
+    // does not know, and would ignore its INIT-REBOOT
+    let down = changed_while_down("kdr", 45, |server| {
+        server.forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+        server.set_authoritative(false);
+    });
+    let (p, ep, ip) = (&down.p, &down.ep, &down.ip);
+    let wanted = format!("granted endpoint {ep} its address {ip} again");
+    let line = log_line(p, &wanted);
+    assert!(line.contains("INFO"), "{line}");
+    let log = p.log_text();
+    assert!(!log.contains("refused to extend"), "{log}");
+    // the server holds it again, for this endpoint, and renewals go on
+    down.server
+        .wait_leases("the regained lease", |leases| {
+            line_of(leases, ep).is_some_and(|l| &l.address == ip)
+        })
+        .unwrap();
+    let regained_at = log.find(&wanted).unwrap();
+    common::eventually(common::GUARD, || {
+        p.log_text()[regained_at..].contains("DHCP lease extended")
+    });
+    let log = p.log_text();
+    assert!(log[regained_at..].contains("DHCP lease extended"), "{log}");
+    let s = status(p);
+    let e = s.driver.endpoints.iter().find(|e| &e.id == ep).unwrap();
+    let lease = e.lease.as_ref().unwrap();
+    assert!(!lease.lost, "{lease:?}");
+    assert_eq!(&lease.address.to_string(), ip);
 }
 
 #[test]

@@ -17,11 +17,17 @@
 //! `ETH_P_IP` socket bound to the same parent saw none of the slave's.
 //!
 //! Invariants:
-//! - Each exchange has its own socket and a random transaction ID; a reply
+//! - Each exchange has its own socket and a random transaction ID (a
+//!   REQUEST answering an OFFER keeps the OFFER's, RFC 2131 4.4.1); a reply
 //!   counts only if it is a well-formed Ethernet/IPv4/UDP 67->68 frame
 //!   whose DHCP message carries our xid and hardware address, our client
 //!   identifier when it carries one, and (for OFFER/ACK) an address the
-//!   subnet mask makes sense of. Anything else is ignored, never an error.
+//!   subnet mask makes sense of (without a mask, the address's classful
+//!   prefix, with a warning). Anything else is ignored, never an error.
+//! - A DHCPNAK ends an exchange only if its server may refuse: RENEWING
+//!   asks the lease's server alone, SELECTING the chosen one; REBINDING
+//!   and INIT-REBOOT any.
+//! - A lease's times count from when its REQUEST was first sent.
 //! - Every exchange ends within its [`Settings::timeout`]; a silent server
 //!   is [`DhcpError::NoServer`], naming the parent.
 //! - Exchanges are independent: any number run at once.
@@ -31,7 +37,7 @@ mod frame;
 mod message;
 mod socket;
 
-pub use client::{acquire, rebind, reboot, release, renew};
+pub use client::{acquire, rebind, reboot, reclaim, release, renew};
 pub use message::Lease;
 
 use std::net::Ipv4Addr;
@@ -49,6 +55,8 @@ pub struct Parent {
     pub index: u32,
     /// Its MAC address.
     pub mac: Mac,
+    /// Its MTU, if known: bounds the replies we can take (option 57).
+    pub mtu: Option<u32>,
 }
 
 /// Who asks: one endpoint.
@@ -68,7 +76,10 @@ pub struct ClientId {
 pub struct Settings {
     /// How long one exchange may take before the server counts as silent.
     pub timeout: Duration,
-    /// How often an unanswered message is sent again within `timeout`.
+    /// How long to wait for an answer to a first message before sending it
+    /// again within `timeout`; each further wait doubles, and each moves
+    /// randomly by up to half of this (RFC 2131 4.1), so that clients
+    /// started together do not retransmit in lockstep.
     pub retransmit: Duration,
     /// How long to wait for an answer to the ARP probe of a granted
     /// address before taking it (zero: no probe).
@@ -107,6 +118,18 @@ pub enum DhcpError {
         server: Ipv4Addr,
         /// The server's message, as ": text", or empty.
         message: String,
+    },
+    /// Asked for an address again, servers offered only others.
+    #[error(
+        "no DHCP server on {parent} offers {address} again (offered: {offered}; a server that pings an address before offering it hears the container answer for it)"
+    )]
+    NotOffered {
+        /// The parent interface.
+        parent: String,
+        /// The address asked for.
+        address: Ipv4Addr,
+        /// An address a server offered instead.
+        offered: Ipv4Addr,
     },
     /// Every address offered answered ARP: another host holds it.
     #[error(

@@ -2,7 +2,7 @@
 //! (no I/O; the wire format is dhcproto's).
 
 use crate::{ClientId, DhcpError, Mac};
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, DhcpOptions, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -28,7 +28,8 @@ pub struct Lease {
     pub renew_secs: u32,
     /// T2: seconds after `granted_at` when rebinding starts.
     pub rebind_secs: u32,
-    /// When the server granted it (seconds since the Unix epoch).
+    /// When the REQUEST the server granted was first sent (seconds since
+    /// the Unix epoch; RFC 2131 4.4.1 counts the lease's times from there).
     pub granted_at: u64,
 }
 
@@ -58,7 +59,10 @@ pub(crate) fn now_secs() -> u64 {
 /// What a request is for; decides its addresses and options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {
-    Discover,
+    /// INIT: asking for any address, or preferably `requested` (option 50).
+    Discover {
+        requested: Option<Ipv4Addr>,
+    },
     /// SELECTING: the offer of `server` for `address`.
     Select {
         address: Ipv4Addr,
@@ -85,6 +89,21 @@ pub(crate) enum Request {
 /// The option that ends the option list.
 const END: u8 = 255;
 
+/// Option 57 on a link of `mtu` (unknown: Ethernet's 1500): the longest
+/// DHCP message we take. Replies are not reassembled from fragments, so
+/// one must fit a single IP datagram, less the IP and UDP headers (1472 on
+/// Ethernet), but never below RFC 2132's least, 576. Servers put what does
+/// not fit in the `file` and `sname` fields (option 52), which
+/// [`check_reply`] reads.
+pub(crate) fn max_message_size(mtu: Option<u32>) -> u16 {
+    let datagram = mtu.unwrap_or(1500).saturating_sub(20 + 8);
+    u16::try_from(datagram).unwrap_or(u16::MAX).max(576)
+}
+
+/// Where the `sname` and `file` fields sit in a DHCP message (RFC 2131 2).
+const SNAME: std::ops::Range<usize> = 44..108;
+const FILE: std::ops::Range<usize> = 108..236;
+
 /// The options we ask servers for.
 const WANTED: [OptionCode; 5] = [
     OptionCode::SubnetMask,
@@ -96,12 +115,14 @@ const WANTED: [OptionCode; 5] = [
 
 /// Encodes the request `kind` of transaction `xid`. `broadcast` asks the
 /// server to broadcast its answer (RFC 2131 4.1): replies to an address
-/// not yet configured anywhere could not reach us otherwise.
+/// not yet configured anywhere could not reach us otherwise. `max_size`
+/// is option 57 ([`max_message_size`]).
 pub(crate) fn encode_request(
     kind: Request,
     xid: u32,
     client: &ClientId,
     broadcast: bool,
+    max_size: u16,
 ) -> Result<Vec<u8>, DhcpError> {
     let zero = Ipv4Addr::UNSPECIFIED;
     let ciaddr = match kind {
@@ -114,7 +135,7 @@ pub(crate) fn encode_request(
         msg.set_flags(Flags::default().set_broadcast());
     }
     let (mtype, requested, server) = match kind {
-        Request::Discover => (MessageType::Discover, None, None),
+        Request::Discover { requested } => (MessageType::Discover, requested, None),
         Request::Select { address, server } => (MessageType::Request, Some(address), Some(server)),
         Request::Extend { .. } => (MessageType::Request, None, None),
         Request::Reboot { address } => (MessageType::Request, Some(address), None),
@@ -132,6 +153,7 @@ pub(crate) fn encode_request(
     }
     if !matches!(kind, Request::Release { .. } | Request::Decline { .. }) {
         opts.insert(DhcpOption::ParameterRequestList(WANTED.to_vec()));
+        opts.insert(DhcpOption::MaxMessageSize(max_size));
         if let Some(name) = &client.hostname {
             opts.insert(DhcpOption::Hostname(name.clone()));
         }
@@ -157,11 +179,17 @@ pub(crate) struct Grant {
     pub(crate) lease_secs: u32,
     pub(crate) renew_secs: Option<u32>,
     pub(crate) rebind_secs: Option<u32>,
+    /// The server sent no subnet mask: `prefix_len` is the address's
+    /// classful default (worth a warning when the grant is taken).
+    pub(crate) mask_from_class: bool,
 }
 
 impl Grant {
-    /// The lease this ACK makes, granted now, by a server answering from `server_mac`.
-    pub(crate) fn lease(&self, server_mac: Mac) -> Lease {
+    /// The lease this ACK makes, by a server answering from `server_mac`,
+    /// to a REQUEST first sent at `sent_at` (seconds since the epoch): RFC
+    /// 2131 4.4.1 counts the lease from the request, not from the answer,
+    /// so that the client's idea of the end is never after the server's.
+    pub(crate) fn lease(&self, server_mac: Mac, sent_at: u64) -> Lease {
         let lease = self.lease_secs;
         // RFC 2131 4.4.5: T1 = 0.5, T2 = 0.875 of the lease by default
         let renew = self.renew_secs.unwrap_or(lease / 2).min(lease);
@@ -178,7 +206,7 @@ impl Grant {
             lease_secs: lease,
             renew_secs: renew,
             rebind_secs: rebind,
-            granted_at: now_secs(),
+            granted_at: sent_at,
         }
     }
 }
@@ -232,7 +260,7 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
     if msg.chaddr().get(..6) != Some(&client.hardware[..]) {
         return None;
     }
-    let opts = msg.opts();
+    let opts = &all_options(&msg, payload)?;
     // RFC 6842: servers echo it; a foreign one is another endpoint's reply
     if let Some(DhcpOption::ClientIdentifier(id)) = opts.get(OptionCode::ClientIdentifier)
         && id != &client.client_id
@@ -252,7 +280,7 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
             },
         }),
         kind @ (MessageType::Offer | MessageType::Ack) => {
-            let grant = grant_of(&msg, server?)?;
+            let grant = grant_of(msg.yiaddr(), opts, server?)?;
             Some(match kind {
                 MessageType::Offer => Reply::Offer(grant),
                 _ => Reply::Ack(grant),
@@ -262,14 +290,39 @@ pub(crate) fn check_reply(payload: &[u8], xid: u32, client: &ClientId) -> Option
     }
 }
 
-/// The grant of an OFFER or ACK, if its address, mask and router agree.
-fn grant_of(msg: &Message, server: Ipv4Addr) -> Option<Grant> {
-    let opts = msg.opts();
-    let address = msg.yiaddr();
-    // without a mask the container's prefix would be a guess
-    let prefix_len = match opts.get(OptionCode::SubnetMask) {
-        Some(DhcpOption::SubnetMask(mask)) => prefix_of(*mask)?,
-        _ => return None,
+/// The options of `msg` (decoded from `payload`) with those a server put
+/// in its `file` and `sname` fields, as option 52 says (RFC 2132 9.3):
+/// dhcproto reads the options field only, and an overloaded reply would
+/// lose the rest. The options field's own win over the fields' (RFC 2131
+/// 4.1 reads it first, then `file`, then `sname`).
+fn all_options(msg: &Message, payload: &[u8]) -> Option<DhcpOptions> {
+    let mut opts = msg.opts().clone();
+    let overload = match opts.get(OptionCode::OptionOverload) {
+        Some(DhcpOption::OptionOverload(which)) => *which,
+        _ => return Some(opts),
+    };
+    // 1: file holds options, 2: sname does, 3: both
+    for (bit, field) in [(1, FILE), (2, SNAME)] {
+        if overload & bit == 0 {
+            continue;
+        }
+        let extra = DhcpOptions::decode(&mut Decoder::new(payload.get(field)?)).ok()?;
+        for (code, option) in extra.iter() {
+            if opts.get(*code).is_none() {
+                opts.insert(option.clone());
+            }
+        }
+    }
+    Some(opts)
+}
+
+/// The grant of an OFFER or ACK of `address`, if its mask and router agree.
+fn grant_of(address: Ipv4Addr, opts: &DhcpOptions, server: Ipv4Addr) -> Option<Grant> {
+    let (prefix_len, mask_from_class) = match opts.get(OptionCode::SubnetMask) {
+        Some(DhcpOption::SubnetMask(mask)) => (prefix_of(*mask)?, false),
+        // busybox udhcpd sends none unless configured to: take the
+        // address's class, as systemd-networkd does, rather than refuse
+        _ => (classful_prefix(address)?, true),
     };
     if !usable(address, prefix_len) {
         return None;
@@ -300,7 +353,19 @@ fn grant_of(msg: &Message, server: Ipv4Addr) -> Option<Grant> {
         lease_secs,
         renew_secs: secs(OptionCode::Renewal),
         rebind_secs: secs(OptionCode::Rebinding),
+        mask_from_class,
     })
+}
+
+/// The prefix of `address`'s class (RFC 791: A /8, B /16, C /24); `None`
+/// for classes D and E, which hosts are not given.
+fn classful_prefix(address: Ipv4Addr) -> Option<u8> {
+    match address.octets()[0] {
+        0..=127 => Some(8),
+        128..=191 => Some(16),
+        192..=223 => Some(24),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -351,8 +416,12 @@ mod tests {
         assert_eq!(grant.address, Ipv4Addr::new(192, 168, 7, 57));
         assert_eq!(grant.prefix_len, 24);
         assert_eq!(grant.router, Some(Ipv4Addr::new(192, 168, 7, 254)));
-        let lease = grant.lease([2, 0, 0, 0, 0, 9]);
+        let lease = grant.lease([2, 0, 0, 0, 0, 9], 1_000_000);
         assert_eq!((lease.renew_secs, lease.rebind_secs), (60, 105));
+        // the times count from when the REQUEST went out
+        assert_eq!(lease.granted_at, 1_000_000);
+        assert_eq!(lease.renew_at(), Some(1_000_060));
+        assert_eq!(lease.expires_at(), Some(1_000_120));
         assert!(matches!(
             check_reply(&reply(MessageType::Ack, |_| {}), XID, &client()),
             Some(Reply::Ack(_))
@@ -450,9 +519,11 @@ mod tests {
                 }),
             ),
             (
-                "no mask",
+                "no mask, and a class E address",
                 reply(MessageType::Ack, |m| {
                     m.opts_mut().remove(OptionCode::SubnetMask);
+                    m.set_yiaddr(Ipv4Addr::new(240, 0, 0, 7));
+                    m.opts_mut().remove(OptionCode::Router);
                 }),
             ),
             (
@@ -498,7 +569,8 @@ mod tests {
     #[test]
     fn requests_carry_the_client_id_hostname_and_flags() {
         let c = client();
-        let bytes = encode_request(Request::Discover, XID, &c, true).unwrap();
+        let bytes =
+            encode_request(Request::Discover { requested: None }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
         assert_eq!(msg.xid(), XID);
         assert!(msg.flags().broadcast());
@@ -512,16 +584,150 @@ mod tests {
             Some(&DhcpOption::Hostname("web-1".into()))
         );
         let address = Ipv4Addr::new(192, 168, 7, 57);
-        let renew = encode_request(Request::Extend { address }, XID, &c, true).unwrap();
+        let renew = encode_request(Request::Extend { address }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&renew)).unwrap();
         assert_eq!(msg.ciaddr(), address);
         // the answer goes to ciaddr: no broadcast needed
         assert!(!msg.flags().broadcast());
         let server = Ipv4Addr::new(192, 168, 7, 1);
-        let release = encode_request(Request::Release { address, server }, XID, &c, true).unwrap();
+        let release =
+            encode_request(Request::Release { address, server }, XID, &c, true, 1472).unwrap();
         let msg = Message::decode(&mut Decoder::new(&release)).unwrap();
         assert_eq!(msg.opts().msg_type(), Some(MessageType::Release));
         assert_eq!(msg.opts().get(OptionCode::Hostname), None);
+        // a DISCOVER for an address we still hold names it (option 50)
+        let requested = Some(address);
+        let bytes = encode_request(Request::Discover { requested }, XID, &c, true, 1472).unwrap();
+        let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+        assert_eq!(msg.opts().msg_type(), Some(MessageType::Discover));
+        assert_eq!(
+            msg.opts().get(OptionCode::RequestedIpAddress),
+            Some(&DhcpOption::RequestedIpAddress(address))
+        );
+        assert_eq!(msg.ciaddr(), Ipv4Addr::UNSPECIFIED);
+    }
+
+    /// `options` encoded as an option area, END included.
+    fn option_bytes(options: Vec<DhcpOption>) -> Vec<u8> {
+        let opts: DhcpOptions = options.into_iter().collect();
+        opts.to_vec().unwrap()
+    }
+
+    #[test]
+    fn options_in_overloaded_file_and_sname_fields_are_read() {
+        // the options field keeps the type, the server and option 52; the
+        // mask and lease time are in `file`, the router in `sname`
+        let mut bytes = reply(MessageType::Ack, |m| {
+            let opts = m.opts_mut();
+            for code in [
+                OptionCode::SubnetMask,
+                OptionCode::Router,
+                OptionCode::AddressLeaseTime,
+            ] {
+                opts.remove(code);
+            }
+            opts.insert(DhcpOption::OptionOverload(3));
+        });
+        let file = option_bytes(vec![
+            DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)),
+            DhcpOption::AddressLeaseTime(3600),
+        ]);
+        let sname = option_bytes(vec![DhcpOption::Router(vec![Ipv4Addr::new(
+            192, 168, 0, 1,
+        )])]);
+        bytes[FILE.start..FILE.start + file.len()].copy_from_slice(&file);
+        bytes[SNAME.start..SNAME.start + sname.len()].copy_from_slice(&sname);
+        let Some(Reply::Ack(grant)) = check_reply(&bytes, XID, &client()) else {
+            panic!("overloaded ACK refused")
+        };
+        assert_eq!(grant.prefix_len, 16);
+        assert_eq!(grant.lease_secs, 3600);
+        assert_eq!(grant.router, Some(Ipv4Addr::new(192, 168, 0, 1)));
+
+        // option 52 saying `file` only: `sname` is a name, not options
+        let mut file_only = bytes.clone();
+        let overload_at = file_only.windows(3).rposition(|w| w == [52, 1, 3]).unwrap();
+        file_only[overload_at + 2] = 1;
+        let Some(Reply::Ack(grant)) = check_reply(&file_only, XID, &client()) else {
+            panic!("file-overloaded ACK refused")
+        };
+        assert_eq!(grant.router, None);
+
+        // the options field's own values win over the fields'
+        let mut both = reply(MessageType::Ack, |m| {
+            m.opts_mut().insert(DhcpOption::OptionOverload(1));
+        });
+        both[FILE.start..FILE.start + file.len()].copy_from_slice(&file);
+        let Some(Reply::Ack(grant)) = check_reply(&both, XID, &client()) else {
+            panic!("ACK refused")
+        };
+        assert_eq!((grant.prefix_len, grant.lease_secs), (24, 120));
+    }
+
+    #[test]
+    fn the_largest_message_we_take_fits_one_datagram_of_the_parent() {
+        assert_eq!(max_message_size(None), 1472);
+        assert_eq!(max_message_size(Some(1500)), 1472);
+        assert_eq!(max_message_size(Some(1400)), 1372);
+        assert_eq!(max_message_size(Some(9000)), 8972);
+        // never below the least RFC 2132 allows
+        assert_eq!(max_message_size(Some(576)), 576);
+        assert_eq!(max_message_size(Some(0)), 576);
+        assert_eq!(max_message_size(Some(u32::MAX)), u16::MAX);
+    }
+
+    #[test]
+    fn discover_and_request_announce_the_largest_message_we_take() {
+        let c = client();
+        let address = Ipv4Addr::new(192, 168, 7, 57);
+        let server = Ipv4Addr::new(192, 168, 7, 1);
+        for kind in [
+            Request::Discover { requested: None },
+            Request::Select { address, server },
+            Request::Extend { address },
+            Request::Reboot { address },
+        ] {
+            let bytes = encode_request(kind, XID, &c, true, 1472).unwrap();
+            let msg = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+            assert_eq!(
+                msg.opts().get(OptionCode::MaxMessageSize),
+                Some(&DhcpOption::MaxMessageSize(1472)),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_subnet_mask_the_address_class_gives_the_prefix() {
+        let no_mask = |address: Ipv4Addr, router: Ipv4Addr| {
+            let bytes = reply(MessageType::Ack, |m| {
+                m.set_yiaddr(address);
+                m.opts_mut().remove(OptionCode::SubnetMask);
+                m.opts_mut().insert(DhcpOption::Router(vec![router]));
+            });
+            match check_reply(&bytes, XID, &client()) {
+                Some(Reply::Ack(g)) => Some((g.prefix_len, g.mask_from_class)),
+                _ => None,
+            }
+        };
+        let a = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+        assert_eq!(no_mask(a(10, 1, 2, 3), a(10, 0, 0, 1)), Some((8, true)));
+        assert_eq!(
+            no_mask(a(172, 16, 5, 9), a(172, 16, 0, 1)),
+            Some((16, true))
+        );
+        assert_eq!(
+            no_mask(a(192, 168, 7, 57), a(192, 168, 7, 1)),
+            Some((24, true))
+        );
+        // the router must still be on-link under the guessed prefix
+        assert_eq!(no_mask(a(192, 168, 7, 57), a(192, 168, 8, 1)), None);
+        // with a mask, the mask
+        let Some(Reply::Ack(g)) = check_reply(&reply(MessageType::Ack, |_| {}), XID, &client())
+        else {
+            panic!("ACK refused")
+        };
+        assert_eq!((g.prefix_len, g.mask_from_class), (24, false));
     }
 
     #[test]

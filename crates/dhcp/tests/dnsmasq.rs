@@ -28,6 +28,7 @@ fn lan(first: &str, last: &str, extra: &[&str]) -> Lan {
             name: "dp0".into(),
             index,
             mac,
+            mtu: None,
         },
         near,
         server,
@@ -143,6 +144,144 @@ fn leases_are_taken_renewed_rebound_and_released() {
             leases.iter().all(|l| l.client_id != ids[1]) && leases.len() == 2
         })
         .unwrap();
+}
+
+/// The xids of the server's log lines of `what` (`DHCPDISCOVER`...) from
+/// `mac` (dnsmasq's --log-dhcp puts the xid, in decimal, before the kind).
+fn logged_xids(log: &str, what: &str, mac: [u8; 6]) -> Vec<u32> {
+    let mac = client_id_text(&mac);
+    log.lines()
+        .filter(|l| l.contains(&format!(" {what}(")) && l.contains(&mac))
+        .filter_map(|l| {
+            let before = l.split(&format!(" {what}(")).next()?;
+            before.split_whitespace().last()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_request_answering_an_offer_keeps_its_xid() {
+    let lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
+    let parent = lan.parent.clone();
+    let client = endpoint(7, [0x02, 0x42, 0xac, 0, 0, 7]);
+    let hardware = client.hardware;
+    block_on(&lan.near, async move {
+        dhcp::acquire(&parent, &client, &Settings::default())
+            .await
+            .unwrap()
+    });
+    let log = lan.server.log();
+    let discovers = logged_xids(&log, "DHCPDISCOVER", hardware);
+    let requests = logged_xids(&log, "DHCPREQUEST", hardware);
+    assert!(!discovers.is_empty() && !requests.is_empty(), "{log}");
+    assert!(
+        requests.iter().all(|x| discovers.contains(x)),
+        "REQUEST xids {requests:?}, DISCOVER xids {discovers:?}\n{log}"
+    );
+}
+
+#[test]
+fn a_non_authoritative_server_that_forgot_a_lease_offers_its_address_again() {
+    let mut lan = lan("10.77.0.100", "10.77.0.150", &["--no-ping"]);
+    let parent = lan.parent.clone();
+    let client = endpoint(8, [0x02, 0x42, 0xac, 0, 0, 8]);
+    let settings = Settings {
+        timeout: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let first = block_on(&lan.near, {
+        let (parent, client) = (parent.clone(), client.clone());
+        async move { dhcp::acquire(&parent, &client, &settings).await.unwrap() }
+    });
+    // the server restarts without its lease file, not authoritative
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+    lan.server.set_authoritative(false);
+    lan.server.resume().unwrap();
+    let (rebooted, reclaimed) = block_on(&lan.near, {
+        let (parent, client, first) = (parent.clone(), client.clone(), first.clone());
+        async move {
+            let rebooted = dhcp::reboot(&parent, &client, &first, &settings).await;
+            let reclaimed = dhcp::reclaim(&parent, &client, &first, &settings).await;
+            (rebooted, reclaimed)
+        }
+    });
+    // INIT-REBOOT of a client it does not know: silence
+    assert!(
+        matches!(rebooted, Err(DhcpError::NoServer { .. })),
+        "{rebooted:?}"
+    );
+    // a DISCOVER naming the address gets it back
+    let reclaimed = reclaimed.unwrap();
+    assert_eq!(reclaimed.address, first.address);
+    assert_eq!(reclaimed.prefix_len, 24);
+    assert!(reclaimed.granted_at >= first.granted_at);
+    let id = client_id_text(&client.client_id);
+    lan.server
+        .wait_leases("the reclaimed lease", |leases| {
+            leases
+                .iter()
+                .any(|l| l.client_id == id && l.address == first.address.to_string())
+        })
+        .unwrap();
+
+    // a server that now serves other addresses offers one of those:
+    // refused, and said so
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.200", "10.77.0.210", "2m");
+    lan.server.resume().unwrap();
+    let err = block_on(&lan.near, async move {
+        dhcp::reclaim(&parent, &client, &first, &settings)
+            .await
+            .unwrap_err()
+    });
+    assert!(matches!(err, DhcpError::NotOffered { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&reclaimed.address.to_string()), "{text}");
+}
+
+#[test]
+fn a_server_that_pings_an_address_before_offering_it_offers_another() {
+    // dnsmasq pings unless --no-ping, even the address a DISCOVER asks for
+    let mut lan = lan("10.77.0.100", "10.77.0.150", &[]);
+    let parent = lan.parent.clone();
+    let client = endpoint(9, [0x02, 0x42, 0xac, 0, 0, 9]);
+    // the server waits for its ping's answer before offering
+    let settings = Settings {
+        timeout: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    let first = block_on(&lan.near, {
+        let (parent, client) = (parent.clone(), client.clone());
+        async move { dhcp::acquire(&parent, &client, &settings).await.unwrap() }
+    });
+    // the container keeps answering for its address (pings too: its
+    // prefix routes the answer); the server forgets it
+    let address = format!("{}/24", first.address);
+    ip(&["-n", &lan.near.name, "addr", "add", &address, "dev", "dp0"]).unwrap();
+    lan.server.stop();
+    lan.server
+        .forget_and_serve("10.77.0.100", "10.77.0.150", "2m");
+    lan.server.resume().unwrap();
+    let err = block_on(&lan.near, {
+        let first = first.clone();
+        async move {
+            dhcp::reclaim(&parent, &client, &first, &settings)
+                .await
+                .unwrap_err()
+        }
+    });
+    let DhcpError::NotOffered { offered, .. } = &err else {
+        panic!("{err:?}\n{}", lan.server.log())
+    };
+    assert_ne!(*offered, first.address);
+    let text = err.to_string();
+    assert!(
+        text.contains(&first.address.to_string()) && text.contains("pings"),
+        "{text}"
+    );
 }
 
 #[test]

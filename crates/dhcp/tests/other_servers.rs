@@ -132,6 +132,7 @@ fn parent_of(near: &NetNs, name: &str) -> Parent {
         name: name.into(),
         index,
         mac,
+        mtu: None,
     }
 }
 

@@ -86,6 +86,9 @@ pub enum DhcpKind {
     Rebind,
     /// Asking again for a lease that ran out (INIT-REBOOT).
     Reboot,
+    /// Asking from INIT for the address of a lease refused, or run out
+    /// with no answer to INIT-REBOOT (DISCOVER naming it, REQUEST).
+    Reclaim,
     /// A lease given back (DeleteEndpoint, DeleteNetwork).
     Release,
     /// An offered address refused because another host answered ARP for
@@ -95,11 +98,12 @@ pub enum DhcpKind {
 
 impl DhcpKind {
     /// Every kind, in the order [`DhcpCounts::exchanges`] lists them.
-    pub const ALL: [DhcpKind; 6] = [
+    pub const ALL: [DhcpKind; 7] = [
         DhcpKind::Acquire,
         DhcpKind::Renew,
         DhcpKind::Rebind,
         DhcpKind::Reboot,
+        DhcpKind::Reclaim,
         DhcpKind::Release,
         DhcpKind::Decline,
     ];
@@ -111,6 +115,7 @@ impl DhcpKind {
             DhcpKind::Renew => "renew",
             DhcpKind::Rebind => "rebind",
             DhcpKind::Reboot => "reboot",
+            DhcpKind::Reclaim => "reclaim",
             DhcpKind::Release => "release",
             DhcpKind::Decline => "decline",
         }

@@ -107,6 +107,7 @@ impl Driver {
             name: link.name,
             index: link.index,
             mac,
+            mtu: link.mtu,
         })
     }
 
@@ -217,7 +218,8 @@ impl Driver {
     }
 
     /// Extends every lease at its T1 (RENEWING), T2 (REBINDING) or, once
-    /// run out, by INIT-REBOOT, for as long as the driver lives. Run it on
+    /// run out, by INIT-REBOOT (then from INIT, naming the address, if no
+    /// server answers), for as long as the driver lives. Run it on
     /// the plugin's runtime after start-up; due leases are extended
     /// concurrently.
     pub async fn run_renewals(self: Arc<Self>) {
@@ -255,7 +257,11 @@ impl Driver {
     }
 
     /// One extension of `record`; the time to try again if it went
-    /// unanswered.
+    /// unanswered. A lease the server refused (DHCPNAK), or one that ran
+    /// out and whose INIT-REBOOT nobody answered (non-authoritative
+    /// servers ignore clients they do not know), is asked for again from
+    /// INIT ([`dhcp::reclaim`]): the container keeps its address, so only
+    /// that address will do. If no server gives it back, the lease is lost.
     async fn extend_lease(&self, record: &LeaseRecord, parent: &str, now: u64) -> Option<u64> {
         let eid = record.endpoint.as_str();
         // not beside this endpoint's DeleteEndpoint, which releases it
@@ -263,30 +269,38 @@ impl Driver {
         let address = record.lease.address;
         let expired = record.expired(now);
         let rebinding = record.lease.rebind_at().is_some_and(|t2| now >= t2);
-        let result = match self.dhcp_parent(parent).await {
-            Ok(p) => {
-                let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
-                let (kind, result) = match (expired, rebinding) {
-                    (true, _) => (
-                        DhcpKind::Reboot,
-                        dhcp::reboot(&p, &client, lease, settings).await,
-                    ),
-                    (false, true) => (
-                        DhcpKind::Rebind,
-                        dhcp::rebind(&p, &client, lease, settings).await,
-                    ),
-                    (false, false) => (
-                        DhcpKind::Renew,
-                        dhcp::renew(&p, &client, lease, settings).await,
-                    ),
-                };
-                self.count_exchange(kind, &result);
-                result
-            }
+        let p = match self.dhcp_parent(parent).await {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(endpoint = eid, %address, error = %e, "cannot extend the DHCP lease now");
                 return Some(now + retry_delay(record, now));
             }
+        };
+        let (client, lease, settings) = (record.client(), &record.lease, &self.config.dhcp);
+        let (kind, result) = match (expired, rebinding) {
+            (true, _) => (
+                DhcpKind::Reboot,
+                dhcp::reboot(&p, &client, lease, settings).await,
+            ),
+            (false, true) => (
+                DhcpKind::Rebind,
+                dhcp::rebind(&p, &client, lease, settings).await,
+            ),
+            (false, false) => (
+                DhcpKind::Renew,
+                dhcp::renew(&p, &client, lease, settings).await,
+            ),
+        };
+        self.count_exchange(kind, &result);
+        let refused = matches!(result, Err(DhcpError::Nak { .. }));
+        let (result, reclaimed) = match result {
+            Err(e) if reclaim_after(&e, expired) => {
+                tracing::warn!(endpoint = eid, %address, error = %e, "DHCP lease of endpoint {eid} not extended; asking the server to offer {address} again");
+                let again = dhcp::reclaim(&p, &client, lease, settings).await;
+                self.count_exchange(DhcpKind::Reclaim, &again);
+                (again, true)
+            }
+            other => (other, false),
         };
         match result {
             Ok(lease) => {
@@ -296,12 +310,28 @@ impl Driver {
                     ..record.clone()
                 };
                 if self.store_lease(renewed).await {
-                    tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease extended");
+                    match reclaimed {
+                        true => {
+                            tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease regained: the server granted endpoint {eid} its address {address} again")
+                        }
+                        false => {
+                            tracing::info!(endpoint = eid, %address, until = ?until, "DHCP lease extended")
+                        }
+                    }
                 }
                 None
             }
-            Err(e @ DhcpError::Nak { .. }) => {
-                tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}); its container keeps an address the server no longer holds for it");
+            // the server refused, or holds the address for nobody we can
+            // ask for: asking again would not change its mind
+            Err(e) if gives_up(refused, &e) => {
+                match refused {
+                    true => {
+                        tracing::error!(endpoint = eid, %address, error = %e, "the DHCP server refused to extend the lease of endpoint {eid} ({address}) and did not grant the address again; its container keeps an address the server no longer holds for it")
+                    }
+                    false => {
+                        tracing::error!(endpoint = eid, %address, error = %e, "the DHCP lease of endpoint {eid} ({address}) has run out and no server grants the address again; its container keeps an address the server no longer holds for it")
+                    }
+                }
                 self.store_lease(LeaseRecord {
                     lost: true,
                     ..record.clone()
@@ -352,6 +382,27 @@ impl Driver {
     }
 }
 
+/// Whether an extension that failed with `error` is followed by asking for
+/// the address from INIT ([`dhcp::reclaim`]): after a refusal, and after
+/// an INIT-REBOOT of a run-out lease that nobody answered (servers that are
+/// not authoritative ignore clients they have no lease for). Unanswered
+/// renewals of a current lease are only tried again later.
+fn reclaim_after(error: &DhcpError, expired: bool) -> bool {
+    match error {
+        DhcpError::Nak { .. } => true,
+        DhcpError::NoServer { .. } => expired,
+        _ => false,
+    }
+}
+
+/// Whether the lease is lost after its reclaim failed with `error`
+/// (`refused`: the extension before it was NAKed): a server said no, or
+/// offered only other addresses. Silence is tried again later, unless a
+/// server had just refused the lease.
+fn gives_up(refused: bool, error: &DhcpError) -> bool {
+    refused || matches!(error, DhcpError::NotOffered { .. } | DhcpError::Nak { .. })
+}
+
 /// How long to wait before trying an unanswered extension again: half the
 /// time left to the next deadline (RFC 2131 4.4.5), at least a second, at
 /// most a minute.
@@ -380,36 +431,122 @@ pub(crate) fn lease_gateway(lease: &dhcp::Lease) -> Option<std::net::IpAddr> {
 mod tests {
     use super::*;
     use crate::host_link::host_link_lease_key;
+    use std::sync::Mutex;
 
-    fn record(network: &str, endpoint: &str, address: [u8; 4], lost: bool) -> LeaseRecord {
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The log lines `f` writes.
+    fn logged(f: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn record(endpoint: &str, address: [u8; 4], granted_at: u64, lost: bool) -> LeaseRecord {
         LeaseRecord {
             endpoint: endpoint.into(),
-            network: network.into(),
+            network: "net1".into(),
             client_id: client_id(endpoint),
             hardware: [2, 0, 0, 0, 0, 1],
             hostname: None,
             lease: dhcp::Lease {
-                address: Ipv4Addr::from(address),
+                address: address.into(),
                 prefix_len: 24,
                 router: None,
-                server: Ipv4Addr::new(10, 0, 0, 1),
+                server: Ipv4Addr::new(10, 77, 0, 1),
                 server_mac: [2, 0, 0, 0, 0, 9],
                 lease_secs: 120,
                 renew_secs: 60,
                 rebind_secs: 105,
-                granted_at: 1,
+                granted_at,
             },
             lost,
         }
     }
 
     #[test]
+    fn refused_or_run_out_and_unanswered_leases_are_asked_for_from_init() {
+        let parent = || "hp0".to_string();
+        let address = Ipv4Addr::new(10, 77, 0, 57);
+        let nak = DhcpError::Nak {
+            parent: parent(),
+            address,
+            server: Ipv4Addr::new(10, 77, 0, 1),
+            message: String::new(),
+        };
+        let silence = DhcpError::NoServer {
+            parent: parent(),
+            waited: Duration::from_secs(5),
+        };
+        let other = DhcpError::NotOffered {
+            parent: parent(),
+            address,
+            offered: Ipv4Addr::new(10, 77, 0, 99),
+        };
+        // a NAK, current or run out: ask from INIT
+        assert!(reclaim_after(&nak, false) && reclaim_after(&nak, true));
+        // silence: only once the lease ran out (INIT-REBOOT unanswered)
+        assert!(reclaim_after(&silence, true));
+        assert!(!reclaim_after(&silence, false));
+        // the reclaim failed: lost if anyone said no or offered another
+        assert!(gives_up(false, &other) && gives_up(false, &nak));
+        assert!(gives_up(true, &silence));
+        // a run-out lease nobody answers at all: tried again later
+        assert!(!gives_up(false, &silence));
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_while_the_plugin_was_down_is_logged_naming_it() {
+        let now = now_secs();
+        let leases: HashMap<String, LeaseRecord> = [
+            // granted an hour ago, for two minutes: run out
+            record("ep-expired", [10, 77, 0, 57], now - 3600, false),
+            // granted just now: current
+            record("ep-current", [10, 77, 0, 58], now, false),
+            // run out, but already given up on: said before
+            record("ep-lost", [10, 77, 0, 59], now - 3600, true),
+        ]
+        .into_iter()
+        .map(|r| (r.endpoint.clone(), r))
+        .collect();
+        assert!(leases["ep-expired"].expired(now));
+        assert!(!leases["ep-current"].expired(now));
+        let log = logged(|| Driver::report_expired(&leases));
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        let line = lines[0];
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(
+            line.contains("the DHCP lease of endpoint ep-expired (10.77.0.57) ran out while the plugin was down"),
+            "{line}"
+        );
+        assert!(line.contains("network=net1"), "{line}");
+    }
+
+    #[test]
     fn an_address_another_lease_holds_is_refused_naming_the_holder() {
         let mut leases = HashMap::new();
-        leases.insert("e1".to_string(), record("n", "e1", [10, 0, 0, 5], false));
-        let hl = host_link_lease_key("n");
-        leases.insert(hl.clone(), record("n", &hl, [10, 0, 0, 6], false));
-        leases.insert("gone".to_string(), record("n", "gone", [10, 0, 0, 7], true));
+        leases.insert("e1".to_string(), record("e1", [10, 0, 0, 5], 1, false));
+        let hl = host_link_lease_key("net1");
+        leases.insert(hl.clone(), record(&hl, [10, 0, 0, 6], 1, false));
+        leases.insert("gone".to_string(), record("gone", [10, 0, 0, 7], 1, true));
         // the endpoint's own lease (a repeated create), a free address and
         // one only a lost lease had are fine
         for (key, a) in [
@@ -417,13 +554,13 @@ mod tests {
             ("e2", [10, 0, 0, 8]),
             ("e2", [10, 0, 0, 7]),
         ] {
-            check_address_unshared(&leases, key, &record("n", key, a, false), "eth0").unwrap();
+            check_address_unshared(&leases, key, &record(key, a, 1, false), "eth0").unwrap();
         }
         for (a, holder) in [
             ([10, 0, 0, 5], "endpoint e1"),
-            ([10, 0, 0, 6], "the host link of network n"),
+            ([10, 0, 0, 6], "the host link of network net1"),
         ] {
-            let err = check_address_unshared(&leases, "e2", &record("n", "e2", a, false), "eth0")
+            let err = check_address_unshared(&leases, "e2", &record("e2", a, 1, false), "eth0")
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -125,6 +125,18 @@ impl DhcpServer {
         let _ = std::fs::write(self.lease_file(), "");
     }
 
+    /// From the next [`DhcpServer::resume`] on, whether the server is
+    /// authoritative (the default here). A non-authoritative one, like ISC
+    /// dhcpd's default and dnsmasq's own, stays silent at the INIT-REBOOT
+    /// of a client it has no lease for, and NAKs its unicast renewals.
+    pub fn set_authoritative(&mut self, on: bool) {
+        const FLAG: &str = "--dhcp-authoritative";
+        self.args.retain(|a| a != FLAG);
+        if on {
+            self.args.push(FLAG.into());
+        }
+    }
+
     /// Stops the server (a silent LAN).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
