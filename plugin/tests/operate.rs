@@ -25,10 +25,7 @@ const EP3: &str = "a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809
 
 /// The MAC `ip link` shows for `link`.
 fn mac_of(rig: &Rig, link: &str) -> String {
-    let details = rig.ns.link_details(link).unwrap();
-    let mut words = details.split_whitespace();
-    words.find(|w| *w == "link/ether").unwrap();
-    words.next().unwrap().to_string()
+    kernel_rig::mac_of(&rig.ns, link)
 }
 
 /// RequestPool of `cidr` (lowest-free allocation); its PoolID.
