@@ -743,7 +743,7 @@ pub fn is_slave_kind(kind: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtnetlink::packet_core::{Emitable, Nla};
+    use rtnetlink::packet_core::Emitable;
 
     /// The (type, value) pairs of the netlink attributes in `bytes`.
     fn attributes(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
