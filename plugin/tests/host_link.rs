@@ -29,6 +29,34 @@ fn ok(r: common::Reply, what: &str) -> serde_json::Value {
     r.json()
 }
 
+/// Creates NET, `host_link=on` macvlan on hp0, as the engine does: the
+/// pool 10.70.0.0/24, its gateway 10.70.0.1, then CreateNetwork.
+fn create_host_link_network(p: &common::Plugin) {
+    let pool = ok(
+        p.post(
+            "/IpamDriver.RequestPool",
+            &body::request_pool("10.70.0.0/24", false),
+        ),
+        "RequestPool",
+    );
+    assert_eq!(pool["PoolID"], POOL);
+    ok(
+        p.post(
+            "/IpamDriver.RequestAddress",
+            &body::request_gateway(POOL, "10.70.0.1"),
+        ),
+        "gateway",
+    );
+    ok(
+        kernel_rig::create_network(
+            p,
+            NET,
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
+        ),
+        "CreateNetwork host_link=on",
+    );
+}
+
 /// DeleteEndpoint of `ep` on NET, which must succeed.
 fn delete_endpoint(p: &common::Plugin, ep: &str) {
     ok(
@@ -194,28 +222,7 @@ fn host_link_answers_arp_only_for_itself_and_takes_no_ipv6() {
     );
 
     let p = rig.start(&[]);
-    ok(
-        p.post(
-            "/IpamDriver.RequestPool",
-            &body::request_pool("10.70.0.0/24", false),
-        ),
-        "RequestPool",
-    );
-    ok(
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &body::request_gateway(POOL, "10.70.0.1"),
-        ),
-        "gateway",
-    );
-    ok(
-        kernel_rig::create_network(
-            &p,
-            NET,
-            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
-        ),
-        "CreateNetwork host_link=on",
-    );
+    create_host_link_network(&p);
     assert_eq!(
         addresses(ns, HOST_LINK),
         [format!("{HOST_LINK_ADDRESS}/32")]
@@ -293,30 +300,7 @@ fn macvlan_host_link_reaches_containers_and_is_restored_after_kill_9() {
     let rig = Rig::new("hl");
     let ns = &rig.ns;
     let mut p = rig.start(&[]);
-    // as the engine creates a network: pool, gateway, then CreateNetwork
-    let pool = ok(
-        p.post(
-            "/IpamDriver.RequestPool",
-            &body::request_pool("10.70.0.0/24", false),
-        ),
-        "RequestPool",
-    );
-    assert_eq!(pool["PoolID"], POOL);
-    ok(
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &body::request_gateway(POOL, "10.70.0.1"),
-        ),
-        "gateway",
-    );
-    ok(
-        kernel_rig::create_network(
-            &p,
-            NET,
-            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
-        ),
-        "CreateNetwork host_link=on",
-    );
+    create_host_link_network(&p);
     let details = ns.link_details(HOST_LINK).expect("no host link");
     assert!(
         details.contains("macvlan mode bridge") && details.contains("@hp0"),
