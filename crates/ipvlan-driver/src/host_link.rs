@@ -8,9 +8,10 @@
 //! subnet through the parent stays as it was. It keeps to that address: it
 //! answers ARP only for it and asks only from it (else the LAN could learn
 //! the host's own address at the link's MAC and lose the host when the
-//! link goes), and takes no IPv6 link-local address (the link is for IPv4). Routes through the link go
-//! to the network's `--ip-range` (one route, when the plugin's IPAM knows
-//! the range) or to each container's address as its container joins.
+//! link goes), and takes no IPv6 link-local address (the link is for
+//! IPv4). Routes through the link go to the network's `--ip-range` (one
+//! route, when the plugin's IPAM knows the range) or to each container's
+//! address as its container joins.
 //! Containers reach the host at the link's address.
 //!
 //! Where the address comes from: `host_link=ADDR` is the user's, checked

@@ -216,7 +216,7 @@ impl Link {
 /// A host link's arp_ignore: answer ARP only for an address on the link
 /// itself. With the kernel's default (0) a link answers for every address
 /// of the host, so the LAN may learn the host's own address at the host
-/// link's MAC (ARP flux), where strict reverse-path filtering drops it.
+/// link's MAC (ARP flux), and lose the host when the link goes.
 const HOST_LINK_ARP_IGNORE: i32 = 1;
 
 /// A host link's arp_announce: ask ARP from the link's own address, never
@@ -480,13 +480,15 @@ impl Netlink {
             .await
             .map_err(|e| LinkError::new(format!("setting ARP of link {index}"), &e))?;
         let inet6 = AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)]);
-        match self.set_af_spec(index, inet6).await {
-            Err(e) => {
-                let err = LinkError::new(format!("turning off IPv6 addresses of link {index}"), &e);
-                // a host without IPv6 (ipv6.disable=1) has none to turn off
-                if err.is_no_family() { Ok(()) } else { Err(err) }
-            }
-            Ok(()) => Ok(()),
+        let Err(e) = self.set_af_spec(index, inet6).await else {
+            return Ok(());
+        };
+        let err = LinkError::new(format!("turning off IPv6 addresses of link {index}"), &e);
+        if err.is_no_family() {
+            // a host without IPv6 (ipv6.disable=1) has none to turn off
+            Ok(())
+        } else {
+            Err(err)
         }
     }
 
