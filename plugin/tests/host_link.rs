@@ -4,7 +4,9 @@
 //! joined container, the host reaching containers (each in a namespace of
 //! its own, as the engine leaves them) and they the host, reconcile after a
 //! kill -9 putting back exactly what the records call for, and DeleteNetwork
-//! leaving nothing behind; in a `dhcp=on` network, the address leased from
+//! leaving nothing behind; the host link answering ARP only for its own
+//! address and taking no IPv6 address, so that the LAN reaches the host as
+//! before (busybox arping); in a `dhcp=on` network, the address leased from
 //! a real server (dnsmasq: apt-get install dnsmasq-base), kept across a
 //! kill -9 and released with the network.
 
@@ -17,6 +19,7 @@ use common::ops::status;
 use common::{DhcpServer, NetNs, body, client_id_text, ip};
 use ipvlan_driver::{HostLinkStatus, MissingHostLink};
 use kernel_rig::{EP1, EP2, NET, Rig, create_endpoint, delete_network, endpoint_call, join};
+use std::collections::BTreeSet;
 
 const POOL: &str = "local/10.70.0.0/24";
 const HOST_LINK: &str = "ivh7c1f2a9e0b3d";
@@ -24,6 +27,34 @@ const HOST_LINK: &str = "ivh7c1f2a9e0b3d";
 fn ok(r: common::Reply, what: &str) -> serde_json::Value {
     assert_eq!(r.status, 200, "{what}: {}", r.body);
     r.json()
+}
+
+/// Creates NET, `host_link=on` macvlan on hp0, as the engine does: the
+/// pool 10.70.0.0/24, its gateway 10.70.0.1, then CreateNetwork.
+fn create_host_link_network(p: &common::Plugin) {
+    let pool = ok(
+        p.post(
+            "/IpamDriver.RequestPool",
+            &body::request_pool("10.70.0.0/24", false),
+        ),
+        "RequestPool",
+    );
+    assert_eq!(pool["PoolID"], POOL);
+    ok(
+        p.post(
+            "/IpamDriver.RequestAddress",
+            &body::request_gateway(POOL, "10.70.0.1"),
+        ),
+        "gateway",
+    );
+    ok(
+        kernel_rig::create_network(
+            p,
+            NET,
+            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
+        ),
+        "CreateNetwork host_link=on",
+    );
 }
 
 /// DeleteEndpoint of `ep` on NET, which must succeed.
@@ -67,20 +98,201 @@ fn containerize(tag: &str, ns: &NetNs, link: &str, address: &str) -> NetNs {
     c
 }
 
-/// Whether `from` gets an echo reply from `to` (three tries, two seconds
-/// each: the first may wait for ARP). Needs busybox (busybox-static, which
+/// `busybox APPLET ARGS` in `ns`. Needs busybox (busybox-static, which
 /// .ci/run installs); without it the test fails saying so.
-fn pings(from: &NetNs, to: &str) -> bool {
+fn busybox(ns: &NetNs, applet: &str, args: &[&str]) -> std::process::Output {
     let busybox = std::process::Command::new("busybox").arg("true").status();
     assert!(
         busybox.is_ok_and(|s| s.success()),
-        "busybox is needed for ping: apt-get install busybox-static"
+        "busybox is needed for {applet}: apt-get install busybox-static"
     );
     std::process::Command::new(common::ip_binary().unwrap())
-        .args(["netns", "exec", &from.name, "busybox", "ping", "-c", "3"])
-        .args(["-W", "2", to])
+        .args(["netns", "exec", &ns.name, "busybox", applet])
+        .args(args)
         .output()
-        .is_ok_and(|o| o.status.success())
+        .unwrap()
+}
+
+/// Whether `from` gets an echo reply from `to` (three tries, two seconds
+/// each: the first may wait for ARP).
+fn pings(from: &NetNs, to: &str) -> bool {
+    busybox(from, "ping", &["-c", "3", "-W", "2", to])
+        .status
+        .success()
+}
+
+/// The MACs that answer ARP for `address` on `dev` in `ns`: three
+/// broadcast requests, every reply counted.
+fn arp_answers(ns: &NetNs, dev: &str, address: &str) -> BTreeSet<String> {
+    let out = busybox(
+        ns,
+        "arping",
+        &["-b", "-c", "3", "-w", "4", "-I", dev, address],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("reply from"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once('[')?;
+            Some(rest.split_once(']')?.0.to_lowercase())
+        })
+        .collect()
+}
+
+/// The sysctl `key` (a path below /proc/sys/net) in `ns`.
+fn sysctl(ns: &NetNs, key: &str) -> String {
+    let path = format!("/proc/sys/net/{key}");
+    ns.run_in(|| std::fs::read_to_string(&path))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+/// The host, at 10.70.0.10 on the parent, and a LAN peer at 10.70.0.50 on
+/// the veth's other end, in a namespace of its own.
+const HOST: &str = "10.70.0.10";
+const HOST_LINK_ADDRESS: &str = "10.70.0.2";
+
+/// The MACs that answer ARP for the host's address on the LAN, after
+/// checking that the LAN peer reaches the host through each of them (its
+/// neighbour entry set to each in turn, the parent's first: the entry left
+/// is the worst the LAN could have learned).
+fn lan_reaches_host(lan: &NetNs, parent: &str) -> BTreeSet<String> {
+    let answers = arp_answers(lan, "hp0p", HOST);
+    assert!(!answers.is_empty(), "no ARP answer for the host's address");
+    let (first, others): (Vec<&String>, Vec<&String>) =
+        answers.iter().partition(|mac| *mac == parent);
+    for mac in first.into_iter().chain(others) {
+        ip(&[
+            "-n",
+            &lan.name,
+            "neigh",
+            "replace",
+            HOST,
+            "lladdr",
+            mac,
+            "dev",
+            "hp0p",
+            "nud",
+            "reachable",
+        ])
+        .unwrap();
+        assert!(
+            pings(lan, HOST),
+            "the LAN does not reach the host through {mac}, which answered ARP for {HOST}"
+        );
+    }
+    answers
+}
+
+/// Issue 20's "the host's existing LAN traffic is untouched", under ARP:
+/// by default Linux answers ARP for any of the host's addresses on any
+/// link, so the host link answered for the parent's address too (ARP
+/// flux), and a LAN neighbour entry at the host link's MAC lost the host
+/// once the link was deleted. (Loose reverse-path filtering, as systemd
+/// sets it: under strict filtering the link answers no ARP from the LAN.)
+#[test]
+fn host_link_answers_arp_only_for_itself_and_takes_no_ipv6() {
+    let rig = Rig::new("ha");
+    let ns = &rig.ns;
+    let lan = NetNs::new("hal").unwrap();
+    ip(&["-n", &ns.name, "link", "set", "hp0p", "netns", &lan.name]).unwrap();
+    ip(&[
+        "-n",
+        &lan.name,
+        "addr",
+        "add",
+        "10.70.0.50/24",
+        "dev",
+        "hp0p",
+    ])
+    .unwrap();
+    ip(&["-n", &lan.name, "link", "set", "hp0p", "up"]).unwrap();
+    ip(&["-n", &ns.name, "addr", "add", "10.70.0.10/24", "dev", "hp0"]).unwrap();
+    ns.run_in(|| std::fs::write("/proc/sys/net/ipv4/conf/all/rp_filter", "2"))
+        .unwrap()
+        .unwrap();
+    let parent = kernel_rig::mac_of(ns, "hp0");
+    let only_parent = BTreeSet::from([parent.clone()]);
+    assert_eq!(
+        lan_reaches_host(&lan, &parent),
+        only_parent,
+        "before any host link"
+    );
+
+    let p = rig.start(&[]);
+    create_host_link_network(&p);
+    assert_eq!(
+        addresses(ns, HOST_LINK),
+        [format!("{HOST_LINK_ADDRESS}/32")]
+    );
+    let own = kernel_rig::mac_of(ns, HOST_LINK);
+    assert_eq!(
+        lan_reaches_host(&lan, &parent),
+        only_parent,
+        "the host link answers ARP for the host's own address"
+    );
+    // the host link answers for its own address (the parent may too: its
+    // ARP settings are the host's, not ours)
+    let answers = arp_answers(&lan, "hp0p", HOST_LINK_ADDRESS);
+    assert!(
+        answers.contains(&own) && answers.is_subset(&BTreeSet::from([own.clone(), parent.clone()])),
+        "answers for the host link's address: {answers:?}, the link is {own}"
+    );
+    // set over rtnetlink, as /proc/sys is read-only in a managed plugin
+    assert_eq!(
+        sysctl(ns, &format!("ipv4/conf/{HOST_LINK}/arp_ignore")),
+        "1"
+    );
+    assert_eq!(
+        sysctl(ns, &format!("ipv4/conf/{HOST_LINK}/arp_announce")),
+        "2"
+    );
+    // no IPv6 address of its own, not even a link-local one
+    let details = ns.link_details(HOST_LINK).unwrap();
+    assert!(details.contains("addrgenmode none"), "{details}");
+    let v6 = ip(&["-n", &ns.name, "-6", "-o", "addr", "show", "dev", HOST_LINK]).unwrap();
+    assert!(v6.trim().is_empty(), "IPv6 on the host link: {v6}");
+
+    // a restart that finds the link without these settings (made by an
+    // older version) sets them; one that finds it gone (a reboot) makes it
+    // the same way
+    drop(p);
+    let arp_ignore = format!("/proc/sys/net/ipv4/conf/{HOST_LINK}/arp_ignore");
+    ns.run_in(|| std::fs::write(&arp_ignore, "0"))
+        .unwrap()
+        .unwrap();
+    let p = rig.start(&[]);
+    assert_eq!(
+        sysctl(ns, &format!("ipv4/conf/{HOST_LINK}/arp_ignore")),
+        "1"
+    );
+    drop(p);
+    ip(&["-n", &ns.name, "link", "del", HOST_LINK]).unwrap();
+    let p = rig.start(&[]);
+    assert_eq!(
+        sysctl(ns, &format!("ipv4/conf/{HOST_LINK}/arp_ignore")),
+        "1"
+    );
+    let v6 = ip(&["-n", &ns.name, "-6", "-o", "addr", "show", "dev", HOST_LINK]).unwrap();
+    assert!(v6.trim().is_empty(), "IPv6 on the re-made host link: {v6}");
+    assert_eq!(
+        lan_reaches_host(&lan, &parent),
+        only_parent,
+        "after reconcile re-made the host link"
+    );
+
+    // network rm: the LAN's neighbour entry is the parent's, so the host
+    // stays reachable without a flush
+    ok(delete_network(&p, NET), "DeleteNetwork");
+    assert!(ns.link_details(HOST_LINK).is_none(), "host link left");
+    assert!(pings(&lan, HOST), "the LAN lost the host after network rm");
+    assert_eq!(
+        lan_reaches_host(&lan, &parent),
+        only_parent,
+        "after network rm"
+    );
 }
 
 #[test]
@@ -88,30 +300,7 @@ fn macvlan_host_link_reaches_containers_and_is_restored_after_kill_9() {
     let rig = Rig::new("hl");
     let ns = &rig.ns;
     let mut p = rig.start(&[]);
-    // as the engine creates a network: pool, gateway, then CreateNetwork
-    let pool = ok(
-        p.post(
-            "/IpamDriver.RequestPool",
-            &body::request_pool("10.70.0.0/24", false),
-        ),
-        "RequestPool",
-    );
-    assert_eq!(pool["PoolID"], POOL);
-    ok(
-        p.post(
-            "/IpamDriver.RequestAddress",
-            &body::request_gateway(POOL, "10.70.0.1"),
-        ),
-        "gateway",
-    );
-    ok(
-        kernel_rig::create_network(
-            &p,
-            NET,
-            r#"{"parent":"hp0","kind":"macvlan","host_link":"on"}"#,
-        ),
-        "CreateNetwork host_link=on",
-    );
+    create_host_link_network(&p);
     let details = ns.link_details(HOST_LINK).expect("no host link");
     assert!(
         details.contains("macvlan mode bridge") && details.contains("@hp0"),

@@ -92,10 +92,7 @@ fn status_text(p: &Plugin) -> String {
 
 /// The MAC `ip link` shows for `link`.
 fn mac_of(rig: &Rig, link: &str) -> String {
-    let details = rig.ns.link_details(link).unwrap();
-    let mut words = details.split_whitespace();
-    words.find(|w| *w == "link/ether").unwrap();
-    words.next().unwrap().to_string()
+    kernel_rig::mac_of(&rig.ns, link)
 }
 
 /// RequestPool of `cidr` (lowest-free allocation); its PoolID.

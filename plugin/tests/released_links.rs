@@ -101,17 +101,8 @@ fn through_container(ns: &NetNs, ctr: &NetNs, link: &str, extra: &[&[&str]]) {
 
 /// The ifindex and MAC of `link`.
 fn index_and_mac(ns: &NetNs, link: &str) -> (String, String) {
-    let d = ns
-        .link_details(link)
-        .unwrap_or_else(|| panic!("{link} missing"));
-    let index = ns.link_index(link).unwrap();
-    let mut words = d.split_whitespace();
-    let mac = words
-        .find(|w| *w == "link/ether")
-        .and_then(|_| words.next())
-        .unwrap()
-        .to_string();
-    (index, mac)
+    let mac = kernel_rig::mac_of(ns, link);
+    (ns.link_index(link).unwrap(), mac)
 }
 
 /// A line of the plugin's log that holds every one of `words`.

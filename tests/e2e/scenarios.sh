@@ -898,12 +898,13 @@ scenario_link_reuse() {
 # -o host_link=on (issue #20): the host reaches the network's containers through
 # a link of its own on the parent (ivh + the network ID's prefix, address from
 # the plugin's IPAM as a /32, a route per container), ping and TCP; containers
-# reach the host at the link's address; a network without host_link stays out of
-# the host's reach; after kill -9 of the plugin, and after disable -f and
+# reach the host at the link's address; a LAN peer finds the host's own address
+# at the parent's MAC only (the host link answers ARP for its own address alone);
+# a network without host_link stays out of the host's reach; after kill -9 of the plugin, and after disable -f and
 # enable, the host still reaches them;
 # network rm leaves no ivh link, route or address behind.
 scenario_host_link() {
-  local p q n=10.$E.44 m=10.$E.45 id hl c mark
+  local p q n=10.$E.44 m=10.$E.45 id hl c mark lan
   p=$(new_parent a)
   q=$(new_parent b)
   mknet hl --subnet "$n.0/24" --gateway "$n.1" -o parent="$p" -o kind=macvlan -o host_link=on
@@ -933,6 +934,16 @@ scenario_host_link() {
   eq "$(busybox wget -qO- "http://$n.4/")" "$(ex c2 hostname)" "page the host got from c2 over TCP"
   pings c1 "$n.2"
   pings c2 "$n.2"
+  # the host link answers ARP only for its own address and has no IPv6 (set over
+  # netlink: the managed plugin's /proc/sys is read-only): a LAN peer beyond the
+  # parent finds the host's own address ($n.10 on the parent) at the parent's
+  # MAC alone
+  eq "$(cat "/proc/sys/net/ipv4/conf/$hl/arp_ignore")" 1 "arp_ignore of $hl"
+  eq "$(ip -6 -o addr show dev "$hl")" "" "IPv6 addresses of $hl"
+  lan=$(lan_peer "irselan$E-$SIDX" "$p" "$n.250/24")
+  x ip addr add "$n.10/24" dev "$p"
+  eq "$(arp_macs "$lan" "${p}p" "$n.10")" "$(cat "/sys/class/net/$p/address")" "MACs answering ARP for the host's $n.10"
+  x ip addr del "$n.10/24" dev "$p"
   # without host_link the host's parent filters traffic to its slaves, as before
   host_no_ping "$(addr4 d1 | cut -d/ -f1)"
 
@@ -1007,17 +1018,33 @@ scenario_operator_status() {
 # renewals within a scenario). The network: --ipam-driver null -o dhcp=on,
 # kind=macvlan.
 
-# dhcp_server PARENT N [dnsmasq options...]: serve DHCP for 10.$E.N.0/24 beyond
-# PARENT; prints the namespace (del_dhcp_servers removes it after the scenario)
-dhcp_server() {
-  local p=$1 n=10.$E.$2 ns=irsedhcp$E-$SIDX
-  shift 2
+# lan_peer NS PARENT ADDR/LEN: the far end of veth PARENT moved to namespace NS
+# (the LAN), up, with ADDR/LEN; prints NS (del_dhcp_servers removes it after the
+# scenario)
+lan_peer() {
+  local ns=$1 p=$2
   ip netns del "$ns" 2>/dev/null || true
   echo "$ns" >>"$SDIR/dhcp-servers"
   ip netns add "$ns"
   ip link set "${p}p" netns "$ns"
   ip -n "$ns" link set "${p}p" up
-  ip -n "$ns" addr add "$n.1/24" dev "${p}p"
+  ip -n "$ns" addr add "$3" dev "${p}p"
+  echo "$ns"
+}
+# arp_macs NS IFACE ADDR: the MACs that answer ARP for ADDR on IFACE in NS (three
+# broadcast requests, busybox arping), sorted, space-separated
+arp_macs() {
+  echo "+ arping -b -c3 -I $2 $3 (in $1)" >&2
+  { ip netns exec "$1" busybox arping -b -c 3 -w 4 -I "$2" "$3" || true; } |
+    grep -o '\[[0-9a-f:]*\]' | tr -d '[]' | sort -u | paste -sd' '
+}
+
+# dhcp_server PARENT N [dnsmasq options...]: serve DHCP for 10.$E.N.0/24 beyond
+# PARENT; prints the namespace (del_dhcp_servers removes it after the scenario)
+dhcp_server() {
+  local p=$1 n=10.$E.$2 ns
+  shift 2
+  ns=$(lan_peer "irsedhcp$E-$SIDX" "$p" "$n.1/24")
   command -v dnsmasq >/dev/null || fail "no dnsmasq (apt-get install dnsmasq-base)"
   dhcp_resume "$ns" "${p}p" "$n" "$@"
   echo "$ns"

@@ -5,9 +5,13 @@
 //!
 //! The link (`ivh` + 12 characters of the network ID) carries its address
 //! as a /32, so it adds no route to the subnet: the host's own route to the
-//! subnet through the parent stays as it was. Routes through the link go
-//! to the network's `--ip-range` (one route, when the plugin's IPAM knows
-//! the range) or to each container's address as its container joins.
+//! subnet through the parent stays as it was. It keeps to that address: it
+//! answers ARP only for it and asks only from it (else the LAN could learn
+//! the host's own address at the link's MAC and lose the host when the
+//! link goes), and takes no IPv6 link-local address (the link is for
+//! IPv4). Routes through the link go to the network's `--ip-range` (one
+//! route, when the plugin's IPAM knows the range) or to each container's
+//! address as its container joins.
 //! Containers reach the host at the link's address.
 //!
 //! Where the address comes from: `host_link=ADDR` is the user's, checked
@@ -264,9 +268,11 @@ impl Driver {
         }
     }
 
-    /// Makes `network`'s host link as its record says (created, up, with
-    /// its address) and returns its index. A link of that name that is not
-    /// ours, or not on the parent, is replaced.
+    /// Makes `network`'s host link as its record says (created, keeping to
+    /// its own addresses, up, with its address) and returns its index. A
+    /// link of that name that is not ours, or not on the parent, is
+    /// replaced; one of ours made before host links kept to their own
+    /// addresses is set so.
     pub(crate) async fn ensure_host_link(
         &self,
         network: &NetworkRecord,
@@ -309,6 +315,14 @@ impl Driver {
                     .ok_or_else(|| DriverError::NoParent(link.name.clone()))?
             }
         };
+        if !index.own_addresses_only {
+            // before it is up: no link-local address, and no ARP answer
+            // for the host's other addresses, ever
+            self.netlink
+                .set_own_addresses_only(index.index)
+                .await
+                .map_err(failed)?;
+        }
         if let Some(mac) = link.mac.filter(|m| index.mac != Some(*m)) {
             // the MAC its DHCP lease was asked with
             self.netlink

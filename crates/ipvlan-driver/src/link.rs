@@ -9,8 +9,9 @@ use crate::options::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode};
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoIpVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage, MacVlanMode,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoIpVlan,
+    InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -71,6 +72,12 @@ impl LinkError {
         self.errno == Some(95) // EOPNOTSUPP
     }
 
+    /// Whether the kernel said it has no such address family on the link
+    /// (no IPv6 on this host, or none on the link).
+    pub fn is_no_family(&self) -> bool {
+        self.errno == Some(97) // EAFNOSUPPORT
+    }
+
     /// Whether the kernel said the link already exists.
     pub fn is_exists(&self) -> bool {
         self.errno == Some(17) // EEXIST
@@ -126,6 +133,11 @@ pub struct Link {
     pub mac: Option<[u8; 6]>,
     /// The VLAN ID of an 802.1Q link.
     pub vlan_id: Option<u16>,
+    /// Whether the link keeps to its own addresses, as a host link must:
+    /// it answers ARP only for addresses on itself and sends ARP only from
+    /// them (arp_ignore 1, arp_announce 2), and makes no IPv6 address of
+    /// its own (addrgenmode none, or no IPv6 on it at all).
+    pub own_addresses_only: bool,
 }
 
 impl Link {
@@ -145,9 +157,30 @@ impl Link {
             mtu: None,
             mac: None,
             vlan_id: None,
+            own_addresses_only: false,
         };
+        let (mut arp, mut ipv6_quiet) = (false, true);
         for attr in &msg.attributes {
             match attr {
+                LinkAttribute::AfSpecUnspec(families) => {
+                    for family in families {
+                        match family {
+                            AfSpecUnspec::Inet(specs) => {
+                                arp = specs.iter().any(|s| {
+                                    matches!(s, AfSpecInet::DevConf(c)
+                                        if c.arp_ignore == HOST_LINK_ARP_IGNORE
+                                            && c.arp_announce == HOST_LINK_ARP_ANNOUNCE)
+                                });
+                            }
+                            AfSpecUnspec::Inet6(specs) => {
+                                ipv6_quiet = specs.iter().any(|s| {
+                                    matches!(s, AfSpecInet6::AddrGenMode(In6AddrGenMode::None))
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 LinkAttribute::Address(a) => link.mac = a.as_slice().try_into().ok(),
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Link(p) => link.parent = Some(*p),
@@ -187,8 +220,29 @@ impl Link {
                 _ => {}
             }
         }
+        link.own_addresses_only = arp && ipv6_quiet;
         link
     }
+}
+
+/// A host link's arp_ignore: answer ARP only for an address on the link
+/// itself. With the kernel's default (0) a link answers for every address
+/// of the host, so the LAN may learn the host's own address at the host
+/// link's MAC (ARP flux), and lose the host when the link goes.
+const HOST_LINK_ARP_IGNORE: i32 = 1;
+
+/// A host link's arp_announce: ask ARP from the link's own address, never
+/// from another of the host's.
+const HOST_LINK_ARP_ANNOUNCE: i32 = 2;
+
+/// IFLA_AF_SPEC's AF_INET part that sets a host link's ARP. The library
+/// sends only the non-zero entries of a `DevConfRequest`, one nested
+/// attribute each (a test below holds it to that).
+fn host_link_arp() -> AfSpecUnspec {
+    let mut conf = InetDevConf::default();
+    conf.arp_ignore = HOST_LINK_ARP_IGNORE;
+    conf.arp_announce = HOST_LINK_ARP_ANNOUNCE;
+    AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])
 }
 
 /// `Ok(true)` if a call on a link succeeded, `Ok(false)` if the link was
@@ -425,6 +479,37 @@ impl Netlink {
             .build();
         let done = self.handle.link().set(msg).execute().await;
         found(done, || format!("setting the MAC address of link {index}"))
+    }
+
+    /// Make the link with `index` keep to its own addresses (see
+    /// [`Link::own_addresses_only`]), over rtnetlink rather than /proc/sys,
+    /// which is read-only in a managed plugin. Only these entries are sent
+    /// (the kernel takes a partial IFLA_INET_CONF), so the link's other
+    /// settings stay as they are. Set before the link is up, addrgenmode
+    /// none means it never takes a link-local address.
+    pub async fn set_own_addresses_only(&self, index: u32) -> Result<(), LinkError> {
+        self.set_af_spec(index, host_link_arp())
+            .await
+            .map_err(|e| LinkError::new(format!("setting ARP of link {index}"), &e))?;
+        let inet6 = AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)]);
+        let Err(e) = self.set_af_spec(index, inet6).await else {
+            return Ok(());
+        };
+        let err = LinkError::new(format!("turning off IPv6 addresses of link {index}"), &e);
+        if err.is_no_family() {
+            // a host without IPv6 (ipv6.disable=1) has none to turn off
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    async fn set_af_spec(&self, index: u32, family: AfSpecUnspec) -> Result<(), rtnetlink::Error> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![family]));
+        self.handle.link().set(msg).execute().await
     }
 
     /// Delete the link named `name`; `Ok(false)` if there was none.
@@ -667,4 +752,45 @@ async fn first_message(
 /// Whether a link's kind is one this driver makes for containers.
 pub fn is_slave_kind(kind: Option<&str>) -> bool {
     matches!(kind, Some("ipvlan" | "macvlan"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::Emitable;
+
+    /// The (type, value) pairs of the netlink attributes in `bytes`.
+    fn attributes(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while rest.len() >= 4 {
+            let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+            let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+            out.push((kind, rest[4..len].to_vec()));
+            rest = &rest[len.next_multiple_of(4).min(rest.len())..];
+        }
+        out
+    }
+
+    #[test]
+    fn host_link_arp_sends_arp_ignore_and_arp_announce_only() {
+        let spec = host_link_arp();
+        let mut buf = vec![0u8; spec.buffer_len()];
+        spec.emit(&mut buf);
+        // AF_INET { IFLA_INET_CONF { ARP_ANNOUNCE (18) = 2, ARP_IGNORE (19) = 1 } }
+        let inet = attributes(&buf);
+        assert_eq!(inet.len(), 1);
+        assert_eq!(inet[0].0, 2, "AF_INET");
+        let conf = attributes(&inet[0].1);
+        assert_eq!(conf.len(), 1);
+        assert_eq!(conf[0].0, 1, "IFLA_INET_CONF");
+        let entries = attributes(&conf[0].1);
+        assert_eq!(
+            entries,
+            [
+                (18, 2u32.to_ne_bytes().to_vec()),
+                (19, 1u32.to_ne_bytes().to_vec())
+            ]
+        );
+    }
 }
