@@ -944,8 +944,12 @@ scenario_host_link() {
   x ip addr add "$n.10/24" dev "$p"
   eq "$(arp_macs "$lan" "${p}p" "$n.10")" "$(cat "/sys/class/net/$p/address")" "MACs answering ARP for the host's $n.10"
   x ip addr del "$n.10/24" dev "$p"
-  # without host_link the host's parent filters traffic to its slaves, as before
+  # without host_link the host's parent filters traffic to its slaves, as before:
+  # with an address of the subnet on the parent the host has a route to d1, and
+  # still no reply comes
+  x ip addr add "$m.10/24" dev "$q"
   host_no_ping "$(addr4 d1 | cut -d/ -f1)"
+  x ip addr del "$m.10/24" dev "$q"
 
   # the plugin killed: the engine starts it again, its reconcile keeps the link
   mark=$(log_mark)
