@@ -357,9 +357,9 @@ scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
   [[ -n $swept && $swept != freed=0 ]] || fail "node 1's plugin freed nothing at the end of its restore ($swept)"
   # every task of the service the manager keeps (its history too), "ID|node|state|error"
   d 1 service ps --no-trunc --format '{{.ID}}|{{.Node}}|{{.CurrentState}}|{{.Error}}' web >"$SDIR/tasks"
-  rejected=$(awk -F'|' 'NR == FNR { before[$1]; next } !($1 in before) && $3 ~ /^Rejected/' "$SDIR/tasks-before" "$SDIR/tasks")
+  rejected=$(awk -F'|' 'FILENAME == ARGV[1] { before[$1]; next } !($1 in before) && $3 ~ /^Rejected/' "$SDIR/tasks-before" "$SDIR/tasks")
   [[ -z $rejected ]] || fail "tasks rejected during the leader change: $rejected"
-  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager; none of the scenario's $(awk -F'|' 'NR == FNR { before[$1]; next } !($1 in before)' "$SDIR/tasks-before" "$SDIR/tasks" | wc -l) tasks rejected"
+  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager; none of the scenario's $(awk -F'|' 'FILENAME == ARGV[1] { before[$1]; next } !($1 in before)' "$SDIR/tasks-before" "$SDIR/tasks" | wc -l) tasks rejected"
 }
 
 # `docker run --ip X` on two nodes of the cluster: one container gets X, the
