@@ -423,21 +423,36 @@ fn racing_calls_on_one_endpoint_leave_its_one_link_or_none() {
     );
 }
 
+/// A rig whose parent hp0 has the alternative name up1, and a plugin on it
+/// with the macvlan network NET made on up1.
+fn network_on_altname(tag: &str) -> (Rig, common::Plugin) {
+    let rig = Rig::new(tag);
+    ip(&[
+        "-n",
+        &rig.ns.name,
+        "link",
+        "property",
+        "add",
+        "dev",
+        "hp0",
+        "altname",
+        "up1",
+    ])
+    .unwrap();
+    let p = rig.start(&[]);
+    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    (rig, p)
+}
+
 /// A parent named by an alternative name (`ip link property add ... altname`,
 /// which systemd gives most NICs) is the same device as under its own name:
 /// the sharing rules and the MTU check apply to the device, and a restart
 /// finds it.
 #[test]
 fn parents_are_known_by_device_not_by_the_name_typed() {
-    let rig = Rig::new("pa");
+    let (rig, mut p) = network_on_altname("pa");
     let ns = &rig.ns;
-    ip(&[
-        "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
-    ])
-    .unwrap();
-    let mut p = rig.start(&[]);
-    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
         200
@@ -491,15 +506,8 @@ fn parents_are_known_by_device_not_by_the_name_typed() {
 /// follow a rename: its Join names the missing parent.
 #[test]
 fn a_renamed_parent_is_followed_at_join_by_its_alternative_name() {
-    let rig = Rig::new("rn");
+    let (rig, mut p) = network_on_altname("rn");
     let ns = &rig.ns;
-    ip(&[
-        "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
-    ])
-    .unwrap();
-    let mut p = rig.start(&[]);
-    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
     let other = "b".repeat(64);
     let r = create_network(&p, &other, r#"{"parent":"hp0","kind":"macvlan"}"#);
     assert_eq!(r.status, 200, "{}", r.body);
