@@ -423,21 +423,36 @@ fn racing_calls_on_one_endpoint_leave_its_one_link_or_none() {
     );
 }
 
+/// A rig whose parent hp0 has the alternative name up1, and a plugin on it
+/// with the macvlan network NET made on up1.
+fn network_on_altname(tag: &str) -> (Rig, common::Plugin) {
+    let rig = Rig::new(tag);
+    ip(&[
+        "-n",
+        &rig.ns.name,
+        "link",
+        "property",
+        "add",
+        "dev",
+        "hp0",
+        "altname",
+        "up1",
+    ])
+    .unwrap();
+    let p = rig.start(&[]);
+    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    (rig, p)
+}
+
 /// A parent named by an alternative name (`ip link property add ... altname`,
 /// which systemd gives most NICs) is the same device as under its own name:
 /// the sharing rules and the MTU check apply to the device, and a restart
 /// finds it.
 #[test]
 fn parents_are_known_by_device_not_by_the_name_typed() {
-    let rig = Rig::new("pa");
+    let (rig, mut p) = network_on_altname("pa");
     let ns = &rig.ns;
-    ip(&[
-        "-n", &ns.name, "link", "property", "add", "dev", "hp0", "altname", "up1",
-    ])
-    .unwrap();
-    let mut p = rig.start(&[]);
-    let r = create_network(&p, NET, r#"{"parent":"up1","kind":"macvlan"}"#);
-    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         create_endpoint(&p, NET, EP1, "10.70.0.2/24", "").status,
         200
@@ -479,6 +494,75 @@ fn parents_are_known_by_device_not_by_the_name_typed() {
     let log = p.log_text();
     assert!(!log.contains("parent interface missing"), "{log}");
     assert_eq!(link_of(&p, NET, EP1), link);
+}
+
+/// A parent renamed while its network is in use (`ip link set hp0 name
+/// hp9`; the alternative name the network was made with stays on the
+/// device) is followed at once, not only at the next start: an endpoint
+/// created before the rename joins on the renamed device, and the
+/// network's record names the device's new name durably before that Join
+/// is answered (after a kill -9 the restart finds it under that name, with
+/// nothing to rename). A network made with the device's own name cannot
+/// follow a rename: its Join names the missing parent.
+#[test]
+fn a_renamed_parent_is_followed_at_join_by_its_alternative_name() {
+    let (rig, mut p) = network_on_altname("rn");
+    let ns = &rig.ns;
+    let other = "b".repeat(64);
+    let r = create_network(&p, &other, r#"{"parent":"hp0","kind":"macvlan"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (ep, address) in [(EP1, "10.70.0.2/24"), (EP2, "10.70.0.3/24")] {
+        assert_eq!(create_endpoint(&p, NET, ep, address, "").status, 200);
+    }
+    let parent_of = |p: &common::Plugin, ep: &str| {
+        endpoint_call(p, "EndpointOperInfo", NET, ep).json()["Value"]["parent"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let l1 = join(&p, NET, EP1);
+    assert!(
+        ns.link_details(&l1).is_some_and(|d| d.contains("@hp0")),
+        "{l1} not on hp0"
+    );
+    assert_eq!(parent_of(&p, EP1), "hp0");
+
+    // renamed between EP2's CreateEndpoint and its Join
+    ip(&["-n", &ns.name, "link", "set", "hp0", "name", "hp9"]).unwrap();
+    let l2 = join(&p, NET, EP2);
+    assert!(
+        ns.link_details(&l2).is_some_and(|d| d.contains("@hp9")),
+        "{l2} not on the renamed hp9: {:?}",
+        ns.link_details(&l2)
+    );
+    assert_eq!(parent_of(&p, EP2), "hp9", "the record did not follow");
+    assert!(
+        p.log_text()
+            .contains("parent found under the device's name"),
+        "{}",
+        p.log_text()
+    );
+    // the network typed by the old name has nothing to find the device by
+    let oep = "c".repeat(64);
+    assert_eq!(
+        create_endpoint(&p, &other, &oep, "10.70.0.9/24", "").status,
+        200
+    );
+    let err = p
+        .post("/NetworkDriver.Join", &body::join(&other, &oep))
+        .assert_error(500);
+    assert!(err.contains("parent interface hp0 does not exist"), "{err}");
+
+    // durable before the answer: a crash right after keeps the new name
+    p.kill9();
+    let p = rig.start(&[]);
+    let log = p.log_text();
+    assert!(
+        !log.contains("parent found under the device's name"),
+        "the restart had to rename the parent again: {log}"
+    );
+    assert_eq!(parent_of(&p, EP2), "hp9");
+    assert_eq!(link_of(&p, NET, EP2), l2);
 }
 
 /// A network without a parent lives on a dummy link of its own. On a kernel

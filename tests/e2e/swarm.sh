@@ -7,7 +7,9 @@
 # bridge in a fourth namespace (irs-sw; a bridge in the host namespace would be
 # subject to the host's iptables FORWARD policy). A docker-registry in irs-sw
 # serves the plugin: node 1 creates it from this tree's bundle and pushes it,
-# then every node installs it from the registry, as a real cluster would.
+# then every node installs it from the registry under the short name
+# org/ipvlan-rs:latest (`--alias`, as README.md and docs/swarm.md tell users),
+# and every network names the plugin by that alias.
 # Swarm: node 1 manager, nodes 2 and 3 workers.
 #
 # Scenarios (run by the runner of lib.sh, as those of run.sh: PASS/FAIL with
@@ -70,8 +72,12 @@ SW=irs-sw
 REGADDR=10.210.0.254
 REGPORT=5099
 REG=$REGADDR:$REGPORT
+# REF: the plugin's reference in the registry, for the push and the install
+# only; ALIAS: the name every node installs it under, which the networks name
+# (these daemons are the suite's own: no other plugin has that name there)
 REF=$REG/org/ipvlan-rs:e2e-swarm
-P=$REF BB=bb:latest
+ALIAS=org/ipvlan-rs:latest
+P=$ALIAS BB=bb:latest
 SUBNET=10.211.0.0/26 RANGE_PREFIX=10.211.0. GATEWAY=10.211.0.1
 E2E_WORK=$(mktemp -d /tmp/ipvlan-rs-swarm.XXXXXX)
 E2E_LINK_NAMESPACES=(irs-n1 irs-n2 irs-n3)
@@ -133,7 +139,7 @@ nodes_with_plugin() {
   for id in $(d 1 node ls -q); do
     d 1 node inspect -f '{{range .Description.Engine.Plugins}}{{.Type}}={{.Name}} {{end}}' "$id"
     echo
-  done | grep -cF "Network=$REF"
+  done | grep -cF "Network=$ALIAS"
 }
 plugin_on_all_nodes() { (($(nodes_with_plugin) == 3)); }
 # wait_plugin_everywhere: until the manager sees the network plugin on every
@@ -252,7 +258,7 @@ ping_across() {
 # --- global scope ------------------------------------------------------------
 
 scenario_global_30_replicas_get_distinct_addresses() {
-  d 1 network create -d "$REF" --ipam-driver "$REF" --scope swarm --attachable \
+  d 1 network create -d "$ALIAS" --ipam-driver "$ALIAS" --scope swarm --attachable \
     --subnet "$SUBNET" --ip-range "${RANGE_PREFIX}32/27" --gateway "$GATEWAY" \
     -o parent=eth0 -o kind=macvlan swnet
   d 1 service create -d --name web --replicas 30 --network swnet --no-resolve-image \
@@ -297,9 +303,16 @@ scenario_global_attachable_network_serves_docker_run_on_a_worker() {
 # again and restores from its old copy. 30 tasks in the range of 31 addresses
 # then fit only if node 1's plugin freed what the others freed (a sweep at the
 # first new allocation) and handed out no address twice; its log says it
-# counted the network's restored pool lease once.
+# counted the network's restored pool lease once. No task made in the
+# scenario is rejected (a node's plugin refusing the address the manager gave,
+# or the manager's refusing a re-claim): node 1 is drained before its daemon
+# stops, so no task of it is cut off by the stop (and a task on a node that is
+# down is shut down, not rejected), and it is made active again only once its
+# plugin is back. Tasks of the earlier scenarios are left out: their start
+# could race the network's creation on a node (see task_ips).
 scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
-  local id2 id3 mark swept
+  local id2 id3 mark swept rejected
+  d 1 service ps -q --no-trunc web >"$SDIR/tasks-before"
   id2=$(d 2 info -f '{{.Swarm.NodeID}}')
   id3=$(d 3 info -f '{{.Swarm.NodeID}}')
   d 1 service scale -d web=9
@@ -342,7 +355,11 @@ scenario_global_a_former_leader_frees_what_others_freed_without_duplicates() {
   grep -vE "^${RANGE_PREFIX//./\.}(3[2-9]|[45][0-9]|6[0-2])$" "$SDIR/addrs" && fail "addresses outside ${RANGE_PREFIX}32-62"
   swept=$(tail -n +"$((mark + 1))" "$RIG_LOG/sw1.log" | grep -o "restore ended with its first new allocation.*" | grep -o 'freed=[0-9]*' | head -n 1)
   [[ -n $swept && $swept != freed=0 ]] || fail "node 1's plugin freed nothing at the end of its restore ($swept)"
-  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager"
+  # every task of the service the manager keeps (its history too), "ID|node|state|error"
+  d 1 service ps --no-trunc --format '{{.ID}}|{{.Node}}|{{.CurrentState}}|{{.Error}}' web >"$SDIR/tasks"
+  rejected=$(awk -F'|' 'FILENAME == ARGV[1] { before[$1]; next } !($1 in before) && $3 ~ /^Rejected/' "$SDIR/tasks-before" "$SDIR/tasks")
+  [[ -z $rejected ]] || fail "tasks rejected during the leader change: $rejected"
+  echo "ok: node 1 leads again; its plugin's restore $swept; 30 tasks, 30 distinct addresses from the manager; none of the scenario's $(awk -F'|' 'FILENAME == ARGV[1] { before[$1]; next } !($1 in before)' "$SDIR/tasks-before" "$SDIR/tasks" | wc -l) tasks rejected"
 }
 
 # `docker run --ip X` on two nodes of the cluster: one container gets X, the
@@ -405,9 +422,9 @@ scenario_global_network_rm_leaves_nothing() {
 scope_everywhere() {
   local n
   for n in 1 2 3; do
-    d "$n" plugin disable -f "$REF"
-    d "$n" plugin set "$REF" "SCOPE=$1"
-    d "$n" plugin enable "$REF"
+    d "$n" plugin disable -f "$ALIAS"
+    d "$n" plugin set "$ALIAS" "SCOPE=$1"
+    d "$n" plugin enable "$ALIAS"
   done
   # Docker 29's manager keeps the scope it first saw for a plugin until its
   # daemon restarts (docs/swarm.md): restart the manager's, gracefully
@@ -423,11 +440,11 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
   local n
   scope_everywhere local
   for n in 1 2 3; do
-    d "$n" network create --config-only --ipam-driver "$REF" --subnet 10.212.0.0/24 \
+    d "$n" network create --config-only --ipam-driver "$ALIAS" --subnet 10.212.0.0/24 \
       --gateway 10.212.0.1 --ip-range "10.212.0.$((32 * n))/27" \
       -o parent=eth0 -o kind=macvlan swcfg
   done
-  d 1 network create -d "$REF" --scope swarm --attachable --config-from swcfg swlocal
+  d 1 network create -d "$ALIAS" --scope swarm --attachable --config-from swcfg swlocal
   # at most 3 a node: 3 on each node, whatever the scheduler knows at this
   # moment. wait_plugin_everywhere can pass on the manager's report from
   # before the disable above, and the spread strategy then placed every task
@@ -456,7 +473,7 @@ scenario_local_scope_config_only_networks_with_disjoint_ranges() {
 # dummy link ivd...: Operation not supported".
 scenario_local_scope_without_config_from_is_refused_saying_what_to_do() {
   scope_everywhere local
-  d 1 network create -d "$REF" --ipam-driver "$REF" --scope swarm --attachable \
+  d 1 network create -d "$ALIAS" --ipam-driver "$ALIAS" --scope swarm --attachable \
     --subnet 10.213.0.0/24 --gateway 10.213.0.1 -o parent=eth0 -o kind=macvlan swbare
   d 1 service create -d --name bare --replicas 1 --network swbare --no-resolve-image \
     --endpoint-mode dnsrr "$BB" sleep 3600
@@ -517,7 +534,7 @@ scenario_local_scope_dhcp_each_node_leases_for_its_own_tasks() {
   local n c ip mark=() ids
   local out rc=0
   # the cluster-wide form is refused by the manager before any plugin call
-  out=$(d 1 network create -d "$REF" --ipam-driver null --scope swarm -o parent=eth0 -o dhcp=on swnull 2>&1) || rc=$?
+  out=$(d 1 network create -d "$ALIAS" --ipam-driver null --scope swarm -o parent=eth0 -o dhcp=on swnull 2>&1) || rc=$?
   echo "$out" | sed 's/^/  | /'
   ((rc != 0)) || fail "the manager took a Swarm network with --ipam-driver null"
   [[ $out == *"plugin null"* ]] || fail "the manager refused --ipam-driver null otherwise than docs/swarm.md says: $out"
@@ -527,7 +544,7 @@ scenario_local_scope_dhcp_each_node_leases_for_its_own_tasks() {
   for n in 1 2 3; do
     d "$n" network create --config-only --ipam-driver null -o parent=eth0 -o kind=macvlan -o dhcp=on swdcfg
   done
-  d 1 network create -d "$REF" --scope swarm --attachable --config-from swdcfg swdhcp
+  d 1 network create -d "$ALIAS" --scope swarm --attachable --config-from swdcfg swdhcp
   # at most 2 a node (see local_scope_config_only_networks_with_disjoint_ranges)
   d 1 service create -d --name dh --replicas 6 --replicas-max-per-node 2 --network swdhcp --no-resolve-image \
     --endpoint-mode dnsrr "$BB" sleep 3600
@@ -596,11 +613,12 @@ scenario_setup() {
     DOCKER_HOST=unix://$RIG_RUN/sw$n.sock x rig busybox-image.sh "$BB"
   done
   # node 1 makes the plugin from this tree's bundle and pushes it; every node
-  # (node 1 included) installs it from the registry
+  # (node 1 included) installs it from the registry under the alias
   DOCKER_HOST=unix://$RIG_RUN/sw1.sock x make -s -C "$ROOT" create push REGISTRY="$REG" PLUGIN_TAG=e2e-swarm
   x d 1 plugin rm -f "$REF"
   for n in 1 2 3; do
-    x d "$n" plugin install --grant-all-permissions "$REF" SCOPE=global
+    x d "$n" plugin install --grant-all-permissions --alias "$ALIAS" "$REF" SCOPE=global
+    eq "$(d "$n" plugin inspect -f '{{.Name}} {{.PluginReference}}' "$ALIAS")" "$ALIAS $REF" "node $n's plugin name and reference"
   done
   x d 1 swarm init --advertise-addr 10.210.0.11
   token=$(d 1 swarm join-token -q worker)
@@ -609,7 +627,7 @@ scenario_setup() {
   done
   wait_for 120 nodes_ready 3 ||
     fail "waited 120 s for 3 ready nodes: $(d 1 node ls --format '{{.Hostname}} {{.Status}}' | paste -sd' ')"
-  echo "ok: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each"
+  echo "ok: 3 nodes ($(d 1 version -f '{{.Server.Version}}')), plugin $REF installed from the registry on each as $ALIAS"
 }
 
 scenario_teardown() {

@@ -72,6 +72,10 @@ impl Driver {
             .get(protocol::options::ENDPOINT_NAME)
             .and_then(|v| v.as_str())
             .map(str::to_string);
+        // a parent renamed since the network was made (found by the
+        // alternative name typed): the record follows it, as at Join
+        let parent = self.parent_up(&network).await?;
+        self.follow_parent(&network, &parent).await?;
         let lease = self
             .acquire_lease(&network, eid, user_mac.map(|m| m.0), hostname)
             .await?;
@@ -81,7 +85,7 @@ impl Driver {
             Err(e @ DriverError::DhcpAddressShared { .. }) => Err(e),
             Err(e) => {
                 // nothing is stored: the address goes back to the server
-                self.release_lease(&network.parent, &lease).await;
+                self.release_lease(&network, &lease).await;
                 Err(e)
             }
         }
@@ -310,7 +314,7 @@ impl Driver {
             let removed = state.remove_endpoint(eid);
             let lease = state.leases.remove(eid);
             self.counters.dhcp.set_leases_held(state.leases.len());
-            let parent = state.networks.get(nid).map(|n| n.parent.clone());
+            let network = state.networks.get(nid).cloned();
             let mut ops = vec![delete(ENDPOINTS, eid)];
             if lease.is_some() {
                 ops.push(delete(LEASES, eid));
@@ -323,8 +327,8 @@ impl Driver {
             if let (Some(link), Some(removed)) = (host_link, removed) {
                 self.unroute_endpoint(&link, &removed).await;
             }
-            if let (Some(lease), Some(parent)) = (lease, parent) {
-                self.release_lease(&parent, &lease).await;
+            if let (Some(lease), Some(network)) = (lease, network) {
+                self.release_lease(&network, &lease).await;
             }
         } else {
             // a replayed delete: the first copy's commit may be in flight

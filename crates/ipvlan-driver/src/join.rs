@@ -95,6 +95,9 @@ impl Driver {
         // only to the container's address
         self.route_to_endpoint(network, endpoint).await?;
         let parent = self.parent_up(network).await?;
+        // a parent renamed since the network was made (found by the
+        // alternative name typed): the record follows it before the answer
+        self.follow_parent(network, &parent).await?;
         self.note_parent_index(network, endpoint, parent.index)
             .await?;
         if let Some(spare) = claimed
@@ -138,7 +141,7 @@ impl Driver {
                 ""
             };
             return Err(DriverError::JoinFailed {
-                parent: network.parent.clone(),
+                parent: parent.name.clone(),
                 source: e,
                 hint,
             });
@@ -150,7 +153,7 @@ impl Driver {
                 self.netlink.set_address(link.index, mac).await?;
             }
         }
-        tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %network.parent, "joined");
+        tracing::info!(network = nid, endpoint = eid, link = %endpoint.link, parent = %parent.name, "joined");
         self.counters.link_created();
         let response = join_response(network, endpoint);
         if template_wanted {
@@ -167,12 +170,11 @@ impl Driver {
         Ok(response)
     }
 
-    /// The network's parent, brought up if it is down: the links on it
-    /// carry nothing while it is.
+    /// The network's parent ([`Driver::parent_device`]: renamed or not),
+    /// brought up if it is down: the links on it carry nothing while it is.
     pub(crate) async fn parent_up(&self, network: &NetworkRecord) -> Result<Link, DriverError> {
         let parent = self
-            .netlink
-            .get(&network.parent)
+            .parent_device(network)
             .await?
             .ok_or_else(|| DriverError::NoParent(network.parent.clone()))?;
         if !parent.up {

@@ -89,20 +89,13 @@ pub(crate) fn check_address_unshared(
 }
 
 impl Driver {
-    /// The parent as the DHCP client needs it, brought up if it is down
-    /// (as Join would).
-    async fn dhcp_parent(&self, name: &str) -> Result<Parent, DriverError> {
-        let link = self
-            .netlink
-            .get(name)
-            .await?
-            .ok_or_else(|| DriverError::NoParent(name.to_string()))?;
-        if !link.up {
-            self.netlink.set_up(link.index).await?;
-        }
+    /// `network`'s parent as the DHCP client needs it, found and brought
+    /// up as Join finds it ([`Driver::parent_up`]: renamed or not).
+    async fn dhcp_parent(&self, network: &NetworkRecord) -> Result<Parent, DriverError> {
+        let link = self.parent_up(network).await?;
         let mac = link
             .mac
-            .ok_or_else(|| DriverError::ParentWithoutMac(name.to_string()))?;
+            .ok_or_else(|| DriverError::ParentWithoutMac(link.name.clone()))?;
         Ok(Parent {
             name: link.name,
             index: link.index,
@@ -125,7 +118,7 @@ impl Driver {
             network: network.id.clone(),
             source,
         };
-        let parent = self.dhcp_parent(&network.parent).await?;
+        let parent = self.dhcp_parent(network).await?;
         let hardware = match own_mac(&network.options.kind) {
             true => user_mac.unwrap_or_else(random_mac),
             false => parent.mac,
@@ -157,11 +150,11 @@ impl Driver {
 
     /// Gives a lease back (DHCPRELEASE). Best effort: a release that cannot
     /// be sent leaves the lease to run out at the server, and is logged.
-    pub(crate) async fn release_lease(&self, parent: &str, record: &LeaseRecord) {
+    pub(crate) async fn release_lease(&self, network: &NetworkRecord, record: &LeaseRecord) {
         if record.lost {
             return;
         }
-        let sent = match self.dhcp_parent(parent).await {
+        let sent = match self.dhcp_parent(network).await {
             Ok(p) => {
                 let sent =
                     dhcp::release(&p, &record.client(), &record.lease, &self.config.dhcp).await;
@@ -193,19 +186,19 @@ impl Driver {
     /// whose answer comes back addressed to the container), whatever its
     /// T1; for tests and diagnostics. Returns when the lease now ends.
     pub async fn renew_lease_now(&self, eid: &str) -> Result<Option<u64>, DriverError> {
-        let (record, parent) = {
+        let (record, network) = {
             let state = self.state.lock().await;
             let record = state.leases.get(eid).cloned();
-            let parent = record
+            let network = record
                 .as_ref()
                 .and_then(|r| state.networks.get(&r.network))
-                .map(|n| n.parent.clone());
-            match (record, parent) {
-                (Some(r), Some(p)) => (r, p),
+                .cloned();
+            match (record, network) {
+                (Some(r), Some(n)) => (r, n),
                 _ => return Err(DriverError::NoLease(eid.to_string())),
             }
         };
-        let p = self.dhcp_parent(&parent).await?;
+        let p = self.dhcp_parent(&network).await?;
         let lease = dhcp::renew(&p, &record.client(), &record.lease, &self.config.dhcp).await;
         self.count_exchange(DhcpKind::Renew, &lease);
         let lease = lease.map_err(|source| DriverError::Dhcp {
@@ -227,7 +220,7 @@ impl Driver {
         loop {
             tokio::time::sleep(RENEWAL_TICK).await;
             let now = now_secs();
-            let due: Vec<(LeaseRecord, String)> = {
+            let due: Vec<(LeaseRecord, NetworkRecord)> = {
                 let state = self.state.lock().await;
                 state
                     .leases
@@ -236,15 +229,15 @@ impl Driver {
                     .filter(|l| l.lease.renew_at().is_some_and(|t1| now >= t1))
                     .filter(|l| retry_at.get(&l.endpoint).is_none_or(|at| now >= *at))
                     .filter_map(|l| {
-                        let parent = state.networks.get(&l.network)?.parent.clone();
-                        Some((l.clone(), parent))
+                        let network = state.networks.get(&l.network)?.clone();
+                        Some((l.clone(), network))
                     })
                     .collect()
             };
             retry_at.retain(|eid, _| due.iter().any(|(l, _)| &l.endpoint == eid));
             let results = futures::future::join_all(
                 due.iter()
-                    .map(|(l, parent)| self.extend_lease(l, parent, now)),
+                    .map(|(l, network)| self.extend_lease(l, network, now)),
             )
             .await;
             for ((l, _), retry) in due.iter().zip(results) {
@@ -262,14 +255,19 @@ impl Driver {
     /// servers ignore clients they do not know), is asked for again from
     /// INIT ([`dhcp::reclaim`]): the container keeps its address, so only
     /// that address will do. If no server gives it back, the lease is lost.
-    async fn extend_lease(&self, record: &LeaseRecord, parent: &str, now: u64) -> Option<u64> {
+    async fn extend_lease(
+        &self,
+        record: &LeaseRecord,
+        network: &NetworkRecord,
+        now: u64,
+    ) -> Option<u64> {
         let eid = record.endpoint.as_str();
         // not beside this endpoint's DeleteEndpoint, which releases it
         let _turn = self.endpoint_turns.one(eid).await;
         let address = record.lease.address;
         let expired = record.expired(now);
         let rebinding = record.lease.rebind_at().is_some_and(|t2| now >= t2);
-        let p = match self.dhcp_parent(parent).await {
+        let p = match self.dhcp_parent(network).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(endpoint = eid, %address, error = %e, "cannot extend the DHCP lease now");

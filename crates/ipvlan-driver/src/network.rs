@@ -358,7 +358,7 @@ impl Driver {
         // replaced or deleted in the commit below)
         let previous_lease = state.leases.remove(&host_key);
         if let Some(lease) = &previous_lease {
-            self.release_lease(&record.parent, lease).await;
+            self.release_lease(&record, lease).await;
         }
         let mut host_lease = None;
         if let Some(option) = record.options.host_link {
@@ -485,7 +485,7 @@ impl Driver {
             self.release_host_address(link).await;
         }
         if let Some(lease) = host_lease {
-            self.release_lease(&record.parent, lease).await;
+            self.release_lease(record, lease).await;
         }
         self.remove_parent_if_unused(state, record).await;
     }
@@ -564,7 +564,7 @@ impl Driver {
         }
         self.counters.dhcp.set_leases_held(state.leases.len());
         for lease in &leases {
-            self.release_lease(&record.parent, lease).await;
+            self.release_lease(&record, lease).await;
         }
         state.networks.remove(id);
         if let Some(link) = &record.host_link {

@@ -70,20 +70,32 @@ impl Driver {
                 // device may have been renamed while its alternative name
                 // stayed: the name typed still finds the device.
                 None => match self.parent_device(net).await {
-                    Some(device) => renamed.push((net.id.clone(), device)),
+                    Ok(Some(device)) if device.name != net.parent => {
+                        renamed.push((net.id.clone(), net.parent.clone(), device.name))
+                    }
+                    // back meanwhile
+                    Ok(Some(_)) => {}
                     // Join looks the parent up by name each time, so the
                     // network works again once an interface of that name
                     // is back
-                    None => tracing::warn!(
+                    Ok(None) => tracing::warn!(
                         network = %net.id,
                         parent = %net.parent,
                         "parent interface missing; containers cannot join this network until it exists again"
                     ),
+                    Err(e) => tracing::warn!(
+                        network = %net.id,
+                        parent = %net.parent,
+                        error = %e,
+                        "could not look the parent interface up"
+                    ),
                 },
             }
         }
-        for (id, device) in renamed {
-            self.rename_parent(&mut state, &id, device).await?;
+        for (id, from, device) in renamed {
+            self.rename_parent(&mut state, &id, &from, &device)?
+                .durable()
+                .await?;
         }
         self.note_parent_indexes(&mut state).await?;
         for l in &links {
@@ -156,15 +168,25 @@ impl Driver {
         None
     }
 
-    /// The device a network's parent names now, found by the name the
-    /// user typed when the stored name is gone.
-    async fn parent_device(&self, net: &NetworkRecord) -> Option<String> {
-        let ParentSpec::Named { name } = &net.options.parent else {
-            return None;
-        };
-        match self.netlink.get(name).await {
-            Ok(Some(link)) if link.name != net.parent => Some(link.name),
-            _ => None,
+    /// The device a network's parent is now: the one of its stored name,
+    /// or, when no device has that name any more, the one the name the
+    /// user typed finds (an alternative name kept across a rename, or a
+    /// record of an earlier release that holds an alternative name).
+    /// Changes no record: callers that may follow a rename do so with
+    /// [`Driver::follow_parent`]. Parents this driver created are known
+    /// by their stored name only.
+    pub(crate) async fn parent_device(
+        &self,
+        net: &NetworkRecord,
+    ) -> Result<Option<Link>, DriverError> {
+        if let Some(link) = self.netlink.get(&net.parent).await? {
+            return Ok(Some(link));
+        }
+        match &net.options.parent {
+            ParentSpec::Named { name } if net.created_parent.is_none() && *name != net.parent => {
+                Ok(self.netlink.get(name).await?)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -203,23 +225,44 @@ impl Driver {
         Ok(())
     }
 
-    /// Records that network `id`'s parent is the device `device` now.
-    async fn rename_parent(
+    /// Makes network `network`'s record follow its parent `device` if the
+    /// device was found under another name than the stored one (renamed,
+    /// [`Driver::parent_device`]): durable before this returns, so the
+    /// answer of the call that found it never runs ahead of the record.
+    /// Takes the state lock: never call it while holding it.
+    pub(crate) async fn follow_parent(
+        &self,
+        network: &NetworkRecord,
+        device: &Link,
+    ) -> Result<(), DriverError> {
+        if device.name == network.parent {
+            return Ok(());
+        }
+        let mut state = self.state.lock().await;
+        let commit = self.rename_parent(&mut state, &network.id, &network.parent, &device.name)?;
+        drop(state);
+        Ok(commit.durable().await?)
+    }
+
+    /// Records that network `id`'s parent, stored as `from`, is the device
+    /// `device` now; applied to the state at once, durable when the
+    /// returned commit resolves. A record renamed meanwhile (by a
+    /// concurrent call), or gone, is left as it is, and the commit then
+    /// resolves once what came before it is durable.
+    fn rename_parent(
         &self,
         state: &mut State,
         id: &str,
-        device: String,
-    ) -> Result<(), DriverError> {
-        let Some(mut record) = state.networks.get(id).cloned() else {
-            return Ok(());
+        from: &str,
+        device: &str,
+    ) -> Result<store::Commit, DriverError> {
+        let Some(mut record) = state.networks.get(id).filter(|r| r.parent == from).cloned() else {
+            return Ok(self.store.submit(Vec::new()));
         };
         tracing::info!(network = id, parent = %record.parent, device = %device, "parent found under the device's name");
-        record.parent = device;
-        self.store
-            .submit(vec![put(NETWORKS, id, &record)?])
-            .durable()
-            .await?;
+        record.parent = device.to_string();
+        let commit = self.store.submit(vec![put(NETWORKS, id, &record)?]);
         state.networks.insert(id.to_string(), record);
-        Ok(())
+        Ok(commit)
     }
 }
