@@ -353,11 +353,7 @@ async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
     );
 
     let _ = ip("netns del dch");
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    rig.driver().flush_deletions().await;
+    rig.delete_endpoint(&nid, &eid).await?;
     rig.delete_network(&nid).await?;
     check!(!rig.exists(&hl).await, "{hl} left after DeleteNetwork");
     check!(
@@ -451,10 +447,6 @@ async fn second_endpoint_refused(rig: &mut Rig) -> Result {
         "the first endpoint's lease did not renew after the refusal"
     );
     let _ = ip("netns del dcu");
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &e1))
-        .await
-        .map_err(|e| e.to_string())?;
-    rig.driver().flush_deletions().await;
+    rig.delete_endpoint(&nid, &e1).await?;
     rig.delete_network(&nid).await
 }

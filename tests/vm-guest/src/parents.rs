@@ -149,11 +149,7 @@ pub(crate) async fn mtu_against_the_parent(rig: &mut Rig) -> Result {
     let link = rig.link_of(&nid, &eid).await?;
     let mtu = rig.nl.get(&link).await.unwrap().and_then(|l| l.mtu);
     check!(mtu == Some(9000), "{link} has MTU {mtu:?}");
-    rig.driver()
-        .delete_endpoint(&endpoint_request(&nid, &eid))
-        .await
-        .map_err(|e| e.to_string())?;
-    rig.driver().flush_deletions().await;
+    rig.delete_endpoint(&nid, &eid).await?;
     rig.delete_network(&nid).await?;
     ip("link del mt0")
 }
