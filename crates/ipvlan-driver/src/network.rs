@@ -363,24 +363,21 @@ impl Driver {
         let mut host_lease = None;
         if let Some(option) = record.options.host_link {
             let planned = match record.options.dhcp {
-                true => match self.lease_host_link(&record).await {
-                    Ok((link, lease)) => {
-                        // another lease's address too: nothing to undo, and
-                        // no release, which would end that one's
-                        if let Err(e) = crate::lease::check_address_unshared(
+                // an address another lease holds too is refused without a
+                // release, which would end that one's (host_lease stays None)
+                true => self
+                    .lease_host_link(&record)
+                    .await
+                    .and_then(|(link, lease)| {
+                        crate::lease::check_address_unshared(
                             &state.leases,
                             &host_key,
                             &lease,
                             &record.parent,
-                        ) {
-                            self.remove_parent_if_unused(&state, &record).await;
-                            return Err(e);
-                        }
+                        )?;
                         host_lease = Some(lease);
                         Ok(link)
-                    }
-                    Err(e) => Err(e),
-                },
+                    }),
                 false => self.plan_host_link(&state, req, option).await,
             };
             let made = match planned {
