@@ -152,15 +152,22 @@ impl NetNs {
         })?
     }
 
+    /// The MAC address `ip link` shows for the Ethernet link `name`
+    /// (`aa:bb:cc:dd:ee:ff`), or None.
+    pub fn link_mac(&self, name: &str) -> Option<String> {
+        let details = self.link_details(name)?;
+        let mut words = details.split_whitespace();
+        words
+            .find(|w| *w == "link/ether")
+            .and_then(|_| words.next())
+            .map(str::to_string)
+    }
+
     /// The ifindex and MAC address of the Ethernet link `name`, or None.
     pub fn link_index_and_mac(&self, name: &str) -> Option<(u32, [u8; 6])> {
-        let line = ip(&["-n", &self.name, "-o", "link", "show", "dev", name]).ok()?;
-        let index = line.split(':').next()?.trim().parse().ok()?;
-        let mac = line
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)?;
-        let bytes: Vec<u8> = mac
+        let index = self.link_index(name)?.parse().ok()?;
+        let bytes: Vec<u8> = self
+            .link_mac(name)?
             .split(':')
             .map(|b| u8::from_str_radix(b, 16))
             .collect::<std::result::Result<_, _>>()

@@ -96,13 +96,6 @@ pub fn join(p: &Plugin, net: &str, ep: &str) -> String {
 
 /// The MAC `ip link` shows for `link` in `ns`.
 pub fn mac_of(ns: &NetNs, link: &str) -> String {
-    let details = ns
-        .link_details(link)
-        .unwrap_or_else(|| panic!("{link} missing"));
-    let mut words = details.split_whitespace();
-    words
-        .find(|w| *w == "link/ether")
-        .and_then(|_| words.next())
-        .unwrap_or_else(|| panic!("no MAC in {details}"))
-        .to_string()
+    ns.link_mac(link)
+        .unwrap_or_else(|| panic!("{link} missing, or without a MAC"))
 }
