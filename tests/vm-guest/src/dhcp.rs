@@ -67,6 +67,29 @@ fn expiry_of(address: &str) -> Option<u64> {
         .and_then(|f| f.first()?.parse().ok())
 }
 
+/// The LAN beyond the parent `dv0`: its veth peer in namespace `dhcps`,
+/// with the server's 10.77.0.1/24 on it, or on VLAN `vlan` of it (then
+/// `dv0p.VLAN`); the interface a server there serves.
+fn lan(vlan: Option<u16>) -> Result<String> {
+    ip("link add dv0 type veth peer name dv0p")?;
+    ip("netns add dhcps")?;
+    ip("link set dv0p netns dhcps")?;
+    ip("-n dhcps link set dv0p up")?;
+    let served = match vlan {
+        Some(id) => {
+            ip(&format!(
+                "-n dhcps link add link dv0p name dv0p.{id} type vlan id {id}"
+            ))?;
+            ip(&format!("-n dhcps link set dv0p.{id} up"))?;
+            format!("dv0p.{id}")
+        }
+        None => "dv0p".to_string(),
+    };
+    ip(&format!("-n dhcps addr add 10.77.0.1/24 dev {served}"))?;
+    ip("link set dv0 up")?;
+    Ok(served)
+}
+
 /// dnsmasq in namespace `dhcps` on the far end of the parent `dv0`, on VLAN
 /// `vlan` of it when given (then its interface is `dv0p.VLAN`).
 fn start_server(vlan: Option<u16>) -> Result {
@@ -84,22 +107,7 @@ fn start_server(vlan: Option<u16>) -> Result {
             std::fs::write(file, line).map_err(|e| format!("{file}: {e}"))?;
         }
     }
-    ip("link add dv0 type veth peer name dv0p")?;
-    ip("netns add dhcps")?;
-    ip("link set dv0p netns dhcps")?;
-    ip("-n dhcps link set dv0p up")?;
-    let served = match vlan {
-        Some(id) => {
-            ip(&format!(
-                "-n dhcps link add link dv0p name dv0p.{id} type vlan id {id}"
-            ))?;
-            ip(&format!("-n dhcps link set dv0p.{id} up"))?;
-            format!("dv0p.{id}")
-        }
-        None => "dv0p".to_string(),
-    };
-    ip(&format!("-n dhcps addr add 10.77.0.1/24 dev {served}"))?;
-    ip("link set dv0 up")?;
+    let served = lan(vlan)?;
     let out = Command::new("/usr/local/sbin/ip")
         .args(["netns", "exec", "dhcps", DNSMASQ])
         .args([
@@ -198,11 +206,7 @@ async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
         .unwrap()
         .and_then(|l| l.mac)
         .ok_or(format!("{parent} has no MAC"))?;
-    let parent_mac = parent_mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let parent_mac = colon_hex(&parent_mac);
     let mut addresses = Vec::new();
     let mut eids = Vec::new();
     for i in 0..2 {
@@ -287,8 +291,9 @@ async fn leases_on_ipvlan(rig: &mut Rig, parent: &str) -> Result {
     rig.delete_network(&nid).await
 }
 
-/// dnsmasq's text of a client identifier: its bytes in hex, colon-separated.
-fn client_id_text(id: &[u8]) -> String {
+/// Bytes as dnsmasq's lease file writes MACs and client identifiers: hex,
+/// colon-separated.
+fn colon_hex(id: &[u8]) -> String {
     id.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -311,7 +316,7 @@ async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
     // the host link's lease, under the identifier of the network's host link
     // (its name cut to 64 bytes, as every client identifier of the plugin)
     let name = format!("host-link:{nid}");
-    let host_id = client_id_text(&[b"\0ipvlan-rs:".as_slice(), &name.as_bytes()[..64]].concat());
+    let host_id = colon_hex(&[b"\0ipvlan-rs:".as_slice(), &name.as_bytes()[..64]].concat());
     let host_lease = leases().into_iter().find(|(_, _, id)| *id == host_id);
     let (host_addr, _, _) = host_lease.ok_or(format!(
         "no lease under the host link's client id {host_id}: {:?}",
@@ -366,12 +371,7 @@ async fn host_link_on_dhcp(rig: &mut Rig) -> Result {
 
 /// udhcpd in namespace `dhcps` beyond `dv0`, serving 10.77.0.100-150.
 fn start_udhcpd() -> Result {
-    ip("link add dv0 type veth peer name dv0p")?;
-    ip("netns add dhcps")?;
-    ip("link set dv0p netns dhcps")?;
-    ip("-n dhcps link set dv0p up")?;
-    ip("-n dhcps addr add 10.77.0.1/24 dev dv0p")?;
-    ip("link set dv0 up")?;
+    lan(None)?;
     std::fs::write(
         "/tmp/udhcpd.conf",
         format!(
