@@ -152,7 +152,7 @@ mod tests {
             }
         });
         assert_eq!(
-            lines.next(Duration::from_millis(500)).unwrap().as_deref(),
+            lines.next(Duration::from_secs(10)).unwrap().as_deref(),
             Some("{\"Ready\":12}")
         );
         sender.join().unwrap();
